@@ -1,0 +1,172 @@
+//! faultline's shared vocabulary.
+//!
+//! Every other crate speaks in these terms: how bad a failure is
+//! ([`Severity`]), what kind of thing broke ([`Class`]), where a log record
+//! came from ([`SourceKind`]) and which record labels a template may name
+//! ([`LABEL_NAMES`]). The crate does no I/O and has no logic beyond parsing
+//! and printing these names, so it can be shared by the matcher, the
+//! correlator and the sinks without dragging anything along.
+//!
+//! The names are part of faultline's contracts (signature files, JSON output,
+//! alert labels): renaming one is a breaking change.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// Declares a closed vocabulary: an enum whose variants print and parse as
+/// fixed kebab-case names, with the full list available for error messages.
+macro_rules! vocabulary {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident { $( $(#[$vmeta:meta])* $variant:ident => $text:literal, )+ }
+    ) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        pub enum $name { $( $(#[$vmeta])* #[serde(rename = $text)] $variant, )+ }
+
+        impl $name {
+            /// Every name of the vocabulary, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The stable name used in files, output and alert labels.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text,)+ }
+            }
+
+            /// The accepted names, comma-separated, for error messages.
+            pub fn expected() -> String {
+                Self::ALL.iter().map(|v| v.as_str()).collect::<Vec<_>>().join(", ")
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = UnknownName;
+            fn from_str(s: &str) -> Result<Self, UnknownName> {
+                match s {
+                    $($text => Ok($name::$variant),)+
+                    _ => Err(UnknownName { given: s.to_string(), expected: Self::expected() }),
+                }
+            }
+        }
+    };
+}
+
+/// A name outside a closed vocabulary.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnknownName {
+    /// What was given.
+    pub given: String,
+    /// The accepted names, comma-separated.
+    pub expected: String,
+}
+
+impl fmt::Display for UnknownName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "unknown value {:?}; expected one of: {}", self.given, self.expected)
+    }
+}
+
+impl std::error::Error for UnknownName {}
+
+vocabulary! {
+    /// How urgent a failure is. Ordered: `Info < Warning < Critical`.
+    pub enum Severity {
+        /// Evidence that only matters next to other hits.
+        Info => "info",
+        /// Needs attention soon.
+        Warning => "warning",
+        /// Pages: data at risk or a service down.
+        Critical => "critical",
+    }
+}
+
+vocabulary! {
+    /// What kind of thing broke. Correlation and alert names key on it.
+    pub enum Class {
+        /// A filesystem or volume is read-only.
+        VolumeReadOnly => "volume-read-only",
+        /// Block-device or filesystem I/O error, journal abort, corruption.
+        DiskIoError => "disk-io-error",
+        /// iSCSI / SCSI transport trouble: session drops, offline devices, write protect.
+        StorageTransport => "storage-transport",
+        /// Volume attach or mount failure.
+        VolumeMount => "volume-mount",
+        /// No space left on a volume.
+        DiskFull => "disk-full",
+        /// `pg_controldata` fails: missing, empty or unreadable PGDATA.
+        PgControldata => "pg-controldata",
+        /// CloudNativePG cannot read an instance's status.
+        PgInstanceStatus => "pg-instance-status",
+        /// PostgreSQL WAL archiving fails.
+        PgWalArchive => "pg-wal-archive",
+        /// The log pipeline refuses or fails pushes.
+        LogPushFailure => "log-push-failure",
+        /// A liveness, readiness or startup probe fails.
+        ProbeFailure => "probe-failure",
+        /// A container is killed because its liveness probe failed.
+        ProbeKill => "probe-kill",
+        /// A container is in restart back-off.
+        RestartLoop => "restart-loop",
+        /// A container or process is killed for memory.
+        OomKill => "oom-kill",
+        /// Node-level resource pressure and evictions.
+        NodePressure => "node-pressure",
+        /// Hung tasks and soft lockups.
+        KernelHang => "kernel-hang",
+    }
+}
+
+vocabulary! {
+    /// Where a record came from, as far as signature scoping is concerned.
+    pub enum SourceKind {
+        /// The kernel ring buffer (dmesg, `/dev/kmsg`, journald kernel transport).
+        Kernel => "kernel",
+        /// A node service: kubelet, containerd, iscsid, systemd units.
+        Node => "node",
+        /// A container's own log.
+        Pod => "pod",
+        /// Kubernetes Events.
+        Events => "events",
+    }
+}
+
+/// Record labels that signature templates may name besides their captures.
+pub const LABEL_NAMES: &[&str] = &["namespace", "pod", "container", "node", "pvc", "source"];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for class in Class::ALL {
+            assert_eq!(class.as_str().parse::<Class>(), Ok(*class));
+        }
+        for severity in Severity::ALL {
+            assert_eq!(severity.to_string().parse::<Severity>(), Ok(*severity));
+        }
+    }
+
+    #[test]
+    fn unknown_name_lists_the_vocabulary() {
+        let err = "fatal".parse::<Severity>().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unknown value \"fatal\"; expected one of: info, warning, critical"
+        );
+    }
+
+    #[test]
+    fn severities_are_ordered_by_urgency() {
+        assert!(Severity::Info < Severity::Warning);
+        assert!(Severity::Warning < Severity::Critical);
+    }
+}

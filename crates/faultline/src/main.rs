@@ -1,0 +1,75 @@
+//! The `faultline` command line.
+//!
+//! Subcommands live in their own modules; this file only parses arguments
+//! and maps results to exit codes.
+
+mod check;
+mod count;
+mod list;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+/// faultline reads Kubernetes log streams and recognises failure signatures
+/// in them: read-only volumes, pg_controldata failures, Loki WAL and push
+/// errors, iSCSI and ext4 I/O errors, probe-kill restart loops.
+#[derive(Debug, Parser)]
+#[command(name = "faultline", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Validate signature files, compile them, and run every example.
+    ///
+    /// Checks the built-in library plus every directory given with
+    /// --signatures. Prints a summary; on any problem prints every problem
+    /// as FILE:LINE: FIELD: message and exits 1.
+    Check(SignatureArgs),
+    /// List the loaded signatures: id, class, severity and source file.
+    Signatures {
+        #[command(flatten)]
+        library: SignatureArgs,
+        /// Print one JSON object per signature instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Count the lines that match any of a file of patterns (grep mode).
+    ///
+    /// One regular expression per line of --patterns (ripgrep -f
+    /// semantics: Rust regex syntax, an empty line matches every line).
+    /// Prints PATH:COUNT for each input when there are several, then the
+    /// total number of matching lines as the last line of stdout. The
+    /// counts equal `rg -c -f FILE`. Use - to read standard input.
+    Count(count::CountArgs),
+}
+
+/// Where signatures come from: the built-in library plus the user's.
+#[derive(Debug, Args)]
+struct SignatureArgs {
+    /// A directory of *.yaml signature files (or one file) to add to the
+    /// built-in library; a signature with a built-in id replaces it.
+    /// Repeatable.
+    #[arg(long = "signatures", value_name = "DIR")]
+    dirs: Vec<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Check(args) => check::run(&args.dirs),
+        Command::Signatures { library, json } => list::run(&library.dirs, json),
+        Command::Count(args) => count::run(&args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("faultline: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,43 @@
+//! Shows how the prefilter sees a pattern file: the literals chosen for
+//! each pattern and, given a corpus, how many candidate lines they select.
+//!
+//! `cargo run --release -p faultline-matcher --example literals -- PATTERNS [CORPUS]`
+use faultline_matcher::literals::{Alphabet, Preference, required};
+use faultline_matcher::prefilter::Prefilter;
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let path = args.next().expect("usage: literals PATTERNS_FILE [CORPUS]");
+    let text = std::fs::read_to_string(&path).expect("readable patterns file");
+    let hirs: Vec<_> = text
+        .lines()
+        .map(|line| regex_syntax::ParserBuilder::new().utf8(false).build().parse(line).expect("valid pattern"))
+        .collect();
+    for (line, hir) in text.lines().zip(&hirs) {
+        let set = required(hir, Alphabet::Raw, Preference::Selective).unwrap_or_default();
+        let shown: Vec<String> = set.iter().map(|s| String::from_utf8_lossy(s).into_owned()).collect();
+        println!("{line}\n    {shown:?}");
+    }
+    let (prefilter, _) = Prefilter::new(&hirs, Alphabet::Raw);
+    println!("{} literals searched for", prefilter.literal_count());
+    if let Some(corpus) = args.next() {
+        let buf = std::fs::read(&corpus).expect("readable corpus");
+        let mut per_literal = vec![0u64; prefilter.literal_count()];
+        let mut candidates = 0u64;
+        prefilter.for_each_candidate(&buf, |start, end| {
+            candidates += 1;
+            for (i, lit) in prefilter.literals().iter().enumerate() {
+                if memchr::memmem::find(&buf[start..end], lit).is_some() {
+                    per_literal[i] += 1;
+                }
+            }
+            true
+        });
+        println!("{candidates} candidate lines");
+        let mut top: Vec<_> = prefilter.literals().iter().zip(per_literal).filter(|(_, n)| *n > 0).collect();
+        top.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
+        for (lit, n) in top.iter().take(10) {
+            println!("  {n:>8}  {:?}", String::from_utf8_lossy(lit));
+        }
+    }
+}

@@ -1,0 +1,315 @@
+//! faultline's matcher: every signature compiled once into one searcher.
+//!
+//! Almost no log line is a failure. So the matcher never asks "which
+//! signature matches this line?" line by line; it asks the buffer "where is
+//! any literal some signature needs?" and looks only at those lines:
+//!
+//! 1. **Prefilter** ([`prefilter::Prefilter`]): the required literals of all
+//!    signatures (found by [`literals::required`]) go into one
+//!    Aho-Corasick automaton that scans whole buffers of many lines, on raw
+//!    bytes, with no per-line work for lines it skips.
+//! 2. **Which signatures**: a candidate line goes through one multi-pattern
+//!    regex (`regex-automata`'s `meta::Regex::new_many`) that reports every
+//!    signature whose `match` holds, on the raw line and, when the line has
+//!    string escapes, on its [unescaped view](unescape::unescape_into).
+//! 3. **Captures**: only then does the one signature's own regex run, with
+//!    reusable capture slots, and its `unless` veto.
+//!
+//! Everything a scan needs per line lives in a [`Scratch`] that each worker
+//! thread owns (its regex caches, the view buffers, capture slots), so the
+//! per-line path allocates nothing and threads share nothing mutable.
+//!
+//! [`GrepSet`] is the same machinery with grep semantics (a line matches if
+//! any pattern matches its raw bytes), used by `faultline count`.
+//!
+//! ```
+//! use faultline_matcher::Matcher;
+//! use faultline_signatures::Library;
+//!
+//! let library = Library::builtin().unwrap();
+//! let matcher = Matcher::new(library.signatures()).unwrap();
+//! let mut scratch = matcher.scratch();
+//! let buf = b"healthy line\nEXT4-fs (sdb): Remounting filesystem read-only\n";
+//! let mut hits = Vec::new();
+//! matcher.scan(buf, None, &mut scratch, |hit| hits.push(hit.signature().id.clone()));
+//! assert!(!hits.is_empty());
+//! ```
+
+pub mod literals;
+pub mod prefilter;
+pub mod unescape;
+
+use faultline_core::SourceKind;
+use faultline_signatures::Signature;
+use regex::bytes::CaptureLocations;
+use regex_automata::meta;
+use regex_automata::util::syntax;
+use regex_automata::{Input, MatchKind, PatternSet};
+use regex_syntax::hir::Hir;
+
+use crate::literals::Alphabet;
+use crate::prefilter::Prefilter;
+
+/// A pattern that could not be compiled into the set.
+#[derive(Debug)]
+pub struct BuildError {
+    /// Index of the pattern (or signature) in the input.
+    pub index: usize,
+    /// What went wrong.
+    pub message: String,
+}
+
+impl std::fmt::Display for BuildError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "pattern {}: {}", self.index + 1, self.message)
+    }
+}
+
+impl std::error::Error for BuildError {}
+
+fn syntax_config() -> syntax::Config {
+    // Same dialect as `regex::bytes::Regex` (and ripgrep): Unicode-aware,
+    // but able to match arbitrary bytes where a pattern asks for them.
+    syntax::Config::new().utf8(false)
+}
+
+fn parse_all<S: AsRef<str>>(patterns: &[S]) -> Result<Vec<Hir>, BuildError> {
+    patterns
+        .iter()
+        .enumerate()
+        .map(|(index, p)| {
+            regex_syntax::ParserBuilder::new()
+                .utf8(false)
+                .build()
+                .parse(p.as_ref())
+                .map_err(|err| BuildError { index, message: err.to_string() })
+        })
+        .collect()
+}
+
+fn build_set(hirs: &[Hir]) -> Result<meta::Regex, BuildError> {
+    meta::Builder::new()
+        .configure(meta::Config::new().match_kind(MatchKind::All).utf8_empty(false))
+        .syntax(syntax_config())
+        .build_many_from_hir(hirs)
+        .map_err(|err| BuildError { index: err.pattern().map_or(0, |p| p.as_usize()), message: err.to_string() })
+}
+
+/// The compiled signature set.
+#[derive(Clone, Debug)]
+pub struct Matcher {
+    signatures: Vec<Signature>,
+    prefilter: Prefilter,
+    set: meta::Regex,
+    without_literal: Vec<usize>,
+}
+
+/// Per-thread working state for [`Matcher::scan`]: regex caches, the
+/// unescaped-view buffers and capture slots, reused across lines.
+#[derive(Debug)]
+pub struct Scratch {
+    cache: meta::Cache,
+    which: PatternSet,
+    view: Vec<u8>,
+    tmp: Vec<u8>,
+    locations: Vec<CaptureLocations>,
+}
+
+/// One line that matched one signature.
+pub struct Hit<'a> {
+    signature: &'a Signature,
+    index: usize,
+    line: &'a [u8],
+    line_start: usize,
+    text: &'a [u8],
+    locations: &'a CaptureLocations,
+}
+
+impl<'a> Hit<'a> {
+    /// The signature that matched.
+    pub fn signature(&self) -> &'a Signature {
+        self.signature
+    }
+
+    /// Its index in the slice the matcher was built from.
+    pub fn signature_index(&self) -> usize {
+        self.index
+    }
+
+    /// The raw line, without its line terminator.
+    pub fn line(&self) -> &'a [u8] {
+        self.line
+    }
+
+    /// Byte offset of the line in the scanned buffer.
+    pub fn line_start(&self) -> usize {
+        self.line_start
+    }
+
+    /// The text the signature matched: the raw line, or its unescaped view.
+    pub fn text(&self) -> &'a [u8] {
+        self.text
+    }
+
+    /// The value of the named capture, if it took part in the match.
+    pub fn capture(&self, name: &str) -> Option<&'a [u8]> {
+        let index = self.signature.regex.capture_names().position(|n| n == Some(name))?;
+        let (start, end) = self.locations.get(index)?;
+        Some(&self.text[start..end])
+    }
+
+    /// Every named capture that took part in the match, in pattern order.
+    pub fn captures(&self) -> impl Iterator<Item = (&'a str, &'a [u8])> + '_ {
+        self.signature.regex.capture_names().enumerate().filter_map(move |(i, name)| {
+            let (start, end) = self.locations.get(i)?;
+            Some((name?, &self.text[start..end]))
+        })
+    }
+}
+
+impl Matcher {
+    /// Compiles `signatures` into one set. Signatures are kept in order;
+    /// [`Hit::signature_index`] refers to it.
+    pub fn new(signatures: &[Signature]) -> Result<Matcher, BuildError> {
+        let patterns: Vec<&str> = signatures.iter().map(|s| s.pattern.as_str()).collect();
+        let hirs = parse_all(&patterns)?;
+        let (prefilter, has_literal) = Prefilter::new(&hirs, Alphabet::EscapeSafe);
+        let without_literal = has_literal.iter().enumerate().filter(|(_, h)| !**h).map(|(i, _)| i).collect();
+        Ok(Matcher { signatures: signatures.to_vec(), prefilter, set: build_set(&hirs)?, without_literal })
+    }
+
+    /// The signatures, in the order hits refer to them.
+    pub fn signatures(&self) -> &[Signature] {
+        &self.signatures
+    }
+
+    /// Indexes of signatures with no literal to search for: each makes
+    /// every line a candidate, which costs speed, not correctness.
+    pub fn signatures_without_literal(&self) -> &[usize] {
+        &self.without_literal
+    }
+
+    /// How many distinct literals the prefilter searches for.
+    pub fn literal_count(&self) -> usize {
+        self.prefilter.literal_count()
+    }
+
+    /// Fresh working state for one thread.
+    pub fn scratch(&self) -> Scratch {
+        Scratch {
+            cache: self.set.create_cache(),
+            which: PatternSet::new(self.set.pattern_len()),
+            view: Vec::new(),
+            tmp: Vec::new(),
+            locations: self.signatures.iter().map(|s| s.regex.capture_locations()).collect(),
+        }
+    }
+
+    /// Scans `buf`, a buffer of whole lines separated by `\n`, and calls
+    /// `on_hit` for every (line, signature) that matches, in line order.
+    /// `source` is where the buffer's records come from, if known: scoped
+    /// signatures for other sources are skipped. A trailing `\r` is not part
+    /// of a line.
+    pub fn scan(&self, buf: &[u8], source: Option<SourceKind>, scratch: &mut Scratch, mut on_hit: impl FnMut(Hit<'_>)) {
+        self.prefilter.for_each_candidate(buf, |start, end| {
+            self.match_line_at(buf, start, end, source, scratch, &mut on_hit);
+            true
+        });
+    }
+
+    /// Matches one line (without its `\n`), as [`Matcher::scan`] would.
+    pub fn match_line(&self, line: &[u8], source: Option<SourceKind>, scratch: &mut Scratch, mut on_hit: impl FnMut(Hit<'_>)) {
+        self.match_line_at(line, 0, line.len(), source, scratch, &mut on_hit);
+    }
+
+    fn match_line_at(
+        &self,
+        buf: &[u8],
+        start: usize,
+        end: usize,
+        source: Option<SourceKind>,
+        scratch: &mut Scratch,
+        on_hit: &mut impl FnMut(Hit<'_>),
+    ) {
+        let line = strip_cr(&buf[start..end]);
+        let Scratch { cache, which, view, tmp, locations } = scratch;
+        let has_view = unescape::unescape_into(line, view, tmp);
+        which.clear();
+        self.set.which_overlapping_matches_with(cache, &Input::new(line), which);
+        if has_view {
+            self.set.which_overlapping_matches_with(cache, &Input::new(&view[..]), which);
+        }
+        for index in which.iter() {
+            let index = index.as_usize();
+            let signature = &self.signatures[index];
+            if let Some(source) = source
+                && !signature.scope.is_empty()
+                && !signature.scope.contains(&source)
+            {
+                continue;
+            }
+            // The decoded view is what the component printed: prefer it.
+            let both: [&[u8]; 2] = [&view[..], line];
+            let texts = if has_view { &both[..] } else { &both[1..] };
+            let slots = &mut locations[index];
+            let Some(&text) = texts.iter().find(|t| signature.regex.captures_read(slots, t).is_some()) else {
+                continue;
+            };
+            if signature.unless.as_ref().is_some_and(|u| u.is_match(text)) {
+                continue;
+            }
+            on_hit(Hit { signature, index, line, line_start: start, text, locations: slots });
+        }
+    }
+}
+
+fn strip_cr(line: &[u8]) -> &[u8] {
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+/// A set of regular expressions with grep semantics: a line matches when
+/// any pattern matches somewhere in its raw bytes (ripgrep's `-f FILE`).
+#[derive(Clone, Debug)]
+pub struct GrepSet {
+    prefilter: Prefilter,
+    set: meta::Regex,
+}
+
+impl GrepSet {
+    /// Compiles `patterns` (ripgrep / Rust `regex` syntax).
+    pub fn new<S: AsRef<str>>(patterns: &[S]) -> Result<GrepSet, BuildError> {
+        let hirs = parse_all(patterns)?;
+        let (prefilter, _) = Prefilter::new(&hirs, Alphabet::Raw);
+        let set = meta::Builder::new()
+            .configure(meta::Config::new().utf8_empty(false))
+            .syntax(syntax_config())
+            .build_many_from_hir(&hirs)
+            .map_err(|err| BuildError { index: err.pattern().map_or(0, |p| p.as_usize()), message: err.to_string() })?;
+        Ok(GrepSet { prefilter, set })
+    }
+
+    /// How many distinct literals the prefilter searches for.
+    pub fn literal_count(&self) -> usize {
+        self.prefilter.literal_count()
+    }
+
+    /// Fresh regex cache for one thread.
+    pub fn cache(&self) -> meta::Cache {
+        self.set.create_cache()
+    }
+
+    /// How many lines of `buf` (whole lines separated by `\n`) match.
+    pub fn count_lines(&self, buf: &[u8], cache: &mut meta::Cache) -> u64 {
+        let mut count = 0;
+        self.prefilter.for_each_candidate(buf, |start, end| {
+            if self.set.search_with(cache, &Input::new(&buf[start..end]).earliest(true)).is_some() {
+                count += 1;
+            }
+            true
+        });
+        count
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,399 @@
+//! Required literals: for a regular expression, a small set of strings at
+//! least one of which occurs in every match.
+//!
+//! This is what lets faultline search a whole buffer for a few short
+//! strings (with one multi-literal searcher) instead of running every
+//! regular expression on every line. The analysis is conservative: it may
+//! find no set (then the pattern is checked on every line), but a set it
+//! returns is never wrong, whatever the pattern.
+//!
+//! The walk keeps, for each sub-expression, the *exact* set of strings it
+//! can match when that set is small, and the best *required* set found
+//! inside it. Concatenations multiply exact sets into longer literals
+//! (`[Rr]ead-only file ?system` yields `Read-only file system`,
+//! `read-only filesystem`, …) and alternations unite required sets.
+
+use regex_syntax::hir::{Class, Hir, HirKind};
+
+/// Largest number of alternatives a literal set may have.
+const MAX_SET: usize = 64;
+/// Largest character class expanded into its members.
+const MAX_CLASS: usize = 16;
+/// Shortest literal worth searching for; shorter ones find too many lines.
+const MIN_LITERAL: usize = 3;
+
+/// Which bytes a literal may contain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Alphabet {
+    /// Any byte but `\n`: the haystack is matched exactly as stored (grep).
+    Raw,
+    /// Printable ASCII without `"`, `\`, `<`, `>`, `&`, `'`: bytes that JSON,
+    /// logfmt and HTML escaping never rewrite, so the literal is found in
+    /// the raw bytes of an encoded line whose decoded text matches.
+    EscapeSafe,
+}
+
+impl Alphabet {
+    fn allows(self, byte: u8) -> bool {
+        match self {
+            Alphabet::Raw => byte != b'\n',
+            Alphabet::EscapeSafe => {
+                (0x20..0x7f).contains(&byte) && !matches!(byte, b'"' | b'\\' | b'<' | b'>' | b'&' | b'\'')
+            }
+        }
+    }
+}
+
+/// What to optimise a pattern's literal set for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Preference {
+    /// Fewest false candidates: longer, more specific literals, even if
+    /// there are a few more of them.
+    Selective,
+    /// Fewest literals: what matters once the searcher's fast path (up to
+    /// 64 literals) would otherwise overflow.
+    Few,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Goal {
+    alphabet: Alphabet,
+    preference: Preference,
+}
+
+type Set = Vec<Vec<u8>>;
+
+#[derive(Clone, Debug, Default)]
+struct Info {
+    /// Every string the expression can match, when few and all allowed.
+    exact: Option<Set>,
+    /// A set of strings one of which every match contains.
+    must: Option<Set>,
+}
+
+/// The best required-literal set of `hir`, or `None` when every match need
+/// not contain any usable literal (then the pattern must be tried on every
+/// line). An empty set means the pattern can never match.
+pub fn required(hir: &Hir, alphabet: Alphabet, preference: Preference) -> Option<Set> {
+    let goal = Goal { alphabet, preference };
+    let info = analyze(hir, goal);
+    let best = better(info.must, info.exact.filter(|s| usable(s)), preference)?;
+    (min_len(&best) >= MIN_LITERAL).then_some(best)
+}
+
+fn analyze(hir: &Hir, goal: Goal) -> Info {
+    match hir.kind() {
+        HirKind::Empty | HirKind::Look(_) => Info { exact: Some(vec![Vec::new()]), must: None },
+        HirKind::Literal(_) => concat(std::slice::from_ref(hir), goal),
+        HirKind::Class(class) => {
+            let exact = class_members(class, goal.alphabet);
+            Info { must: exact.clone().filter(|s| usable(s)), exact }
+        }
+        HirKind::Capture(capture) => analyze(&capture.sub, goal),
+        HirKind::Repetition(rep) => {
+            let sub = analyze(&rep.sub, goal);
+            if rep.min == 0 {
+                let exact = match (rep.max, sub.exact) {
+                    (Some(1), Some(mut e)) => {
+                        e.push(Vec::new());
+                        dedup(&mut e);
+                        Some(e)
+                    }
+                    _ => None,
+                };
+                Info { exact, must: None }
+            } else {
+                let exact = if rep.min == 1 && rep.max == Some(1) { sub.exact.clone() } else { None };
+                Info { exact, must: better(sub.must, sub.exact.filter(|s| usable(s)), goal.preference) }
+            }
+        }
+        HirKind::Concat(children) => concat(children, goal),
+        HirKind::Alternation(children) => {
+            let infos: Vec<Info> = children.iter().map(|c| analyze(c, goal)).collect();
+            let exact = infos
+                .iter()
+                .map(|i| i.exact.clone())
+                .collect::<Option<Vec<Set>>>()
+                .map(|sets| sets.concat())
+                .filter(|s| s.len() <= MAX_SET)
+                .map(|mut s| {
+                    dedup(&mut s);
+                    s
+                });
+            let must = infos
+                .into_iter()
+                .map(|i| better(i.must, i.exact.filter(|s| usable(s)), goal.preference))
+                .collect::<Option<Vec<Set>>>()
+                .map(|sets| sets.concat())
+                .filter(|s| s.len() <= MAX_SET)
+                .map(|mut s| {
+                    dedup(&mut s);
+                    s
+                });
+            Info { exact, must }
+        }
+    }
+}
+
+/// One element of a concatenation: a sub-expression, or a point no literal
+/// may span (a byte the alphabet does not allow).
+enum Piece<'a> {
+    Node(&'a Hir),
+    Bytes(&'a [u8]),
+    Break,
+}
+
+fn concat(children: &[Hir], goal: Goal) -> Info {
+    let mut pieces = Vec::new();
+    for child in children {
+        if let HirKind::Literal(lit) = child.kind() {
+            let bytes: &[u8] = &lit.0;
+            for (i, part) in bytes.split(|&b| !goal.alphabet.allows(b)).enumerate() {
+                if i > 0 {
+                    pieces.push(Piece::Break);
+                }
+                if !part.is_empty() {
+                    pieces.push(Piece::Bytes(part));
+                }
+            }
+        } else {
+            pieces.push(Piece::Node(child));
+        }
+    }
+
+    let mut candidates: Vec<Set> = Vec::new();
+    let mut run: Set = vec![Vec::new()];
+    let mut whole_is_exact = true;
+    for piece in pieces {
+        let exact = match piece {
+            Piece::Bytes(bytes) => {
+                candidates.push(vec![bytes.to_vec()]);
+                Some(vec![bytes.to_vec()])
+            }
+            Piece::Break => None,
+            Piece::Node(node) => {
+                let info = analyze(node, goal);
+                if let Some(must) = info.must {
+                    candidates.push(must);
+                }
+                info.exact
+            }
+        };
+        match exact {
+            Some(exact) if run.len() * exact.len() <= MAX_SET => {
+                // Keep the run before it branches: a few long literals may
+                // select better than many longer ones.
+                if exact.len() > 1 && usable(&run) && goal.preference == Preference::Selective {
+                    candidates.push(run.clone());
+                }
+                run = product(&run, &exact);
+            }
+            Some(exact) => {
+                candidates.push(std::mem::replace(&mut run, exact));
+                whole_is_exact = false;
+            }
+            None => {
+                candidates.push(std::mem::replace(&mut run, vec![Vec::new()]));
+                whole_is_exact = false;
+            }
+        }
+    }
+    let exact = whole_is_exact.then(|| run.clone());
+    candidates.push(run);
+    let must = candidates.into_iter().filter(|s| usable(s)).reduce(|a, b| pick(a, b, goal.preference));
+    Info { exact, must }
+}
+
+fn class_members(class: &Class, alphabet: Alphabet) -> Option<Set> {
+    let mut out = Vec::new();
+    match class {
+        Class::Unicode(class) => {
+            for range in class.iter() {
+                for c in range.start()..=range.end() {
+                    if out.len() == MAX_CLASS {
+                        return None;
+                    }
+                    let mut buf = [0u8; 4];
+                    let bytes = c.encode_utf8(&mut buf).as_bytes();
+                    if !bytes.iter().all(|&b| alphabet.allows(b)) {
+                        return None;
+                    }
+                    out.push(bytes.to_vec());
+                }
+            }
+        }
+        Class::Bytes(class) => {
+            for range in class.iter() {
+                for b in range.start()..=range.end() {
+                    if out.len() == MAX_CLASS || !alphabet.allows(b) {
+                        return None;
+                    }
+                    out.push(vec![b]);
+                }
+            }
+        }
+    }
+    Some(out)
+}
+
+fn product(left: &Set, right: &Set) -> Set {
+    let mut out = Vec::with_capacity(left.len() * right.len());
+    for l in left {
+        for r in right {
+            let mut s = l.clone();
+            s.extend_from_slice(r);
+            out.push(s);
+        }
+    }
+    dedup(&mut out);
+    out
+}
+
+fn dedup(set: &mut Set) {
+    set.sort();
+    set.dedup();
+}
+
+/// A set is usable as a requirement if none of its strings is empty (the
+/// empty string occurs everywhere, so it requires nothing).
+fn usable(set: &Set) -> bool {
+    set.iter().all(|s| !s.is_empty())
+}
+
+fn min_len(set: &Set) -> usize {
+    set.iter().map(Vec::len).min().unwrap_or(usize::MAX)
+}
+
+/// Ranks sets for searching: long shortest members first, then few members.
+fn rank(set: &Set) -> (usize, std::cmp::Reverse<usize>, usize) {
+    let total = set.iter().map(Vec::len).sum();
+    (min_len(set).min(8), std::cmp::Reverse(set.len()), total)
+}
+
+/// Largest set preferred over a shorter one it refines.
+const MAX_REFINING: usize = 16;
+
+/// Picks the set to search for. A set whose every member contains a member
+/// of the other (it *refines* it: `could not open file ` over `could not `)
+/// finds strictly fewer false candidates, so it wins while it stays small;
+/// otherwise long shortest members, then few members, win.
+fn pick(a: Set, b: Set, preference: Preference) -> Set {
+    if preference == Preference::Few {
+        return if rank(&b) > rank(&a) { b } else { a };
+    }
+    if b.len() <= MAX_REFINING && refines(&b, &a) {
+        return b;
+    }
+    if a.len() <= MAX_REFINING && refines(&a, &b) {
+        return a;
+    }
+    if rank(&b) > rank(&a) { b } else { a }
+}
+
+/// Whether every member of `fine` contains some member of `coarse`.
+fn refines(fine: &Set, coarse: &Set) -> bool {
+    fine != coarse
+        && fine.iter().all(|f| coarse.iter().any(|c| memchr::memmem::find(f, c).is_some()))
+}
+
+fn better(a: Option<Set>, b: Option<Set>, preference: Preference) -> Option<Set> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(pick(a, b, preference)),
+        (a, b) => a.or(b),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(pattern: &str, alphabet: Alphabet) -> Option<Vec<String>> {
+        let hir = regex_syntax::ParserBuilder::new().utf8(false).build().parse(pattern).unwrap();
+        required(&hir, alphabet, Preference::Selective).map(|set| set.into_iter().map(|s| String::from_utf8(s).unwrap()).collect())
+    }
+
+    fn raw(pattern: &str) -> Option<Vec<String>> {
+        req(pattern, Alphabet::Raw)
+    }
+
+    #[test]
+    fn plain_literals_are_required_whole() {
+        assert_eq!(raw("Remounting filesystem read-only"), Some(vec!["Remounting filesystem read-only".into()]));
+    }
+
+    #[test]
+    fn classes_and_optionals_multiply_into_longer_literals_or_the_best_piece() {
+        // A single member beats four longer ones: fewer literals, same rank of length.
+        assert_eq!(raw("[Rr]ead-only file ?system").unwrap().len(), 4, "Read-only file system, read-only filesystem, …");
+        assert_eq!(
+            raw("(Liveness|Readiness|Startup) probe failed"),
+            Some(vec!["Liveness probe failed".into(), "Readiness probe failed".into(), "Startup probe failed".into()])
+        );
+        assert_eq!(
+            raw("(Liveness|Readiness) probe"),
+            Some(vec!["Liveness probe".into(), "Readiness probe".into()])
+        );
+    }
+
+    #[test]
+    fn the_literal_is_found_inside_a_pattern_that_starts_with_a_wildcard() {
+        assert_eq!(raw("INFO: task .*:[0-9]+ blocked for more than"), Some(vec![" blocked for more than".into()]));
+        assert_eq!(raw(r"EXT4-fs error \(device [a-z0-9-]+\)"), Some(vec!["EXT4-fs error (device ".into()]));
+    }
+
+    #[test]
+    fn escape_safe_literals_stop_at_quotes_and_backslashes() {
+        let set = req(r#"could not open file "(?P<path>[^"]+)": Read-only file system"#, Alphabet::EscapeSafe);
+        assert_eq!(set, Some(vec![": Read-only file system".into()]));
+        let set = req(r#""error_severity":"PANIC""#, Alphabet::EscapeSafe);
+        assert_eq!(set, Some(vec!["error_severity".into()]));
+    }
+
+    #[test]
+    fn the_few_preference_keeps_the_set_small() {
+        let hir = regex_syntax::ParserBuilder::new().build().parse("(Liveness|Readiness|Startup) probe failed").unwrap();
+        assert_eq!(required(&hir, Alphabet::Raw, Preference::Few), Some(vec![b" probe failed".to_vec()]));
+    }
+
+    #[test]
+    fn specific_literals_beat_a_common_prefix() {
+        assert_eq!(
+            raw("could not (write to|fsync) file .{1,2}pg_wal/"),
+            Some(vec!["could not fsync file ".into(), "could not write to file ".into()])
+        );
+        assert_eq!(
+            raw(r#"msg="(final error|error) sending batch" status=5[0-9][0-9]"#),
+            Some(vec![r#"msg="error sending batch" status=5"#.into(), r#"msg="final error sending batch" status=5"#.into()])
+        );
+    }
+
+    #[test]
+    fn case_insensitive_patterns_expand_within_the_cap() {
+        let set = raw("(?i)erofs").unwrap();
+        assert_eq!(set.len(), 48, "s also folds to U+017F");
+        assert!(set.contains(&"EROFS".to_string()) && set.contains(&"erofs".to_string()));
+    }
+
+    #[test]
+    fn patterns_without_a_usable_literal_need_every_line() {
+        assert_eq!(raw("[0-9]+"), None);
+        assert_eq!(raw(".*"), None);
+        assert_eq!(raw("ab|[a-z]+c"), None);
+        assert_eq!(raw("x?yz"), None, "two-byte literals are too short to search for");
+    }
+
+    #[test]
+    fn alternation_needs_a_literal_in_every_branch() {
+        assert_eq!(
+            raw("(No space left|Input/output error)"),
+            Some(vec!["Input/output error".into(), "No space left".into()])
+        );
+    }
+
+    #[test]
+    fn a_repeated_group_keeps_its_requirement() {
+        assert_eq!(raw("(abc[0-9])+").unwrap().len(), 10, "abc0 … abc9");
+        assert_eq!(raw("(abc[0-9a-z])+"), Some(vec!["abc".into()]), "36 members of 4 bytes would be too many");
+        assert_eq!(raw("(abcd)?x"), None);
+    }
+}

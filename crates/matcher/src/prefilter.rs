@@ -1,0 +1,109 @@
+//! Finding candidate lines in a buffer without looking at most of them.
+
+use aho_corasick::{AhoCorasick, AhoCorasickKind, Input, MatchKind};
+use regex_syntax::hir::Hir;
+
+use crate::literals::{self, Alphabet, Preference};
+
+/// Most literals the fast (SIMD) searcher takes; beyond it the literal
+/// choice trades selectivity for fewer literals.
+const FAST_LITERALS: usize = 64;
+
+/// Finds the lines of a buffer that may match one of a set of patterns.
+///
+/// Built from the required literals of every pattern: a line that contains
+/// none of them cannot match, so only lines holding a literal are handed to
+/// the confirming regular expressions. When some pattern has no usable
+/// literal, every line is a candidate (correct, and slow; `faultline check`
+/// warns about such signatures).
+#[derive(Clone, Debug)]
+pub struct Prefilter {
+    /// `None` when some pattern needs every line, or no pattern can match.
+    searcher: Option<AhoCorasick>,
+    every_line: bool,
+    literals: Vec<Vec<u8>>,
+}
+
+/// The distinct literals of all chosen sets, sorted.
+fn distinct(sets: &[Option<Vec<Vec<u8>>>]) -> Vec<Vec<u8>> {
+    let mut all: Vec<Vec<u8>> = sets.iter().flatten().flatten().cloned().collect();
+    all.sort();
+    all.dedup();
+    all
+}
+
+impl Prefilter {
+    /// Builds the prefilter for `patterns`. Also returns, for each pattern,
+    /// whether it had a usable literal.
+    pub fn new(patterns: &[Hir], alphabet: Alphabet) -> (Prefilter, Vec<bool>) {
+        let selective: Vec<Option<Vec<Vec<u8>>>> =
+            patterns.iter().map(|hir| literals::required(hir, alphabet, Preference::Selective)).collect();
+        let has_literal: Vec<bool> = selective.iter().map(Option::is_some).collect();
+        let mut chosen = selective.clone();
+        if distinct(&chosen).len() > FAST_LITERALS {
+            // Give up selectivity where it costs the most literals first.
+            let mut order: Vec<usize> = (0..patterns.len()).collect();
+            order.sort_by_key(|&i| std::cmp::Reverse(selective[i].as_ref().map_or(0, Vec::len)));
+            for i in order {
+                if distinct(&chosen).len() <= FAST_LITERALS {
+                    break;
+                }
+                chosen[i] = literals::required(&patterns[i], alphabet, Preference::Few);
+            }
+        }
+        let literals = distinct(&chosen);
+        let every_line = has_literal.iter().any(|&h| !h);
+        let searcher = (!every_line && !literals.is_empty()).then(|| {
+            AhoCorasick::builder()
+                .match_kind(MatchKind::LeftmostFirst)
+                .kind(Some(AhoCorasickKind::DFA))
+                .build(&literals)
+                .expect("a DFA over a few hundred short literals always builds")
+        });
+        let prefilter = Prefilter { searcher, every_line, literals };
+        (prefilter, has_literal)
+    }
+
+    /// The distinct literals searched for.
+    pub fn literals(&self) -> &[Vec<u8>] {
+        &self.literals
+    }
+
+    /// How many distinct literals are searched for.
+    pub fn literal_count(&self) -> usize {
+        self.literals.len()
+    }
+
+    /// Calls `on_line(start, end)` for every candidate line of `buf`, in
+    /// order: `buf[start..end]` is the line without its `\n`. Stops early
+    /// when `on_line` returns `false`. Never skips a line that contains a
+    /// literal (or any line at all, when every line is a candidate).
+    pub fn for_each_candidate(&self, buf: &[u8], mut on_line: impl FnMut(usize, usize) -> bool) {
+        if self.every_line {
+            let mut start = 0;
+            while start < buf.len() {
+                let end = memchr::memchr(b'\n', &buf[start..]).map_or(buf.len(), |i| start + i);
+                if !on_line(start, end) {
+                    return;
+                }
+                start = end + 1;
+            }
+            return;
+        }
+        let Some(searcher) = &self.searcher else {
+            return;
+        };
+        let mut at = 0;
+        while at < buf.len() {
+            let Some(found) = searcher.find(Input::new(buf).range(at..)) else {
+                return;
+            };
+            let start = memchr::memrchr(b'\n', &buf[at..found.start()]).map_or(at, |i| at + i + 1);
+            let end = memchr::memchr(b'\n', &buf[found.start()..]).map_or(buf.len(), |i| found.start() + i);
+            if !on_line(start, end) {
+                return;
+            }
+            at = end + 1;
+        }
+    }
+}

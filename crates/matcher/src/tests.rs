@@ -1,0 +1,123 @@
+use super::*;
+use faultline_signatures::{Library, SourceFile};
+
+fn library(yaml: &str) -> Vec<Signature> {
+    Library::from_sources(&[SourceFile { name: "t.yaml".into(), text: yaml.into() }], &[])
+        .unwrap_or_else(|p| panic!("{p}"))
+        .signatures()
+        .to_vec()
+}
+
+const SIGS: &str = r#"signatures:
+  - id: pg-ro
+    class: volume-read-only
+    severity: critical
+    title: ro
+    match: 'could not (?P<op>open|write to) file "(?P<path>[^"]+)": Read-only file system'
+    unless: 'quoted by'
+    summary: '{path}'
+    remediation: 'x'
+    examples:
+      match:
+        - line: 'could not open file "a": Read-only file system'
+  - id: kernel-remount
+    class: volume-read-only
+    severity: critical
+    title: remount
+    match: 'EXT4-fs \((?P<device>[a-z0-9-]+)\): Remounting filesystem read-only'
+    scope: [kernel]
+    summary: '{device}'
+    remediation: 'x'
+    examples:
+      match:
+        - line: 'EXT4-fs (sdb): Remounting filesystem read-only'
+"#;
+
+fn hits(matcher: &Matcher, buf: &[u8], source: Option<SourceKind>) -> Vec<(String, usize, Vec<(String, String)>)> {
+    let mut scratch = matcher.scratch();
+    let mut out = Vec::new();
+    matcher.scan(buf, source, &mut scratch, |hit| {
+        let caps = hit.captures().map(|(n, v)| (n.to_string(), String::from_utf8_lossy(v).into_owned())).collect();
+        out.push((hit.signature().id.clone(), hit.line_start(), caps));
+    });
+    out
+}
+
+#[test]
+fn finds_hits_in_plain_and_json_encoded_lines_with_captures() {
+    let matcher = Matcher::new(&library(SIGS)).unwrap();
+    let buf = concat!(
+        "healthy\n",
+        "2026-02-19 03:04:05 UTC [25] FATAL:  could not open file \"pg_wal/0001\": Read-only file system\n",
+        r#"{"record":{"message":"could not write to file \"base/1/2\": Read-only file system"}}"#,
+        "\r\nnoise\n",
+        "[ 12.5] EXT4-fs (dm-3): Remounting filesystem read-only",
+    );
+    let found = hits(&matcher, buf.as_bytes(), None);
+    let pair = |a: &str, b: &str| (a.to_string(), b.to_string());
+    assert_eq!(
+        found,
+        vec![
+            ("pg-ro".into(), 8, vec![pair("op", "open"), pair("path", "pg_wal/0001")]),
+            ("pg-ro".into(), 102, vec![pair("op", "write to"), pair("path", "base/1/2")]),
+            ("kernel-remount".into(), 194, vec![pair("device", "dm-3")]),
+        ]
+    );
+}
+
+#[test]
+fn unless_and_scope_veto_hits() {
+    let matcher = Matcher::new(&library(SIGS)).unwrap();
+    let quoted = b"alert text quoted by rule: could not open file \"x\": Read-only file system\n";
+    assert!(hits(&matcher, quoted, None).is_empty());
+    let kernel = b"EXT4-fs (sdb): Remounting filesystem read-only\n";
+    assert_eq!(hits(&matcher, kernel, Some(SourceKind::Kernel)).len(), 1);
+    assert_eq!(hits(&matcher, kernel, None).len(), 1, "unknown source: every signature applies");
+    assert!(hits(&matcher, kernel, Some(SourceKind::Pod)).is_empty());
+}
+
+#[test]
+fn a_signature_without_literal_still_matches_every_line_it_should() {
+    let sigs = SIGS.replace(r"'EXT4-fs \((?P<device>[a-z0-9-]+)\): Remounting filesystem read-only'", r"'(?P<device>[a-z]+[0-9])'");
+    let sigs = sigs.replace("'EXT4-fs (sdb): Remounting filesystem read-only'", "'sdb1'");
+    let matcher = Matcher::new(&library(&sigs)).unwrap();
+    assert_eq!(matcher.signatures_without_literal(), &[1]);
+    let found = hits(&matcher, b"none here\nxx abc7\n", None);
+    assert_eq!(found, vec![("kernel-remount".into(), 10, vec![("device".into(), "abc7".into())])]);
+}
+
+/// Counts the way grep does it: every pattern on every line.
+fn naive_count(patterns: &[&str], buf: &[u8]) -> u64 {
+    let regexes: Vec<regex::bytes::Regex> = patterns.iter().map(|p| regex::bytes::Regex::new(p).unwrap()).collect();
+    buf.split(|&b| b == b'\n')
+        .enumerate()
+        .filter(|(i, line)| !(line.is_empty() && *i == buf.split(|&b| b == b'\n').count() - 1))
+        .filter(|(_, line)| regexes.iter().any(|r| r.is_match(line)))
+        .count() as u64
+}
+
+#[test]
+fn grep_counts_equal_the_naive_count() {
+    let patterns = [
+        "Remounting filesystem read-only",
+        "[Rr]ead-only file ?system",
+        r"I/O error, dev [a-z0-9-]+, sector [0-9]+",
+        "(Liveness|Readiness|Startup) probe failed",
+        "^start",
+        "end$",
+        "[0-9]{4}x",
+    ];
+    let buf = b"start of it\nread-only filesystem\nRead-only file system twice Read-only file system\n\
+no\nI/O error, dev sdb, sector 77\nthe end\nthe end\r\n1234x\nstart\nLiveness probe failed\nlast line no newline";
+    let set = GrepSet::new(&patterns).unwrap();
+    let mut cache = set.cache();
+    assert_eq!(set.count_lines(buf, &mut cache), naive_count(&patterns, buf));
+    assert_eq!(set.count_lines(buf, &mut cache), 8);
+}
+
+#[test]
+fn a_bad_pattern_is_reported_by_its_index() {
+    let err = GrepSet::new(&["fine", "(unclosed"]).unwrap_err();
+    assert_eq!(err.index, 1);
+    assert!(err.to_string().starts_with("pattern 2: "), "{err}");
+}

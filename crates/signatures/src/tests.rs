@@ -1,0 +1,140 @@
+use super::*;
+
+fn file(name: &str, text: &str) -> SourceFile {
+    SourceFile { name: name.to_string(), text: text.to_string() }
+}
+
+const GOOD: &str = r#"signatures:
+  - id: demo-read-only
+    class: volume-read-only
+    severity: critical
+    title: Demo
+    match: 'could not open file "(?P<path>[^"]+)": Read-only file system'
+    unless: 'transaction'
+    summary: 'cannot open {path} in {pod}'
+    remediation: 'remount {path}'
+    examples:
+      match:
+        - line: 'FATAL:  could not open file "pg_wal/1": Read-only file system'
+          captures: {path: pg_wal/1}
+          source: https://example.invalid/1
+      no_match:
+        - line: 'cannot execute INSERT in a read-only transaction'
+          why: not a volume
+"#;
+
+#[test]
+fn a_valid_file_loads_every_field() {
+    let lib = Library::from_sources(&[file("a.yaml", GOOD)], &[]).unwrap();
+    let sig = lib.get("demo-read-only").unwrap();
+    assert_eq!(sig.class, Class::VolumeReadOnly);
+    assert_eq!(sig.severity, Severity::Critical);
+    assert_eq!(sig.location, Location { file: "a.yaml".into(), line: 2 });
+    assert_eq!(sig.examples[0].captures, vec![("path".to_string(), "pg_wal/1".to_string())]);
+    assert_eq!(sig.examples[0].location.line, 12);
+    assert_eq!(sig.near_misses[0].why.as_deref(), Some("not a volume"));
+    assert!(sig.unless.is_some());
+    assert!(sig.scope.is_empty());
+}
+
+#[test]
+fn every_problem_is_reported_with_file_line_and_field() {
+    let bad = r#"signatures:
+  - id: Bad_Id
+    class: read-only
+    severity: critical
+    title: Demo
+    match: 'could not open (?P<path>[^"]+'
+    summary: 'cannot open {path}'
+    remediation: 'see {nowhere}'
+    colour: red
+    examples:
+      match:
+        - line: 'x'
+  - id: second
+    class: volume-read-only
+    severity: urgent
+    title: Second
+    match: 'abc(?P<x>d)'
+    summary: 'x'
+    remediation: '{missing}'
+    scope: [kernel, cloud]
+    examples:
+      match:
+        - line: 'abcd'
+          captures: {y: d}
+"#;
+    let err = Library::from_sources(&[file("bad.yaml", bad)], &[]).unwrap_err();
+    let text: Vec<String> = err.0.iter().map(ToString::to_string).collect();
+    let expect = [
+        "bad.yaml:9: signatures[0].colour: unknown field",
+        "bad.yaml:2: signatures[0].id: \"Bad_Id\" must be kebab-case",
+        "bad.yaml:3: signatures[0].class: unknown value \"read-only\"",
+        "bad.yaml:6: signatures[0].match: invalid regular expression",
+        "bad.yaml:15: signatures[1].severity: unknown value \"urgent\"",
+        "bad.yaml:20: signatures[1].scope[1]: unknown value \"cloud\"",
+        "bad.yaml:19: signatures[1].remediation: placeholder {missing} is neither a capture of `match` (x)",
+        "bad.yaml:24: signatures[1].examples.match[0].captures.y: `match` has no capture named \"y\" (it has: x)",
+    ];
+    for want in expect {
+        assert!(text.iter().any(|t| t.starts_with(want)), "missing {want:?} in:\n{}", text.join("\n"));
+    }
+    assert_eq!(text.len(), expect.len(), "unexpected extra problems:\n{}", text.join("\n"));
+}
+
+#[test]
+fn invalid_yaml_names_the_line() {
+    let err = Library::from_sources(&[file("x.yaml", "signatures:\n  - id: a\n    title: [unclosed\n")], &[]).unwrap_err();
+    assert_eq!(err.0.len(), 1);
+    assert!(err.0[0].to_string().starts_with("x.yaml:"), "{}", err.0[0]);
+    assert!(err.0[0].message.contains("invalid YAML"), "{}", err.0[0]);
+}
+
+#[test]
+fn duplicate_keys_and_ids_are_problems() {
+    let twice = GOOD.replace("    unless: 'transaction'\n", "    title: Again\n");
+    let err = Library::from_sources(&[file("t.yaml", &twice)], &[]).unwrap_err();
+    assert!(err.0[0].message.contains("duplicate key `title`"), "{}", err);
+
+    let err = Library::from_sources(&[file("a.yaml", GOOD), file("b.yaml", GOOD)], &[]).unwrap_err();
+    assert_eq!(err.0.len(), 1);
+    assert_eq!(
+        err.0[0].to_string(),
+        "b.yaml:2: id: duplicate id \"demo-read-only\", first defined at a.yaml:2"
+    );
+}
+
+#[test]
+fn a_user_signature_replaces_the_builtin_one_with_its_id() {
+    let user = GOOD.replace("severity: critical", "severity: warning");
+    let extra = GOOD.replace("demo-read-only", "demo-extra");
+    let lib = Library::from_sources(&[file("builtin.yaml", GOOD)], &[file("mine.yaml", &user), file("extra.yaml", &extra)]).unwrap();
+    assert_eq!(lib.signatures().len(), 2);
+    assert_eq!(lib.get("demo-read-only").unwrap().severity, Severity::Warning);
+    assert_eq!(lib.get("demo-read-only").unwrap().location.file, "mine.yaml");
+    assert_eq!(lib.signatures()[1].id, "demo-extra");
+}
+
+#[test]
+fn user_directories_are_read_and_unreadable_ones_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("mine.yaml"), GOOD.replace("demo-read-only", "user-demo")).unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "not a signature file").unwrap();
+    let lib = Library::load(&[dir.path().to_path_buf()]).unwrap();
+    assert!(lib.get("user-demo").is_some());
+    assert!(lib.signatures().len() > 1, "built-in signatures are loaded too");
+
+    let missing = dir.path().join("absent");
+    let err = Library::load(&[missing.clone()]).unwrap_err();
+    assert!(err.0[0].to_string().starts_with(&format!("{}: cannot read", missing.display())), "{err}");
+
+    let empty = tempfile::tempdir().unwrap();
+    let err = Library::load(&[empty.path().to_path_buf()]).unwrap_err();
+    assert!(err.0[0].message.contains("no *.yaml"), "{err}");
+}
+
+#[test]
+fn the_builtin_library_loads() {
+    let lib = Library::builtin().unwrap_or_else(|p| panic!("built-in library has problems:\n{p}"));
+    assert!(!lib.signatures().is_empty());
+}
