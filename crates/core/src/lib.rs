@@ -70,7 +70,11 @@ pub struct UnknownName {
 
 impl fmt::Display for UnknownName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "unknown value {:?}; expected one of: {}", self.given, self.expected)
+        write!(
+            f,
+            "unknown value {:?}; expected one of: {}",
+            self.given, self.expected
+        )
     }
 }
 

@@ -30,7 +30,11 @@ pub fn run(dirs: &[PathBuf]) -> Result<ExitCode> {
         eprintln!("faultline check: {} problem(s)", report.problems.len());
         return Ok(ExitCode::from(1));
     }
-    let files: BTreeSet<&str> = library.signatures().iter().map(|s| s.location.file.as_str()).collect();
+    let files: BTreeSet<&str> = library
+        .signatures()
+        .iter()
+        .map(|s| s.location.file.as_str())
+        .collect();
     println!(
         "ok: {} signatures in {} files; {} example lines match, {} near-misses rejected; {} literals in the prefilter",
         library.signatures().len(),
@@ -79,13 +83,17 @@ pub fn check_library(library: &Library) -> Result<CheckReport> {
         for example in &sig.examples {
             report.examples += 1;
             if let Some(message) = check_example(&matcher, &mut scratch, index, example) {
-                report.problems.push(problem(&example.location, "examples.match", message));
+                report
+                    .problems
+                    .push(problem(&example.location, "examples.match", message));
             }
         }
         for near in &sig.near_misses {
             report.near_misses += 1;
             if let Some(message) = check_near_miss(&matcher, &mut scratch, index, sig, near) {
-                report.problems.push(problem(&near.location, "examples.no_match", message));
+                report
+                    .problems
+                    .push(problem(&near.location, "examples.no_match", message));
             }
         }
     }
@@ -93,18 +101,33 @@ pub fn check_library(library: &Library) -> Result<CheckReport> {
 }
 
 fn problem(at: &Location, field: &str, message: String) -> Problem {
-    Problem { file: at.file.clone(), line: Some(at.line), field: Some(field.to_string()), message }
+    Problem {
+        file: at.file.clone(),
+        line: Some(at.line),
+        field: Some(field.to_string()),
+        message,
+    }
 }
 
 /// The captures of signature `index` on `line` through the full path, or
 /// `None` when it is not a hit.
-fn captures_of(matcher: &Matcher, scratch: &mut Scratch, index: usize, line: &str) -> Option<Vec<(String, String)>> {
+fn captures_of(
+    matcher: &Matcher,
+    scratch: &mut Scratch,
+    index: usize,
+    line: &str,
+) -> Option<Vec<(String, String)>> {
     let mut found = None;
     matcher.scan(line.as_bytes(), None, scratch, |hit| {
         if hit.signature_index() == index && found.is_none() {
             found = Some(
                 hit.captures()
-                    .map(|(name, value)| (name.to_string(), String::from_utf8_lossy(value).into_owned()))
+                    .map(|(name, value)| {
+                        (
+                            name.to_string(),
+                            String::from_utf8_lossy(value).into_owned(),
+                        )
+                    })
                     .collect(),
             );
         }
@@ -112,7 +135,12 @@ fn captures_of(matcher: &Matcher, scratch: &mut Scratch, index: usize, line: &st
     found
 }
 
-fn check_example(matcher: &Matcher, scratch: &mut Scratch, index: usize, example: &Example) -> Option<String> {
+fn check_example(
+    matcher: &Matcher,
+    scratch: &mut Scratch,
+    index: usize,
+    example: &Example,
+) -> Option<String> {
     let sig = &matcher.signatures()[index];
     let Some(captures) = captures_of(matcher, scratch, index, &example.line) else {
         return Some(explain_miss(matcher, scratch, sig, &example.line));
@@ -122,7 +150,9 @@ fn check_example(matcher: &Matcher, scratch: &mut Scratch, index: usize, example
         match captures.iter().find(|(n, _)| n == name) {
             Some((_, got)) if got == want => {}
             Some((_, got)) => wrong.push(format!("capture {name}: expected {want:?}, got {got:?}")),
-            None => wrong.push(format!("capture {name}: expected {want:?}, but it did not take part in the match")),
+            None => wrong.push(format!(
+                "capture {name}: expected {want:?}, but it did not take part in the match"
+            )),
         }
     }
     (!wrong.is_empty()).then(|| format!("signature {}: {}", sig.id, wrong.join("; ")))
@@ -133,18 +163,23 @@ fn check_example(matcher: &Matcher, scratch: &mut Scratch, index: usize, example
 fn explain_miss(matcher: &Matcher, scratch: &mut Scratch, sig: &Signature, line: &str) -> String {
     let mut view = Vec::new();
     let mut tmp = Vec::new();
-    let texts: Vec<&[u8]> = if faultline_matcher::unescape::unescape_into(line.as_bytes(), &mut view, &mut tmp) {
-        vec![line.as_bytes(), &view]
-    } else {
-        vec![line.as_bytes()]
-    };
+    let texts: Vec<&[u8]> =
+        if faultline_matcher::unescape::unescape_into(line.as_bytes(), &mut view, &mut tmp) {
+            vec![line.as_bytes(), &view]
+        } else {
+            vec![line.as_bytes()]
+        };
     let matched = texts.iter().find(|t| sig.regex.is_match(t));
     let reason = match matched {
         None => "`match` does not match it (nor its unescaped view)".to_string(),
-        Some(text) if sig.unless.as_ref().is_some_and(|u| u.is_match(text)) => "`unless` rejects it".to_string(),
+        Some(text) if sig.unless.as_ref().is_some_and(|u| u.is_match(text)) => {
+            "`unless` rejects it".to_string()
+        }
         Some(_) => {
             let mut seen = false;
-            matcher.match_line(line.as_bytes(), None, scratch, |hit| seen |= hit.signature().id == sig.id);
+            matcher.match_line(line.as_bytes(), None, scratch, |hit| {
+                seen |= hit.signature().id == sig.id
+            });
             if seen {
                 "the prefilter skips it: the line holds none of the literals searched for (check quoting and escapes)".to_string()
             } else {
@@ -155,7 +190,17 @@ fn explain_miss(matcher: &Matcher, scratch: &mut Scratch, sig: &Signature, line:
     format!("signature {} does not match this line: {reason}", sig.id)
 }
 
-fn check_near_miss(matcher: &Matcher, scratch: &mut Scratch, index: usize, sig: &Signature, near: &NearMiss) -> Option<String> {
-    captures_of(matcher, scratch, index, &near.line)
-        .map(|_| format!("signature {} matches this near-miss, which it must not", sig.id))
+fn check_near_miss(
+    matcher: &Matcher,
+    scratch: &mut Scratch,
+    index: usize,
+    sig: &Signature,
+    near: &NearMiss,
+) -> Option<String> {
+    captures_of(matcher, scratch, index, &near.line).map(|_| {
+        format!(
+            "signature {} matches this near-miss, which it must not",
+            sig.id
+        )
+    })
 }

@@ -41,15 +41,24 @@ const STREAM_BUFFER: usize = 4 << 20;
 pub fn run(args: &CountArgs) -> Result<ExitCode> {
     let patterns = read_patterns(&args.patterns)?;
     let set = GrepSet::new(&patterns).map_err(|err| {
-        anyhow::anyhow!("{}: line {}: {}", args.patterns.display(), err.index + 1, err.message)
+        anyhow::anyhow!(
+            "{}: line {}: {}",
+            args.patterns.display(),
+            err.index + 1,
+            err.message
+        )
     })?;
-    let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
     let started = Instant::now();
     let mut total = 0u64;
     let mut bytes = 0u64;
     let mut per_path = Vec::new();
     for path in &args.paths {
-        let (count, size) = count_path(&set, path, threads).with_context(|| format!("{}", path.display()))?;
+        let (count, size) =
+            count_path(&set, path, threads).with_context(|| format!("{}", path.display()))?;
         total += count;
         bytes += size;
         per_path.push((path, count));
@@ -69,13 +78,18 @@ pub fn run(args: &CountArgs) -> Result<ExitCode> {
             set.literal_count()
         );
     }
-    Ok(if total > 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if total > 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 /// Reads a pattern file the way `rg -f` does: one pattern per line, `\n`
 /// or `\r\n` terminated.
 fn read_patterns(path: &Path) -> Result<Vec<String>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading patterns from {}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading patterns from {}", path.display()))?;
     Ok(text.lines().map(str::to_string).collect())
 }
 
@@ -112,7 +126,10 @@ fn count_parallel(set: &GrepSet, buf: &[u8], threads: usize) -> u64 {
             .into_iter()
             .map(|chunk| scope.spawn(move || set.count_lines(chunk, &mut set.cache())))
             .collect();
-        workers.into_iter().map(|w| w.join().expect("a counting worker panicked")).sum()
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("a counting worker panicked"))
+            .sum()
     })
 }
 
@@ -186,13 +203,23 @@ mod tests {
         let set = GrepSet::new(&["needle [0-9]+"]).unwrap();
         let mut text = String::new();
         for i in 0..20_000 {
-            text.push_str(if i % 7 == 0 { "a needle 42 here\n" } else { "hay hay hay\n" });
+            text.push_str(if i % 7 == 0 {
+                "a needle 42 here\n"
+            } else {
+                "hay hay hay\n"
+            });
         }
         let expected = (0..20_000).filter(|i| i % 7 == 0).count() as u64;
-        assert_eq!(count_stream(&set, text.as_bytes()).unwrap(), (expected, text.len() as u64));
+        assert_eq!(
+            count_stream(&set, text.as_bytes()).unwrap(),
+            (expected, text.len() as u64)
+        );
         assert_eq!(count_parallel(&set, text.as_bytes(), 4), expected);
         let chunks = line_chunks(text.as_bytes(), 3);
-        let sum: u64 = chunks.iter().map(|c| set.count_lines(c, &mut set.cache())).sum();
+        let sum: u64 = chunks
+            .iter()
+            .map(|c| set.count_lines(c, &mut set.cache()))
+            .sum();
         assert_eq!(sum, expected);
     }
 }

@@ -47,10 +47,22 @@ pub fn run(dirs: &[PathBuf], json: bool) -> Result<ExitCode> {
         }
     } else {
         let width = |f: fn(&Row) -> usize| rows.iter().map(f).max().unwrap_or(0);
-        let (id_w, class_w, sev_w) = (width(|r| r.id.len()), width(|r| r.class.len()), width(|r| r.severity.len()));
-        writeln!(out, "{:id_w$}  {:class_w$}  {:sev_w$}  FILE", "ID", "CLASS", "SEVERITY")?;
+        let (id_w, class_w, sev_w) = (
+            width(|r| r.id.len()),
+            width(|r| r.class.len()),
+            width(|r| r.severity.len()),
+        );
+        writeln!(
+            out,
+            "{:id_w$}  {:class_w$}  {:sev_w$}  FILE",
+            "ID", "CLASS", "SEVERITY"
+        )?;
         for r in &rows {
-            writeln!(out, "{:id_w$}  {:class_w$}  {:sev_w$}  {}:{}", r.id, r.class, r.severity, r.file, r.line)?;
+            writeln!(
+                out,
+                "{:id_w$}  {:class_w$}  {:sev_w$}  {}:{}",
+                r.id, r.class, r.severity, r.file, r.line
+            )?;
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -11,11 +11,20 @@ fn main() {
     let text = std::fs::read_to_string(&path).expect("readable patterns file");
     let hirs: Vec<_> = text
         .lines()
-        .map(|line| regex_syntax::ParserBuilder::new().utf8(false).build().parse(line).expect("valid pattern"))
+        .map(|line| {
+            regex_syntax::ParserBuilder::new()
+                .utf8(false)
+                .build()
+                .parse(line)
+                .expect("valid pattern")
+        })
         .collect();
     for (line, hir) in text.lines().zip(&hirs) {
         let set = required(hir, Alphabet::Raw, Preference::Selective).unwrap_or_default();
-        let shown: Vec<String> = set.iter().map(|s| String::from_utf8_lossy(s).into_owned()).collect();
+        let shown: Vec<String> = set
+            .iter()
+            .map(|s| String::from_utf8_lossy(s).into_owned())
+            .collect();
         println!("{line}\n    {shown:?}");
     }
     let (prefilter, _) = Prefilter::new(&hirs, Alphabet::Raw);
@@ -34,7 +43,12 @@ fn main() {
             true
         });
         println!("{candidates} candidate lines");
-        let mut top: Vec<_> = prefilter.literals().iter().zip(per_literal).filter(|(_, n)| *n > 0).collect();
+        let mut top: Vec<_> = prefilter
+            .literals()
+            .iter()
+            .zip(per_literal)
+            .filter(|(_, n)| *n > 0)
+            .collect();
         top.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
         for (lit, n) in top.iter().take(10) {
             println!("  {n:>8}  {:?}", String::from_utf8_lossy(lit));

@@ -82,17 +82,27 @@ fn parse_all<S: AsRef<str>>(patterns: &[S]) -> Result<Vec<Hir>, BuildError> {
                 .utf8(false)
                 .build()
                 .parse(p.as_ref())
-                .map_err(|err| BuildError { index, message: err.to_string() })
+                .map_err(|err| BuildError {
+                    index,
+                    message: err.to_string(),
+                })
         })
         .collect()
 }
 
 fn build_set(hirs: &[Hir]) -> Result<meta::Regex, BuildError> {
     meta::Builder::new()
-        .configure(meta::Config::new().match_kind(MatchKind::All).utf8_empty(false))
+        .configure(
+            meta::Config::new()
+                .match_kind(MatchKind::All)
+                .utf8_empty(false),
+        )
         .syntax(syntax_config())
         .build_many_from_hir(hirs)
-        .map_err(|err| BuildError { index: err.pattern().map_or(0, |p| p.as_usize()), message: err.to_string() })
+        .map_err(|err| BuildError {
+            index: err.pattern().map_or(0, |p| p.as_usize()),
+            message: err.to_string(),
+        })
 }
 
 /// The compiled signature set.
@@ -153,17 +163,25 @@ impl<'a> Hit<'a> {
 
     /// The value of the named capture, if it took part in the match.
     pub fn capture(&self, name: &str) -> Option<&'a [u8]> {
-        let index = self.signature.regex.capture_names().position(|n| n == Some(name))?;
+        let index = self
+            .signature
+            .regex
+            .capture_names()
+            .position(|n| n == Some(name))?;
         let (start, end) = self.locations.get(index)?;
         Some(&self.text[start..end])
     }
 
     /// Every named capture that took part in the match, in pattern order.
     pub fn captures(&self) -> impl Iterator<Item = (&'a str, &'a [u8])> + '_ {
-        self.signature.regex.capture_names().enumerate().filter_map(move |(i, name)| {
-            let (start, end) = self.locations.get(i)?;
-            Some((name?, &self.text[start..end]))
-        })
+        self.signature
+            .regex
+            .capture_names()
+            .enumerate()
+            .filter_map(move |(i, name)| {
+                let (start, end) = self.locations.get(i)?;
+                Some((name?, &self.text[start..end]))
+            })
     }
 }
 
@@ -174,8 +192,18 @@ impl Matcher {
         let patterns: Vec<&str> = signatures.iter().map(|s| s.pattern.as_str()).collect();
         let hirs = parse_all(&patterns)?;
         let (prefilter, has_literal) = Prefilter::new(&hirs, Alphabet::EscapeSafe);
-        let without_literal = has_literal.iter().enumerate().filter(|(_, h)| !**h).map(|(i, _)| i).collect();
-        Ok(Matcher { signatures: signatures.to_vec(), prefilter, set: build_set(&hirs)?, without_literal })
+        let without_literal = has_literal
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| !**h)
+            .map(|(i, _)| i)
+            .collect();
+        Ok(Matcher {
+            signatures: signatures.to_vec(),
+            prefilter,
+            set: build_set(&hirs)?,
+            without_literal,
+        })
     }
 
     /// The signatures, in the order hits refer to them.
@@ -201,7 +229,11 @@ impl Matcher {
             which: PatternSet::new(self.set.pattern_len()),
             view: Vec::new(),
             tmp: Vec::new(),
-            locations: self.signatures.iter().map(|s| s.regex.capture_locations()).collect(),
+            locations: self
+                .signatures
+                .iter()
+                .map(|s| s.regex.capture_locations())
+                .collect(),
         }
     }
 
@@ -210,7 +242,13 @@ impl Matcher {
     /// `source` is where the buffer's records come from, if known: scoped
     /// signatures for other sources are skipped. A trailing `\r` is not part
     /// of a line.
-    pub fn scan(&self, buf: &[u8], source: Option<SourceKind>, scratch: &mut Scratch, mut on_hit: impl FnMut(Hit<'_>)) {
+    pub fn scan(
+        &self,
+        buf: &[u8],
+        source: Option<SourceKind>,
+        scratch: &mut Scratch,
+        mut on_hit: impl FnMut(Hit<'_>),
+    ) {
         self.prefilter.for_each_candidate(buf, |start, end| {
             self.match_line_at(buf, start, end, source, scratch, &mut on_hit);
             true
@@ -218,7 +256,13 @@ impl Matcher {
     }
 
     /// Matches one line (without its `\n`), as [`Matcher::scan`] would.
-    pub fn match_line(&self, line: &[u8], source: Option<SourceKind>, scratch: &mut Scratch, mut on_hit: impl FnMut(Hit<'_>)) {
+    pub fn match_line(
+        &self,
+        line: &[u8],
+        source: Option<SourceKind>,
+        scratch: &mut Scratch,
+        mut on_hit: impl FnMut(Hit<'_>),
+    ) {
         self.match_line_at(line, 0, line.len(), source, scratch, &mut on_hit);
     }
 
@@ -232,12 +276,20 @@ impl Matcher {
         on_hit: &mut impl FnMut(Hit<'_>),
     ) {
         let line = strip_cr(&buf[start..end]);
-        let Scratch { cache, which, view, tmp, locations } = scratch;
+        let Scratch {
+            cache,
+            which,
+            view,
+            tmp,
+            locations,
+        } = scratch;
         let has_view = unescape::unescape_into(line, view, tmp);
         which.clear();
-        self.set.which_overlapping_matches_with(cache, &Input::new(line), which);
+        self.set
+            .which_overlapping_matches_with(cache, &Input::new(line), which);
         if has_view {
-            self.set.which_overlapping_matches_with(cache, &Input::new(&view[..]), which);
+            self.set
+                .which_overlapping_matches_with(cache, &Input::new(&view[..]), which);
         }
         for index in which.iter() {
             let index = index.as_usize();
@@ -252,13 +304,23 @@ impl Matcher {
             let both: [&[u8]; 2] = [&view[..], line];
             let texts = if has_view { &both[..] } else { &both[1..] };
             let slots = &mut locations[index];
-            let Some(&text) = texts.iter().find(|t| signature.regex.captures_read(slots, t).is_some()) else {
+            let Some(&text) = texts
+                .iter()
+                .find(|t| signature.regex.captures_read(slots, t).is_some())
+            else {
                 continue;
             };
             if signature.unless.as_ref().is_some_and(|u| u.is_match(text)) {
                 continue;
             }
-            on_hit(Hit { signature, index, line, line_start: start, text, locations: slots });
+            on_hit(Hit {
+                signature,
+                index,
+                line,
+                line_start: start,
+                text,
+                locations: slots,
+            });
         }
     }
 }
@@ -284,7 +346,10 @@ impl GrepSet {
             .configure(meta::Config::new().utf8_empty(false))
             .syntax(syntax_config())
             .build_many_from_hir(&hirs)
-            .map_err(|err| BuildError { index: err.pattern().map_or(0, |p| p.as_usize()), message: err.to_string() })?;
+            .map_err(|err| BuildError {
+                index: err.pattern().map_or(0, |p| p.as_usize()),
+                message: err.to_string(),
+            })?;
         Ok(GrepSet { prefilter, set })
     }
 
@@ -302,7 +367,11 @@ impl GrepSet {
     pub fn count_lines(&self, buf: &[u8], cache: &mut meta::Cache) -> u64 {
         let mut count = 0;
         self.prefilter.for_each_candidate(buf, |start, end| {
-            if self.set.search_with(cache, &Input::new(&buf[start..end]).earliest(true)).is_some() {
+            if self
+                .set
+                .search_with(cache, &Input::new(&buf[start..end]).earliest(true))
+                .is_some()
+            {
                 count += 1;
             }
             true

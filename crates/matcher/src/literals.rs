@@ -38,7 +38,8 @@ impl Alphabet {
         match self {
             Alphabet::Raw => byte != b'\n',
             Alphabet::EscapeSafe => {
-                (0x20..0x7f).contains(&byte) && !matches!(byte, b'"' | b'\\' | b'<' | b'>' | b'&' | b'\'')
+                (0x20..0x7f).contains(&byte)
+                    && !matches!(byte, b'"' | b'\\' | b'<' | b'>' | b'&' | b'\'')
             }
         }
     }
@@ -71,23 +72,39 @@ struct Info {
     must: Option<Set>,
 }
 
+impl Info {
+    /// The better of the required set and the exact set (when usable).
+    fn best(self, preference: Preference) -> Option<Set> {
+        better(self.must, self.exact.filter(usable), preference)
+    }
+}
+
 /// The best required-literal set of `hir`, or `None` when every match need
 /// not contain any usable literal (then the pattern must be tried on every
 /// line). An empty set means the pattern can never match.
 pub fn required(hir: &Hir, alphabet: Alphabet, preference: Preference) -> Option<Set> {
-    let goal = Goal { alphabet, preference };
+    let goal = Goal {
+        alphabet,
+        preference,
+    };
     let info = analyze(hir, goal);
-    let best = better(info.must, info.exact.filter(|s| usable(s)), preference)?;
+    let best = info.best(preference)?;
     (min_len(&best) >= MIN_LITERAL).then_some(best)
 }
 
 fn analyze(hir: &Hir, goal: Goal) -> Info {
     match hir.kind() {
-        HirKind::Empty | HirKind::Look(_) => Info { exact: Some(vec![Vec::new()]), must: None },
+        HirKind::Empty | HirKind::Look(_) => Info {
+            exact: Some(vec![Vec::new()]),
+            must: None,
+        },
         HirKind::Literal(_) => concat(std::slice::from_ref(hir), goal),
         HirKind::Class(class) => {
             let exact = class_members(class, goal.alphabet);
-            Info { must: exact.clone().filter(|s| usable(s)), exact }
+            Info {
+                must: exact.clone().filter(usable),
+                exact,
+            }
         }
         HirKind::Capture(capture) => analyze(&capture.sub, goal),
         HirKind::Repetition(rep) => {
@@ -103,8 +120,15 @@ fn analyze(hir: &Hir, goal: Goal) -> Info {
                 };
                 Info { exact, must: None }
             } else {
-                let exact = if rep.min == 1 && rep.max == Some(1) { sub.exact.clone() } else { None };
-                Info { exact, must: better(sub.must, sub.exact.filter(|s| usable(s)), goal.preference) }
+                let exact = if rep.min == 1 && rep.max == Some(1) {
+                    sub.exact.clone()
+                } else {
+                    None
+                };
+                Info {
+                    exact,
+                    must: sub.best(goal.preference),
+                }
             }
         }
         HirKind::Concat(children) => concat(children, goal),
@@ -122,7 +146,7 @@ fn analyze(hir: &Hir, goal: Goal) -> Info {
                 });
             let must = infos
                 .into_iter()
-                .map(|i| better(i.must, i.exact.filter(|s| usable(s)), goal.preference))
+                .map(|i| i.best(goal.preference))
                 .collect::<Option<Vec<Set>>>()
                 .map(|sets| sets.concat())
                 .filter(|s| s.len() <= MAX_SET)
@@ -200,7 +224,10 @@ fn concat(children: &[Hir], goal: Goal) -> Info {
     }
     let exact = whole_is_exact.then(|| run.clone());
     candidates.push(run);
-    let must = candidates.into_iter().filter(|s| usable(s)).reduce(|a, b| pick(a, b, goal.preference));
+    let must = candidates
+        .into_iter()
+        .filter(usable)
+        .reduce(|a, b| pick(a, b, goal.preference));
     Info { exact, must }
 }
 
@@ -293,7 +320,9 @@ fn pick(a: Set, b: Set, preference: Preference) -> Set {
 /// Whether every member of `fine` contains some member of `coarse`.
 fn refines(fine: &Set, coarse: &Set) -> bool {
     fine != coarse
-        && fine.iter().all(|f| coarse.iter().any(|c| memchr::memmem::find(f, c).is_some()))
+        && fine
+            .iter()
+            .all(|f| coarse.iter().any(|c| memchr::memmem::find(f, c).is_some()))
 }
 
 fn better(a: Option<Set>, b: Option<Set>, preference: Preference) -> Option<Set> {
@@ -308,8 +337,16 @@ mod tests {
     use super::*;
 
     fn req(pattern: &str, alphabet: Alphabet) -> Option<Vec<String>> {
-        let hir = regex_syntax::ParserBuilder::new().utf8(false).build().parse(pattern).unwrap();
-        required(&hir, alphabet, Preference::Selective).map(|set| set.into_iter().map(|s| String::from_utf8(s).unwrap()).collect())
+        let hir = regex_syntax::ParserBuilder::new()
+            .utf8(false)
+            .build()
+            .parse(pattern)
+            .unwrap();
+        required(&hir, alphabet, Preference::Selective).map(|set| {
+            set.into_iter()
+                .map(|s| String::from_utf8(s).unwrap())
+                .collect()
+        })
     }
 
     fn raw(pattern: &str) -> Option<Vec<String>> {
@@ -318,16 +355,27 @@ mod tests {
 
     #[test]
     fn plain_literals_are_required_whole() {
-        assert_eq!(raw("Remounting filesystem read-only"), Some(vec!["Remounting filesystem read-only".into()]));
+        assert_eq!(
+            raw("Remounting filesystem read-only"),
+            Some(vec!["Remounting filesystem read-only".into()])
+        );
     }
 
     #[test]
     fn classes_and_optionals_multiply_into_longer_literals_or_the_best_piece() {
         // A single member beats four longer ones: fewer literals, same rank of length.
-        assert_eq!(raw("[Rr]ead-only file ?system").unwrap().len(), 4, "Read-only file system, read-only filesystem, …");
+        assert_eq!(
+            raw("[Rr]ead-only file ?system").unwrap().len(),
+            4,
+            "Read-only file system, read-only filesystem, …"
+        );
         assert_eq!(
             raw("(Liveness|Readiness|Startup) probe failed"),
-            Some(vec!["Liveness probe failed".into(), "Readiness probe failed".into(), "Startup probe failed".into()])
+            Some(vec![
+                "Liveness probe failed".into(),
+                "Readiness probe failed".into(),
+                "Startup probe failed".into()
+            ])
         );
         assert_eq!(
             raw("(Liveness|Readiness) probe"),
@@ -337,13 +385,22 @@ mod tests {
 
     #[test]
     fn the_literal_is_found_inside_a_pattern_that_starts_with_a_wildcard() {
-        assert_eq!(raw("INFO: task .*:[0-9]+ blocked for more than"), Some(vec![" blocked for more than".into()]));
-        assert_eq!(raw(r"EXT4-fs error \(device [a-z0-9-]+\)"), Some(vec!["EXT4-fs error (device ".into()]));
+        assert_eq!(
+            raw("INFO: task .*:[0-9]+ blocked for more than"),
+            Some(vec![" blocked for more than".into()])
+        );
+        assert_eq!(
+            raw(r"EXT4-fs error \(device [a-z0-9-]+\)"),
+            Some(vec!["EXT4-fs error (device ".into()])
+        );
     }
 
     #[test]
     fn escape_safe_literals_stop_at_quotes_and_backslashes() {
-        let set = req(r#"could not open file "(?P<path>[^"]+)": Read-only file system"#, Alphabet::EscapeSafe);
+        let set = req(
+            r#"could not open file "(?P<path>[^"]+)": Read-only file system"#,
+            Alphabet::EscapeSafe,
+        );
         assert_eq!(set, Some(vec![": Read-only file system".into()]));
         let set = req(r#""error_severity":"PANIC""#, Alphabet::EscapeSafe);
         assert_eq!(set, Some(vec!["error_severity".into()]));
@@ -351,19 +408,31 @@ mod tests {
 
     #[test]
     fn the_few_preference_keeps_the_set_small() {
-        let hir = regex_syntax::ParserBuilder::new().build().parse("(Liveness|Readiness|Startup) probe failed").unwrap();
-        assert_eq!(required(&hir, Alphabet::Raw, Preference::Few), Some(vec![b" probe failed".to_vec()]));
+        let hir = regex_syntax::ParserBuilder::new()
+            .build()
+            .parse("(Liveness|Readiness|Startup) probe failed")
+            .unwrap();
+        assert_eq!(
+            required(&hir, Alphabet::Raw, Preference::Few),
+            Some(vec![b" probe failed".to_vec()])
+        );
     }
 
     #[test]
     fn specific_literals_beat_a_common_prefix() {
         assert_eq!(
             raw("could not (write to|fsync) file .{1,2}pg_wal/"),
-            Some(vec!["could not fsync file ".into(), "could not write to file ".into()])
+            Some(vec![
+                "could not fsync file ".into(),
+                "could not write to file ".into()
+            ])
         );
         assert_eq!(
             raw(r#"msg="(final error|error) sending batch" status=5[0-9][0-9]"#),
-            Some(vec![r#"msg="error sending batch" status=5"#.into(), r#"msg="final error sending batch" status=5"#.into()])
+            Some(vec![
+                r#"msg="error sending batch" status=5"#.into(),
+                r#"msg="final error sending batch" status=5"#.into()
+            ])
         );
     }
 
@@ -379,7 +448,11 @@ mod tests {
         assert_eq!(raw("[0-9]+"), None);
         assert_eq!(raw(".*"), None);
         assert_eq!(raw("ab|[a-z]+c"), None);
-        assert_eq!(raw("x?yz"), None, "two-byte literals are too short to search for");
+        assert_eq!(
+            raw("x?yz"),
+            None,
+            "two-byte literals are too short to search for"
+        );
     }
 
     #[test]
@@ -393,7 +466,11 @@ mod tests {
     #[test]
     fn a_repeated_group_keeps_its_requirement() {
         assert_eq!(raw("(abc[0-9])+").unwrap().len(), 10, "abc0 … abc9");
-        assert_eq!(raw("(abc[0-9a-z])+"), Some(vec!["abc".into()]), "36 members of 4 bytes would be too many");
+        assert_eq!(
+            raw("(abc[0-9a-z])+"),
+            Some(vec!["abc".into()]),
+            "36 members of 4 bytes would be too many"
+        );
         assert_eq!(raw("(abcd)?x"), None);
     }
 }

@@ -36,8 +36,10 @@ impl Prefilter {
     /// Builds the prefilter for `patterns`. Also returns, for each pattern,
     /// whether it had a usable literal.
     pub fn new(patterns: &[Hir], alphabet: Alphabet) -> (Prefilter, Vec<bool>) {
-        let selective: Vec<Option<Vec<Vec<u8>>>> =
-            patterns.iter().map(|hir| literals::required(hir, alphabet, Preference::Selective)).collect();
+        let selective: Vec<Option<Vec<Vec<u8>>>> = patterns
+            .iter()
+            .map(|hir| literals::required(hir, alphabet, Preference::Selective))
+            .collect();
         let has_literal: Vec<bool> = selective.iter().map(Option::is_some).collect();
         let mut chosen = selective.clone();
         if distinct(&chosen).len() > FAST_LITERALS {
@@ -60,7 +62,11 @@ impl Prefilter {
                 .build(&literals)
                 .expect("a DFA over a few hundred short literals always builds")
         });
-        let prefilter = Prefilter { searcher, every_line, literals };
+        let prefilter = Prefilter {
+            searcher,
+            every_line,
+            literals,
+        };
         (prefilter, has_literal)
     }
 
@@ -99,7 +105,8 @@ impl Prefilter {
                 return;
             };
             let start = memchr::memrchr(b'\n', &buf[at..found.start()]).map_or(at, |i| at + i + 1);
-            let end = memchr::memchr(b'\n', &buf[found.start()..]).map_or(buf.len(), |i| found.start() + i);
+            let end = memchr::memchr(b'\n', &buf[found.start()..])
+                .map_or(buf.len(), |i| found.start() + i);
             if !on_line(start, end) {
                 return;
             }

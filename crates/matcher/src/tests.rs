@@ -2,10 +2,16 @@ use super::*;
 use faultline_signatures::{Library, SourceFile};
 
 fn library(yaml: &str) -> Vec<Signature> {
-    Library::from_sources(&[SourceFile { name: "t.yaml".into(), text: yaml.into() }], &[])
-        .unwrap_or_else(|p| panic!("{p}"))
-        .signatures()
-        .to_vec()
+    Library::from_sources(
+        &[SourceFile {
+            name: "t.yaml".into(),
+            text: yaml.into(),
+        }],
+        &[],
+    )
+    .unwrap_or_else(|p| panic!("{p}"))
+    .signatures()
+    .to_vec()
 }
 
 const SIGS: &str = r#"signatures:
@@ -33,11 +39,17 @@ const SIGS: &str = r#"signatures:
         - line: 'EXT4-fs (sdb): Remounting filesystem read-only'
 "#;
 
-fn hits(matcher: &Matcher, buf: &[u8], source: Option<SourceKind>) -> Vec<(String, usize, Vec<(String, String)>)> {
+/// (signature id, line offset, captures) of each hit.
+type Found = Vec<(String, usize, Vec<(String, String)>)>;
+
+fn hits(matcher: &Matcher, buf: &[u8], source: Option<SourceKind>) -> Found {
     let mut scratch = matcher.scratch();
     let mut out = Vec::new();
     matcher.scan(buf, source, &mut scratch, |hit| {
-        let caps = hit.captures().map(|(n, v)| (n.to_string(), String::from_utf8_lossy(v).into_owned())).collect();
+        let caps = hit
+            .captures()
+            .map(|(n, v)| (n.to_string(), String::from_utf8_lossy(v).into_owned()))
+            .collect();
         out.push((hit.signature().id.clone(), hit.line_start(), caps));
     });
     out
@@ -58,8 +70,16 @@ fn finds_hits_in_plain_and_json_encoded_lines_with_captures() {
     assert_eq!(
         found,
         vec![
-            ("pg-ro".into(), 8, vec![pair("op", "open"), pair("path", "pg_wal/0001")]),
-            ("pg-ro".into(), 102, vec![pair("op", "write to"), pair("path", "base/1/2")]),
+            (
+                "pg-ro".into(),
+                8,
+                vec![pair("op", "open"), pair("path", "pg_wal/0001")]
+            ),
+            (
+                "pg-ro".into(),
+                102,
+                vec![pair("op", "write to"), pair("path", "base/1/2")]
+            ),
             ("kernel-remount".into(), 194, vec![pair("device", "dm-3")]),
         ]
     );
@@ -72,23 +92,40 @@ fn unless_and_scope_veto_hits() {
     assert!(hits(&matcher, quoted, None).is_empty());
     let kernel = b"EXT4-fs (sdb): Remounting filesystem read-only\n";
     assert_eq!(hits(&matcher, kernel, Some(SourceKind::Kernel)).len(), 1);
-    assert_eq!(hits(&matcher, kernel, None).len(), 1, "unknown source: every signature applies");
+    assert_eq!(
+        hits(&matcher, kernel, None).len(),
+        1,
+        "unknown source: every signature applies"
+    );
     assert!(hits(&matcher, kernel, Some(SourceKind::Pod)).is_empty());
 }
 
 #[test]
 fn a_signature_without_literal_still_matches_every_line_it_should() {
-    let sigs = SIGS.replace(r"'EXT4-fs \((?P<device>[a-z0-9-]+)\): Remounting filesystem read-only'", r"'(?P<device>[a-z]+[0-9])'");
+    let sigs = SIGS.replace(
+        r"'EXT4-fs \((?P<device>[a-z0-9-]+)\): Remounting filesystem read-only'",
+        r"'(?P<device>[a-z]+[0-9])'",
+    );
     let sigs = sigs.replace("'EXT4-fs (sdb): Remounting filesystem read-only'", "'sdb1'");
     let matcher = Matcher::new(&library(&sigs)).unwrap();
     assert_eq!(matcher.signatures_without_literal(), &[1]);
     let found = hits(&matcher, b"none here\nxx abc7\n", None);
-    assert_eq!(found, vec![("kernel-remount".into(), 10, vec![("device".into(), "abc7".into())])]);
+    assert_eq!(
+        found,
+        vec![(
+            "kernel-remount".into(),
+            10,
+            vec![("device".into(), "abc7".into())]
+        )]
+    );
 }
 
 /// Counts the way grep does it: every pattern on every line.
 fn naive_count(patterns: &[&str], buf: &[u8]) -> u64 {
-    let regexes: Vec<regex::bytes::Regex> = patterns.iter().map(|p| regex::bytes::Regex::new(p).unwrap()).collect();
+    let regexes: Vec<regex::bytes::Regex> = patterns
+        .iter()
+        .map(|p| regex::bytes::Regex::new(p).unwrap())
+        .collect();
     buf.split(|&b| b == b'\n')
         .enumerate()
         .filter(|(i, line)| !(line.is_empty() && *i == buf.split(|&b| b == b'\n').count() - 1))
@@ -111,7 +148,10 @@ fn grep_counts_equal_the_naive_count() {
 no\nI/O error, dev sdb, sector 77\nthe end\nthe end\r\n1234x\nstart\nLiveness probe failed\nlast line no newline";
     let set = GrepSet::new(&patterns).unwrap();
     let mut cache = set.cache();
-    assert_eq!(set.count_lines(buf, &mut cache), naive_count(&patterns, buf));
+    assert_eq!(
+        set.count_lines(buf, &mut cache),
+        naive_count(&patterns, buf)
+    );
     assert_eq!(set.count_lines(buf, &mut cache), 8);
 }
 

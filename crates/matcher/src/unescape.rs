@@ -96,7 +96,9 @@ fn decode_unicode(rest: &[u8], out: &mut Vec<u8>) -> usize {
 }
 
 fn hex(digits: &[u8]) -> Option<u32> {
-    digits.iter().try_fold(0u32, |acc, &d| Some(acc * 16 + (d as char).to_digit(16)?))
+    digits
+        .iter()
+        .try_fold(0u32, |acc, &d| Some(acc * 16 + (d as char).to_digit(16)?))
 }
 
 #[cfg(test)]
@@ -116,10 +118,14 @@ mod tests {
     #[test]
     fn json_escapes_are_decoded() {
         assert_eq!(
-            view(r#"{"message":"could not open file \"pg_wal/0001\": Read-only file system"}"#).unwrap(),
+            view(r#"{"message":"could not open file \"pg_wal/0001\": Read-only file system"}"#)
+                .unwrap(),
             r#"{"message":"could not open file "pg_wal/0001": Read-only file system"}"#
         );
-        assert_eq!(view(r"a\u003cb\u003e \u00e9 \ud83d\ude00 \n\t\\").unwrap(), "a<b> é 😀   \\");
+        assert_eq!(
+            view(r"a\u003cb\u003e \u00e9 \ud83d\ude00 \n\t\\").unwrap(),
+            "a<b> é 😀   \\"
+        );
     }
 
     #[test]
@@ -133,7 +139,10 @@ mod tests {
 
     #[test]
     fn malformed_escapes_are_kept_as_written() {
-        assert_eq!(view(r"C:\path \u12 \x4 \q end\").unwrap(), r"C:\path \u12 \x4 \q end\");
+        assert_eq!(
+            view(r"C:\path \u12 \x4 \q end\").unwrap(),
+            r"C:\path \u12 \x4 \q end\"
+        );
         assert_eq!(view(r"\ud800x").unwrap(), "\u{FFFD}x");
         assert_eq!(view(r"\x41").unwrap(), "A");
     }

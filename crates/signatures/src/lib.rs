@@ -140,7 +140,10 @@ impl Library {
     pub fn load(dirs: &[PathBuf]) -> Result<Library, Problems> {
         let builtin: Vec<SourceFile> = builtin_files()
             .iter()
-            .map(|(name, text)| SourceFile { name: name.to_string(), text: text.to_string() })
+            .map(|(name, text)| SourceFile {
+                name: name.to_string(),
+                text: text.to_string(),
+            })
             .collect();
         let mut problems = Vec::new();
         let user = read_user_files(dirs, &mut problems);
@@ -156,20 +159,33 @@ impl Library {
     }
 
     /// Builds a library from `base` files overridden by `overrides` files.
-    pub fn from_sources(base: &[SourceFile], overrides: &[SourceFile]) -> Result<Library, Problems> {
+    pub fn from_sources(
+        base: &[SourceFile],
+        overrides: &[SourceFile],
+    ) -> Result<Library, Problems> {
         let mut problems = Vec::new();
         let base = parse_unique(base, &mut problems);
         let overrides = parse_unique(overrides, &mut problems);
         if !problems.is_empty() {
             return Err(Problems(problems));
         }
-        let replaced: HashMap<&str, &Signature> = overrides.iter().map(|s| (s.id.as_str(), s)).collect();
+        let replaced: HashMap<&str, &Signature> =
+            overrides.iter().map(|s| (s.id.as_str(), s)).collect();
         let mut signatures: Vec<Signature> = base
             .iter()
-            .map(|s| replaced.get(s.id.as_str()).map_or_else(|| s.clone(), |&o| o.clone()))
+            .map(|s| {
+                replaced
+                    .get(s.id.as_str())
+                    .map_or_else(|| s.clone(), |&o| o.clone())
+            })
             .collect();
         let base_ids: HashMap<&str, ()> = base.iter().map(|s| (s.id.as_str(), ())).collect();
-        signatures.extend(overrides.iter().filter(|s| !base_ids.contains_key(s.id.as_str())).cloned());
+        signatures.extend(
+            overrides
+                .iter()
+                .filter(|s| !base_ids.contains_key(s.id.as_str()))
+                .cloned(),
+        );
         Ok(Library { signatures })
     }
 
@@ -223,7 +239,13 @@ fn read_user_files(paths: &[PathBuf], problems: &mut Vec<Problem>) -> Vec<Source
                 Ok(dir) => {
                     let mut found: Vec<PathBuf> = dir
                         .filter_map(|entry| entry.ok().map(|e| e.path()))
-                        .filter(|p| p.is_file() && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
+                        .filter(|p| {
+                            p.is_file()
+                                && matches!(
+                                    p.extension().and_then(|e| e.to_str()),
+                                    Some("yaml" | "yml")
+                                )
+                        })
                         .collect();
                     found.sort();
                     if found.is_empty() {
@@ -231,7 +253,8 @@ fn read_user_files(paths: &[PathBuf], problems: &mut Vec<Problem>) -> Vec<Source
                             file: path.display().to_string(),
                             line: None,
                             field: None,
-                            message: "no *.yaml or *.yml signature files in this directory".to_string(),
+                            message: "no *.yaml or *.yml signature files in this directory"
+                                .to_string(),
                         });
                     }
                     found
@@ -246,7 +269,10 @@ fn read_user_files(paths: &[PathBuf], problems: &mut Vec<Problem>) -> Vec<Source
         };
         for file in entries {
             match std::fs::read_to_string(&file) {
-                Ok(text) => files.push(SourceFile { name: file.display().to_string(), text }),
+                Ok(text) => files.push(SourceFile {
+                    name: file.display().to_string(),
+                    text,
+                }),
                 Err(err) => unreadable(problems, &file, err),
             }
         }

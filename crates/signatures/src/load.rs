@@ -108,9 +108,12 @@ fn string_field(
 
 fn is_kebab_case(id: &str) -> bool {
     !id.is_empty()
-        && id
-            .split('-')
-            .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
+        && id.split('-').all(|part| {
+            !part.is_empty()
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        })
 }
 
 /// Parses the file `file` holding `text`; appends its problems to `problems`.
@@ -127,7 +130,11 @@ pub(crate) fn parse_file(file: &str, text: &str, problems: &mut Vec<Problem>) ->
         }
     };
     let Some(top) = root.as_mapping() else {
-        report.add(line_of(&root), "", "the file must be a mapping with a `signatures` list");
+        report.add(
+            line_of(&root),
+            "",
+            "the file must be a mapping with a `signatures` list",
+        );
         return Vec::new();
     };
     reject_unknown(top, &["signatures"], "", &mut report);
@@ -160,7 +167,10 @@ pub(crate) fn parse_file(file: &str, text: &str, problems: &mut Vec<Problem>) ->
 fn describe_load_error(err: &marked_yaml::LoadError) -> (Option<usize>, String) {
     use marked_yaml::LoadError::*;
     let (marker, what) = match err {
-        TopLevelMustBeMapping(m) => (m, "the file must be a mapping with a `signatures` list".to_string()),
+        TopLevelMustBeMapping(m) => (
+            m,
+            "the file must be a mapping with a `signatures` list".to_string(),
+        ),
         TopLevelMustBeSequence(m) => (m, "unexpected top-level sequence".to_string()),
         UnexpectedAnchor(m) => (m, "YAML anchors are not supported".to_string()),
         MappingKeyMustBeScalar(m) => (m, "mapping keys must be plain strings".to_string()),
@@ -177,7 +187,11 @@ fn describe_load_error(err: &marked_yaml::LoadError) -> (Option<usize>, String) 
     (Some(marker.line()), what)
 }
 
-fn parse_signature(map: &MarkedMappingNode, prefix: &str, report: &mut Report) -> Option<Signature> {
+fn parse_signature(
+    map: &MarkedMappingNode,
+    prefix: &str,
+    report: &mut Report,
+) -> Option<Signature> {
     reject_unknown(map, SIGNATURE_FIELDS, prefix, report);
     let line = map_line(map).unwrap_or(1);
     // Problems in one field must not hide problems in the next: evaluate
@@ -186,7 +200,11 @@ fn parse_signature(map: &MarkedMappingNode, prefix: &str, report: &mut Report) -
         if is_kebab_case(&id) {
             Some(id)
         } else {
-            report.add(at, &join(prefix, "id"), format!("{id:?} must be kebab-case, like `postgres-read-only-file-system`"));
+            report.add(
+                at,
+                &join(prefix, "id"),
+                format!("{id:?} must be kebab-case, like `postgres-read-only-file-system`"),
+            );
             None
         }
     });
@@ -194,7 +212,9 @@ fn parse_signature(map: &MarkedMappingNode, prefix: &str, report: &mut Report) -
     let severity = parsed_field::<Severity>(map, "severity", prefix, report);
     let title = string_field(map, "title", prefix, true, report).map(|(t, _)| t);
     let pattern = string_field(map, "match", prefix, true, report);
-    let regex = pattern.as_ref().and_then(|(p, at)| compile(p, *at, &join(prefix, "match"), report));
+    let regex = pattern
+        .as_ref()
+        .and_then(|(p, at)| compile(p, *at, &join(prefix, "match"), report));
     let unless_src = string_field(map, "unless", prefix, false, report);
     // `Some(None)`: no `unless`; `None`: an `unless` that does not compile.
     let unless = match &unless_src {
@@ -206,9 +226,24 @@ fn parse_signature(map: &MarkedMappingNode, prefix: &str, report: &mut Report) -
         .as_ref()
         .map(|r| r.capture_names().flatten().map(str::to_string).collect())
         .unwrap_or_default();
-    let summary = template_field(map, "summary", prefix, &capture_names, regex.is_some(), report);
-    let remediation = template_field(map, "remediation", prefix, &capture_names, regex.is_some(), report);
-    let (examples, near_misses) = parse_examples(map, prefix, &capture_names, regex.is_some(), report);
+    let summary = template_field(
+        map,
+        "summary",
+        prefix,
+        &capture_names,
+        regex.is_some(),
+        report,
+    );
+    let remediation = template_field(
+        map,
+        "remediation",
+        prefix,
+        &capture_names,
+        regex.is_some(),
+        report,
+    );
+    let (examples, near_misses) =
+        parse_examples(map, prefix, &capture_names, regex.is_some(), report);
 
     Some(Signature {
         id: id?,
@@ -223,7 +258,10 @@ fn parse_signature(map: &MarkedMappingNode, prefix: &str, report: &mut Report) -
         remediation: remediation?,
         examples: examples?,
         near_misses: near_misses?,
-        location: Location { file: report.file.to_string(), line },
+        location: Location {
+            file: report.file.to_string(),
+            line,
+        },
     })
 }
 
@@ -239,26 +277,43 @@ fn parsed_field<T: std::str::FromStr<Err = faultline_core::UnknownName>>(
         .ok()
 }
 
-fn compile(pattern: &str, at: Option<usize>, field: &str, report: &mut Report) -> Option<regex::bytes::Regex> {
+fn compile(
+    pattern: &str,
+    at: Option<usize>,
+    field: &str,
+    report: &mut Report,
+) -> Option<regex::bytes::Regex> {
     match regex::bytes::Regex::new(pattern) {
         Ok(regex) => Some(regex),
         Err(err) => {
             // The regex crate's message spans several lines with a caret
             // under the error; keep it, indented, so it stays readable.
             let message = err.to_string().replace('\n', "\n    ");
-            report.add(at, field, format!("invalid regular expression:\n    {message}"));
+            report.add(
+                at,
+                field,
+                format!("invalid regular expression:\n    {message}"),
+            );
             None
         }
     }
 }
 
-fn parse_scope(map: &MarkedMappingNode, prefix: &str, report: &mut Report) -> Option<Vec<SourceKind>> {
+fn parse_scope(
+    map: &MarkedMappingNode,
+    prefix: &str,
+    report: &mut Report,
+) -> Option<Vec<SourceKind>> {
     let field = join(prefix, "scope");
     let Some(node) = map.get_node("scope") else {
         return Some(Vec::new());
     };
     let Some(list) = node.as_sequence() else {
-        report.add(line_of(node), &field, format!("must be a list of sources: {}", SourceKind::expected()));
+        report.add(
+            line_of(node),
+            &field,
+            format!("must be a list of sources: {}", SourceKind::expected()),
+        );
         return None;
     };
     let mut kinds = Vec::new();
@@ -290,7 +345,9 @@ fn template_field(
 ) -> Option<Template> {
     let (text, at) = string_field(map, key, prefix, true, report)?;
     let field = join(prefix, key);
-    let template = Template::parse(&text).map_err(|err| report.add(at, &field, err)).ok()?;
+    let template = Template::parse(&text)
+        .map_err(|err| report.add(at, &field, err))
+        .ok()?;
     let mut ok = true;
     for name in template.fields() {
         if captures_known && !captures.contains(name) && !LABEL_NAMES.contains(&name) {
@@ -331,11 +388,19 @@ fn parse_examples(
     let examples = match map.get_node("examples") {
         Some(Node::Mapping(examples)) => examples,
         Some(other) => {
-            report.add(line_of(other), &field, "must be a mapping with `match` and `no_match` lists");
+            report.add(
+                line_of(other),
+                &field,
+                "must be a mapping with `match` and `no_match` lists",
+            );
             return (None, None);
         }
         None => {
-            report.add(map_line(map), &field, "missing (required): at least one line that must match");
+            report.add(
+                map_line(map),
+                &field,
+                "missing (required): at least one line that must match",
+            );
             return (None, None);
         }
     };
@@ -350,7 +415,11 @@ fn parse_examples(
             }
         }
         if out.is_empty() && ok {
-            report.add(map_line(examples), &join(&field, "match"), "needs at least one line that must match");
+            report.add(
+                map_line(examples),
+                &join(&field, "match"),
+                "needs at least one line that must match",
+            );
             ok = false;
         }
         ok.then_some(out)
@@ -364,13 +433,17 @@ fn parse_examples(
                 reject_unknown(item, NEAR_MISS_FIELDS, &item_field, report);
                 let line = string_field(item, "line", &item_field, true, report);
                 let why = string_field(item, "why", &item_field, false, report).map(|(w, _)| w);
-                let source = string_field(item, "source", &item_field, false, report).map(|(s, _)| s);
+                let source =
+                    string_field(item, "source", &item_field, false, report).map(|(s, _)| s);
                 match line {
                     Some((line, at)) => out.push(NearMiss {
                         line,
                         why,
                         source,
-                        location: Location { file: report.file.to_string(), line: at.unwrap_or(1) },
+                        location: Location {
+                            file: report.file.to_string(),
+                            line: at.unwrap_or(1),
+                        },
                     }),
                     None => ok = false,
                 }
@@ -407,7 +480,11 @@ fn example_list<'a>(
         match item.as_mapping() {
             Some(map) => out.push((map, item_field)),
             None => {
-                report.add(line_of(item), &item_field, "must be a mapping with a `line`");
+                report.add(
+                    line_of(item),
+                    &item_field,
+                    "must be a mapping with a `line`",
+                );
                 ok = false;
             }
         }
@@ -456,7 +533,11 @@ fn parse_match_example(
             }
         }
         Some(other) => {
-            report.add(line_of(other), &format!("{field}.captures"), "must be a mapping of capture name to value");
+            report.add(
+                line_of(other),
+                &format!("{field}.captures"),
+                "must be a mapping of capture name to value",
+            );
             ok = false;
         }
     }
@@ -465,7 +546,10 @@ fn parse_match_example(
         line,
         captures: expected,
         source,
-        location: Location { file: report.file.to_string(), line: at.unwrap_or(1) },
+        location: Location {
+            file: report.file.to_string(),
+            line: at.unwrap_or(1),
+        },
     })
 }
 

@@ -55,7 +55,11 @@ impl Template {
                         chars.next();
                     }
                 }
-                '}' => return Err(format!("stray '}}' at byte {at} (write '}}}}' for a brace)")),
+                '}' => {
+                    return Err(format!(
+                        "stray '}}' at byte {at} (write '}}}}' for a brace)"
+                    ));
+                }
                 c => literal.push(c),
             }
         }
@@ -116,7 +120,11 @@ mod tests {
 
     #[test]
     fn malformed_templates_are_rejected_with_a_reason() {
-        assert!(Template::parse("open {path").unwrap_err().contains("unclosed"));
+        assert!(
+            Template::parse("open {path")
+                .unwrap_err()
+                .contains("unclosed")
+        );
         assert!(Template::parse("a } b").unwrap_err().contains("stray"));
         assert!(Template::parse("{Path}").unwrap_err().contains("lowercase"));
         assert!(Template::parse("{}").unwrap_err().contains("lowercase"));

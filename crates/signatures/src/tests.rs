@@ -1,7 +1,10 @@
 use super::*;
 
 fn file(name: &str, text: &str) -> SourceFile {
-    SourceFile { name: name.to_string(), text: text.to_string() }
+    SourceFile {
+        name: name.to_string(),
+        text: text.to_string(),
+    }
 }
 
 const GOOD: &str = r#"signatures:
@@ -29,8 +32,17 @@ fn a_valid_file_loads_every_field() {
     let sig = lib.get("demo-read-only").unwrap();
     assert_eq!(sig.class, Class::VolumeReadOnly);
     assert_eq!(sig.severity, Severity::Critical);
-    assert_eq!(sig.location, Location { file: "a.yaml".into(), line: 2 });
-    assert_eq!(sig.examples[0].captures, vec![("path".to_string(), "pg_wal/1".to_string())]);
+    assert_eq!(
+        sig.location,
+        Location {
+            file: "a.yaml".into(),
+            line: 2
+        }
+    );
+    assert_eq!(
+        sig.examples[0].captures,
+        vec![("path".to_string(), "pg_wal/1".to_string())]
+    );
     assert_eq!(sig.examples[0].location.line, 12);
     assert_eq!(sig.near_misses[0].why.as_deref(), Some("not a volume"));
     assert!(sig.unless.is_some());
@@ -77,14 +89,30 @@ fn every_problem_is_reported_with_file_line_and_field() {
         "bad.yaml:24: signatures[1].examples.match[0].captures.y: `match` has no capture named \"y\" (it has: x)",
     ];
     for want in expect {
-        assert!(text.iter().any(|t| t.starts_with(want)), "missing {want:?} in:\n{}", text.join("\n"));
+        assert!(
+            text.iter().any(|t| t.starts_with(want)),
+            "missing {want:?} in:\n{}",
+            text.join("\n")
+        );
     }
-    assert_eq!(text.len(), expect.len(), "unexpected extra problems:\n{}", text.join("\n"));
+    assert_eq!(
+        text.len(),
+        expect.len(),
+        "unexpected extra problems:\n{}",
+        text.join("\n")
+    );
 }
 
 #[test]
 fn invalid_yaml_names_the_line() {
-    let err = Library::from_sources(&[file("x.yaml", "signatures:\n  - id: a\n    title: [unclosed\n")], &[]).unwrap_err();
+    let err = Library::from_sources(
+        &[file(
+            "x.yaml",
+            "signatures:\n  - id: a\n    title: [unclosed\n",
+        )],
+        &[],
+    )
+    .unwrap_err();
     assert_eq!(err.0.len(), 1);
     assert!(err.0[0].to_string().starts_with("x.yaml:"), "{}", err.0[0]);
     assert!(err.0[0].message.contains("invalid YAML"), "{}", err.0[0]);
@@ -94,9 +122,14 @@ fn invalid_yaml_names_the_line() {
 fn duplicate_keys_and_ids_are_problems() {
     let twice = GOOD.replace("    unless: 'transaction'\n", "    title: Again\n");
     let err = Library::from_sources(&[file("t.yaml", &twice)], &[]).unwrap_err();
-    assert!(err.0[0].message.contains("duplicate key `title`"), "{}", err);
+    assert!(
+        err.0[0].message.contains("duplicate key `title`"),
+        "{}",
+        err
+    );
 
-    let err = Library::from_sources(&[file("a.yaml", GOOD), file("b.yaml", GOOD)], &[]).unwrap_err();
+    let err =
+        Library::from_sources(&[file("a.yaml", GOOD), file("b.yaml", GOOD)], &[]).unwrap_err();
     assert_eq!(err.0.len(), 1);
     assert_eq!(
         err.0[0].to_string(),
@@ -108,25 +141,47 @@ fn duplicate_keys_and_ids_are_problems() {
 fn a_user_signature_replaces_the_builtin_one_with_its_id() {
     let user = GOOD.replace("severity: critical", "severity: warning");
     let extra = GOOD.replace("demo-read-only", "demo-extra");
-    let lib = Library::from_sources(&[file("builtin.yaml", GOOD)], &[file("mine.yaml", &user), file("extra.yaml", &extra)]).unwrap();
+    let lib = Library::from_sources(
+        &[file("builtin.yaml", GOOD)],
+        &[file("mine.yaml", &user), file("extra.yaml", &extra)],
+    )
+    .unwrap();
     assert_eq!(lib.signatures().len(), 2);
-    assert_eq!(lib.get("demo-read-only").unwrap().severity, Severity::Warning);
-    assert_eq!(lib.get("demo-read-only").unwrap().location.file, "mine.yaml");
+    assert_eq!(
+        lib.get("demo-read-only").unwrap().severity,
+        Severity::Warning
+    );
+    assert_eq!(
+        lib.get("demo-read-only").unwrap().location.file,
+        "mine.yaml"
+    );
     assert_eq!(lib.signatures()[1].id, "demo-extra");
 }
 
 #[test]
 fn user_directories_are_read_and_unreadable_ones_reported() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("mine.yaml"), GOOD.replace("demo-read-only", "user-demo")).unwrap();
+    std::fs::write(
+        dir.path().join("mine.yaml"),
+        GOOD.replace("demo-read-only", "user-demo"),
+    )
+    .unwrap();
     std::fs::write(dir.path().join("notes.txt"), "not a signature file").unwrap();
     let lib = Library::load(&[dir.path().to_path_buf()]).unwrap();
     assert!(lib.get("user-demo").is_some());
-    assert!(lib.signatures().len() > 1, "built-in signatures are loaded too");
+    assert!(
+        lib.signatures().len() > 1,
+        "built-in signatures are loaded too"
+    );
 
     let missing = dir.path().join("absent");
-    let err = Library::load(&[missing.clone()]).unwrap_err();
-    assert!(err.0[0].to_string().starts_with(&format!("{}: cannot read", missing.display())), "{err}");
+    let err = Library::load(std::slice::from_ref(&missing)).unwrap_err();
+    assert!(
+        err.0[0]
+            .to_string()
+            .starts_with(&format!("{}: cannot read", missing.display())),
+        "{err}"
+    );
 
     let empty = tempfile::tempdir().unwrap();
     let err = Library::load(&[empty.path().to_path_buf()]).unwrap_err();
