@@ -148,8 +148,12 @@ fn a_missing_signature_directory_is_an_error_not_a_crash() {
     );
 }
 
-fn perf_patterns() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../matcher/benches/perf-signatures.txt")
+/// The speed kit's 40 patterns: the first 40 lines of the bench patterns.
+fn perf_patterns(dir: &Path) -> PathBuf {
+    let all = Path::new(env!("CARGO_MANIFEST_DIR")).join("../matcher/benches/patterns-400.txt");
+    let text = std::fs::read_to_string(all).unwrap();
+    let first: Vec<&str> = text.lines().take(40).collect();
+    write(dir, "perf-signatures.txt", &(first.join("\n") + "\n"))
 }
 
 /// A corpus of healthy lines, every example and near-miss line of the
@@ -198,7 +202,8 @@ fn count_agrees_with_a_line_by_line_reference_and_with_ripgrep() {
     let dir = tempfile::tempdir().unwrap();
     let corpus = dir.path().join("corpus.log");
     std::fs::write(&corpus, mixed_corpus()).unwrap();
-    let patterns_text = std::fs::read_to_string(perf_patterns()).unwrap();
+    let patterns_file = perf_patterns(dir.path());
+    let patterns_text = std::fs::read_to_string(&patterns_file).unwrap();
     let patterns: Vec<&str> = patterns_text.lines().collect();
     let expected = naive_count(&patterns, &std::fs::read(&corpus).unwrap());
     assert!(expected > 50, "the corpus holds failure lines ({expected})");
@@ -206,7 +211,7 @@ fn count_agrees_with_a_line_by_line_reference_and_with_ripgrep() {
     let out = faultline(&[
         "count",
         "--patterns",
-        perf_patterns().to_str().unwrap(),
+        patterns_file.to_str().unwrap(),
         corpus.to_str().unwrap(),
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -214,7 +219,7 @@ fn count_agrees_with_a_line_by_line_reference_and_with_ripgrep() {
 
     match Command::new("rg")
         .args(["--no-config", "-c", "-f"])
-        .arg(perf_patterns())
+        .arg(&patterns_file)
         .arg(&corpus)
         .output()
     {

@@ -28,14 +28,23 @@ fn main() {
         println!("{line}\n    {shown:?}");
     }
     let (prefilter, _) = Prefilter::new(&hirs, Alphabet::Raw);
-    println!("{} literals searched for", prefilter.literal_count());
+    let needles: Vec<String> = prefilter
+        .needles()
+        .iter()
+        .map(|n| String::from_utf8_lossy(n).into_owned())
+        .collect();
+    println!(
+        "{} literals, searched for as {} needles: {needles:?}",
+        prefilter.literal_count(),
+        needles.len()
+    );
     if let Some(corpus) = args.next() {
         let buf = std::fs::read(&corpus).expect("readable corpus");
-        let mut per_literal = vec![0u64; prefilter.literal_count()];
+        let mut per_literal = vec![0u64; prefilter.needles().len()];
         let mut candidates = 0u64;
         prefilter.for_each_candidate(&buf, |start, end| {
             candidates += 1;
-            for (i, lit) in prefilter.literals().iter().enumerate() {
+            for (i, lit) in prefilter.needles().iter().enumerate() {
                 if memchr::memmem::find(&buf[start..end], lit).is_some() {
                     per_literal[i] += 1;
                 }

@@ -35,6 +35,7 @@
 //! assert!(!hits.is_empty());
 //! ```
 
+pub mod anchors;
 pub mod literals;
 pub mod prefilter;
 pub mod unescape;

@@ -1,8 +1,9 @@
 //! Finding candidate lines in a buffer without looking at most of them.
 
-use aho_corasick::{AhoCorasick, AhoCorasickKind, Input, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickKind, Input, MatchKind, packed};
 use regex_syntax::hir::Hir;
 
+use crate::anchors;
 use crate::literals::{self, Alphabet, Preference};
 
 /// Most literals the fast (SIMD) searcher takes; beyond it the literal
@@ -19,9 +20,49 @@ const FAST_LITERALS: usize = 64;
 #[derive(Clone, Debug)]
 pub struct Prefilter {
     /// `None` when some pattern needs every line, or no pattern can match.
-    searcher: Option<AhoCorasick>,
+    searcher: Option<Searcher>,
     every_line: bool,
     literals: Vec<Vec<u8>>,
+    /// What the searcher looks for: the literals, or anchors covering them.
+    needles: Vec<Vec<u8>>,
+}
+
+/// The literal searcher: SIMD (Teddy) when the needles allow it, else an
+/// Aho-Corasick automaton.
+#[derive(Clone, Debug)]
+enum Searcher {
+    Packed(packed::Searcher),
+    Automaton(AhoCorasick),
+}
+
+impl Searcher {
+    fn new(needles: &[Vec<u8>]) -> Searcher {
+        if needles.len() <= FAST_LITERALS
+            && let Some(packed) = packed::Config::new()
+                .match_kind(packed::MatchKind::LeftmostFirst)
+                .builder()
+                .extend(needles)
+                .build()
+        {
+            return Searcher::Packed(packed);
+        }
+        let automaton = AhoCorasick::builder()
+            .match_kind(MatchKind::LeftmostFirst)
+            .kind(Some(AhoCorasickKind::DFA))
+            .build(needles)
+            .expect("a DFA over a few hundred short literals always builds");
+        Searcher::Automaton(automaton)
+    }
+
+    /// Start of the leftmost needle at or after `at`.
+    fn find(&self, buf: &[u8], at: usize) -> Option<usize> {
+        match self {
+            Searcher::Packed(s) => s
+                .find_in(buf, aho_corasick::Span::from(at..buf.len()))
+                .map(|m| m.start()),
+            Searcher::Automaton(a) => a.find(Input::new(buf).range(at..)).map(|m| m.start()),
+        }
+    }
 }
 
 /// The distinct literals of all chosen sets, sorted.
@@ -55,17 +96,17 @@ impl Prefilter {
         }
         let literals = distinct(&chosen);
         let every_line = has_literal.iter().any(|&h| !h);
-        let searcher = (!every_line && !literals.is_empty()).then(|| {
-            AhoCorasick::builder()
-                .match_kind(MatchKind::LeftmostFirst)
-                .kind(Some(AhoCorasickKind::DFA))
-                .build(&literals)
-                .expect("a DFA over a few hundred short literals always builds")
-        });
+        let needles = if literals.len() > FAST_LITERALS {
+            anchors::cover(&literals, FAST_LITERALS).unwrap_or_else(|| literals.clone())
+        } else {
+            literals.clone()
+        };
+        let searcher = (!every_line && !needles.is_empty()).then(|| Searcher::new(&needles));
         let prefilter = Prefilter {
             searcher,
             every_line,
             literals,
+            needles,
         };
         (prefilter, has_literal)
     }
@@ -73,6 +114,12 @@ impl Prefilter {
     /// The distinct literals searched for.
     pub fn literals(&self) -> &[Vec<u8>] {
         &self.literals
+    }
+
+    /// What the buffer scan looks for: the literals themselves, or (with
+    /// more than 64 literals) short anchors that cover them.
+    pub fn needles(&self) -> &[Vec<u8>] {
+        &self.needles
     }
 
     /// How many distinct literals are searched for.
@@ -101,12 +148,11 @@ impl Prefilter {
         };
         let mut at = 0;
         while at < buf.len() {
-            let Some(found) = searcher.find(Input::new(buf).range(at..)) else {
+            let Some(found) = searcher.find(buf, at) else {
                 return;
             };
-            let start = memchr::memrchr(b'\n', &buf[at..found.start()]).map_or(at, |i| at + i + 1);
-            let end = memchr::memchr(b'\n', &buf[found.start()..])
-                .map_or(buf.len(), |i| found.start() + i);
+            let start = memchr::memrchr(b'\n', &buf[at..found]).map_or(at, |i| at + i + 1);
+            let end = memchr::memchr(b'\n', &buf[found..]).map_or(buf.len(), |i| found + i);
             if !on_line(start, end) {
                 return;
             }

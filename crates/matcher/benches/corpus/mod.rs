@@ -87,56 +87,13 @@ pub fn generate(size: usize, failure_every: usize, seed: u64) -> Vec<u8> {
     out
 }
 
-/// The 40 patterns of the speed kit followed by synthetic signatures in the
-/// same style (distinct component names, verbs and errors), `n` in all.
+/// The first `n` (at most 400) lines of `patterns-400.txt`: the 40 patterns
+/// of the speed kit, then synthetic signatures in the styles real components
+/// log in (distinct components, verbs, objects and errors).
 pub fn patterns(n: usize) -> Vec<String> {
-    let kit: Vec<String> = include_str!("../perf-signatures.txt")
+    include_str!("../patterns-400.txt")
         .lines()
+        .take(n)
         .map(str::to_string)
-        .collect();
-    let components = [
-        "etcd",
-        "coredns",
-        "cilium",
-        "calico",
-        "longhorn",
-        "rook-ceph",
-        "minio",
-        "vault",
-        "istio",
-        "argocd",
-    ];
-    let verbs = [
-        "reconcile",
-        "attach",
-        "detach",
-        "snapshot",
-        "resize",
-        "replicate",
-        "compact",
-        "rotate",
-        "renew",
-        "elect",
-    ];
-    let errors = [
-        "deadline exceeded",
-        "quorum lost",
-        "checksum mismatch",
-        "lease expired",
-        "stale handle",
-    ];
-    let mut out: Vec<String> = kit.into_iter().take(n).collect();
-    let mut i = 0;
-    while out.len() < n {
-        let (c, v, e) = (
-            components[i % 10],
-            verbs[(i / 10) % 10],
-            errors[(i / 100) % 5],
-        );
-        out.push(format!(
-            "{c}: failed to {v} [a-z0-9-]+: {e} \\(attempt [0-9]+\\)"
-        ));
-        i += 1;
-    }
-    out
+        .collect()
 }

@@ -1,0 +1,172 @@
+//! Anchors: a few short strings that together cover many literals.
+//!
+//! The fastest literal searcher (Teddy, SIMD) takes at most 64 strings.
+//! With hundreds of signatures there are hundreds of literals; rather than
+//! fall back to a byte-at-a-time automaton, faultline searches for a small
+//! set of 4-byte substrings such that every literal contains one of them
+//! (a greedy set cover that prefers rare substrings). Lines holding an
+//! anchor are confirmed exactly as before, so the answer never changes;
+//! only the number of lines confirmed grows, gently, with the library.
+
+use std::collections::HashMap;
+
+/// Bytes per anchor: Teddy's fingerprint width.
+pub const WIDTH: usize = 4;
+
+/// How common a byte is in log text, roughly: spaces and frequent
+/// lowercase letters are everywhere, capitals and rare symbols are not.
+fn commonness(byte: u8) -> u32 {
+    match byte {
+        b' ' | b'"' => 10,
+        b'e' | b't' | b'a' | b'o' | b'i' | b'n' | b's' | b'r' | b',' | b':' => 8,
+        b'a'..=b'z' | b'0'..=b'9' | b'=' | b'.' => 7,
+        b'-' | b'_' | b'/' | b'(' | b')' | b'[' | b']' | b'{' | b'}' => 6,
+        b'A'..=b'Z' => 3,
+        _ => 2,
+    }
+}
+
+/// How common a gram is likely to be: the sum of its bytes' commonness.
+fn cost(gram: &[u8]) -> u32 {
+    gram.iter().map(|&b| commonness(b)).sum()
+}
+
+/// Up to `limit` anchors such that every literal contains at least one, or
+/// `None` when that many do not suffice. Literals shorter than [`WIDTH`]
+/// are their own anchor.
+///
+/// A greedy weighted cover: each round takes the gram with the best ratio
+/// of literals newly covered to likely frequency in logs, where frequency
+/// grows exponentially with the commonness of its bytes. If the result does
+/// not fit in `limit`, the preference for rarity is relaxed step by step
+/// (down to plain "most literals covered").
+pub fn cover(literals: &[Vec<u8>], limit: usize) -> Option<Vec<Vec<u8>>> {
+    let mut holders: HashMap<&[u8], Vec<usize>> = HashMap::new();
+    for (i, literal) in literals.iter().enumerate() {
+        let grams: Vec<&[u8]> = if literal.len() <= WIDTH {
+            vec![literal.as_slice()]
+        } else {
+            literal.windows(WIDTH).collect()
+        };
+        for gram in grams {
+            let list = holders.entry(gram).or_default();
+            if list.last() != Some(&i) {
+                list.push(i);
+            }
+        }
+    }
+    let mut grams: Vec<(&[u8], u32, &Vec<usize>)> = holders
+        .iter()
+        .map(|(gram, list)| (*gram, cost(gram), list))
+        .collect();
+    // A fixed order, so that ties always break the same way.
+    grams.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(b.0)));
+    for base in [2.0, 1.6, 1.3, 1.1, 1.0] {
+        if let Some(mut anchors) = greedy(&grams, literals.len(), limit, base) {
+            anchors.sort();
+            return Some(anchors);
+        }
+    }
+    None
+}
+
+/// Greedy weighted set cover: each round takes the gram maximising
+/// `gain / base^cost`. `None` if more than `limit` grams are needed.
+fn greedy(
+    grams: &[(&[u8], u32, &Vec<usize>)],
+    literals: usize,
+    limit: usize,
+    base: f64,
+) -> Option<Vec<Vec<u8>>> {
+    let mut covered = vec![false; literals];
+    let mut left = literals;
+    let mut anchors = Vec::new();
+    while left > 0 {
+        if anchors.len() == limit {
+            return None;
+        }
+        let mut best: Option<(f64, &[u8], &Vec<usize>)> = None;
+        for &(gram, cost, list) in grams {
+            let gain = list.iter().filter(|&&i| !covered[i]).count();
+            let score = gain as f64 / base.powf(f64::from(cost) / 2.0);
+            if gain > 0 && best.is_none_or(|b| score > b.0) {
+                best = Some((score, gram, list));
+            }
+        }
+        let (_, gram, list) = best?;
+        for &i in list {
+            if !covered[i] {
+                covered[i] = true;
+                left -= 1;
+            }
+        }
+        anchors.push(gram.to_vec());
+    }
+    Some(anchors)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lits(items: &[&str]) -> Vec<Vec<u8>> {
+        items.iter().map(|s| s.as_bytes().to_vec()).collect()
+    }
+
+    #[test]
+    fn every_literal_contains_an_anchor() {
+        let literals = lits(&[
+            "etcd: failed to sync lease",
+            "vault: failed to renew lease",
+            "EROFS",
+            "Remounting filesystem read-only",
+            "I/O error, dev ",
+            "ab",
+        ]);
+        let anchors = cover(&literals, 64).unwrap();
+        for literal in &literals {
+            assert!(
+                anchors
+                    .iter()
+                    .any(|a| memchr::memmem::find(literal, a).is_some()),
+                "{:?} has no anchor in {anchors:?}",
+                String::from_utf8_lossy(literal)
+            );
+        }
+        assert!(anchors.len() <= literals.len());
+    }
+
+    #[test]
+    fn a_tight_limit_shares_anchors_between_literals() {
+        let literals = lits(&[
+            "etcd: failed to sync",
+            "vault: failed to renew",
+            "minio: failed to heal",
+        ]);
+        let anchors = cover(&literals, 1).unwrap();
+        assert_eq!(anchors.len(), 1);
+        assert!(
+            literals
+                .iter()
+                .all(|l| memchr::memmem::find(l, &anchors[0]).is_some())
+        );
+    }
+
+    #[test]
+    fn too_few_anchors_is_none() {
+        let literals = lits(&["AAAA", "BBBB", "CCCC"]);
+        assert_eq!(cover(&literals, 2), None);
+        assert_eq!(cover(&literals, 3).map(|a| a.len()), Some(3));
+    }
+
+    #[test]
+    fn rare_substrings_are_preferred() {
+        let anchors = cover(&lits(&["the XFS shutdown"]), 64).unwrap();
+        assert_eq!(anchors.len(), 1);
+        assert!(
+            anchors[0].windows(3).any(|w| w == b"XFS"),
+            "{:?}",
+            String::from_utf8_lossy(&anchors[0])
+        );
+    }
+}
