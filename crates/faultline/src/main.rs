@@ -6,6 +6,7 @@
 mod check;
 mod count;
 mod list;
+mod replay;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -46,6 +47,14 @@ enum Command {
     /// total number of matching lines as the last line of stdout. The
     /// counts equal `rg -c -f FILE`. Use - to read standard input.
     Count(count::CountArgs),
+    /// Read log archives offline and report every failure signature found.
+    ///
+    /// Reads files, directories (recursively) and gzip-compressed files,
+    /// detects each file's format, matches every line against the signature
+    /// library and prints the hits in event-time order. Exit code: 0 nothing
+    /// found, 1 hits found, 2 some input could not be read (the others are
+    /// still reported).
+    Replay(replay::ReplayArgs),
 }
 
 /// Where signatures come from: the built-in library plus the user's.
@@ -64,6 +73,7 @@ fn main() -> ExitCode {
         Command::Check(args) => check::run(&args.dirs),
         Command::Signatures { library, json } => list::run(&library.dirs, json),
         Command::Count(args) => count::run(&args),
+        Command::Replay(args) => replay::run(&args),
     };
     match result {
         Ok(code) => code,

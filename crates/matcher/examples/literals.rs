@@ -7,8 +7,15 @@ use faultline_matcher::prefilter::Prefilter;
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let path = args.next().expect("usage: literals PATTERNS_FILE [CORPUS]");
-    let text = std::fs::read_to_string(&path).expect("readable patterns file");
+    let path = args.next().expect("usage: literals PATTERNS_FILE|--builtin [CORPUS]");
+    // `--builtin`: the built-in signature library, with escape-safe literals.
+    let (text, alphabet) = if path == "--builtin" {
+        let library = faultline_signatures::Library::builtin().expect("built-in library loads");
+        let patterns: Vec<String> = library.signatures().iter().map(|s| s.pattern.clone()).collect();
+        (patterns.join("\n"), Alphabet::EscapeSafe)
+    } else {
+        (std::fs::read_to_string(&path).expect("readable patterns file"), Alphabet::Raw)
+    };
     let hirs: Vec<_> = text
         .lines()
         .map(|line| {
@@ -20,14 +27,14 @@ fn main() {
         })
         .collect();
     for (line, hir) in text.lines().zip(&hirs) {
-        let set = required(hir, Alphabet::Raw, Preference::Selective).unwrap_or_default();
+        let set = required(hir, alphabet, Preference::Selective).unwrap_or_default();
         let shown: Vec<String> = set
             .iter()
             .map(|s| String::from_utf8_lossy(s).into_owned())
             .collect();
         println!("{line}\n    {shown:?}");
     }
-    let (prefilter, _) = Prefilter::new(&hirs, Alphabet::Raw);
+    let (prefilter, _) = Prefilter::new(&hirs, alphabet);
     let needles: Vec<String> = prefilter
         .needles()
         .iter()

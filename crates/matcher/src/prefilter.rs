@@ -8,7 +8,7 @@ use crate::literals::{self, Alphabet, Preference};
 
 /// Most literals the fast (SIMD) searcher takes; beyond it the literal
 /// choice trades selectivity for fewer literals.
-const FAST_LITERALS: usize = 64;
+const FAST_LITERALS: usize = 127;
 
 /// Finds the lines of a buffer that may match one of a set of patterns.
 ///
@@ -39,6 +39,7 @@ impl Searcher {
     fn new(needles: &[Vec<u8>]) -> Searcher {
         if needles.len() <= FAST_LITERALS
             && let Some(packed) = packed::Config::new()
+                .heuristic_pattern_limits(false)
                 .match_kind(packed::MatchKind::LeftmostFirst)
                 .builder()
                 .extend(needles)

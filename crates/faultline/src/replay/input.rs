@@ -1,0 +1,196 @@
+//! What `replay` reads: files, directories and standard input, with
+//! gzip-compressed files decompressed on the fly.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+/// One thing to read.
+#[derive(Clone, Debug)]
+pub struct Input {
+    /// The path as the user will recognise it; `-` for standard input.
+    pub path: PathBuf,
+}
+
+/// A problem with one input; the run goes on without it.
+#[derive(Clone, Debug)]
+pub struct InputError {
+    /// The input's path.
+    pub path: PathBuf,
+    /// What went wrong.
+    pub message: String,
+}
+
+impl std::fmt::Display for InputError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.path.display(), self.message)
+    }
+}
+
+/// Expands `paths`: files as given, directories recursively (sorted by
+/// name, symlinked directories followed once), `-` as standard input.
+/// Problems (missing paths, unreadable directories, empty directories) are
+/// returned beside the inputs that were found.
+pub fn expand(paths: &[PathBuf]) -> (Vec<Input>, Vec<InputError>) {
+    let mut inputs = Vec::new();
+    let mut errors = Vec::new();
+    let mut visited = HashSet::new();
+    for path in paths {
+        if path == Path::new("-") {
+            inputs.push(Input { path: path.clone() });
+            continue;
+        }
+        match std::fs::metadata(path) {
+            Ok(meta) if meta.is_dir() => {
+                let before = inputs.len();
+                walk(path, &mut inputs, &mut errors, &mut visited);
+                if inputs.len() == before {
+                    errors.push(InputError { path: path.clone(), message: "no files in this directory".into() });
+                }
+            }
+            Ok(_) => inputs.push(Input { path: path.clone() }),
+            Err(err) => errors.push(InputError { path: path.clone(), message: format!("cannot read: {err}") }),
+        }
+    }
+    (inputs, errors)
+}
+
+fn walk(dir: &Path, inputs: &mut Vec<Input>, errors: &mut Vec<InputError>, visited: &mut HashSet<PathBuf>) {
+    // A symlink loop leads back to a directory already walked: stop there.
+    match dir.canonicalize() {
+        Ok(real) => {
+            if !visited.insert(real) {
+                return;
+            }
+        }
+        Err(err) => {
+            errors.push(InputError { path: dir.to_path_buf(), message: format!("cannot read: {err}") });
+            return;
+        }
+    }
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(err) => {
+            errors.push(InputError { path: dir.to_path_buf(), message: format!("cannot read directory: {err}") });
+            return;
+        }
+    };
+    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    paths.sort();
+    for path in paths {
+        match std::fs::metadata(&path) {
+            Ok(meta) if meta.is_dir() => walk(&path, inputs, errors, visited),
+            Ok(meta) if meta.is_file() => inputs.push(Input { path }),
+            Ok(_) => {}
+            Err(err) => errors.push(InputError { path, message: format!("cannot read: {err}") }),
+        }
+    }
+}
+
+/// Counts the bytes read through it, so a decompression error can say
+/// where in the compressed file it happened.
+pub struct Counting<R> {
+    inner: R,
+    count: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// An opened input: its decompressed bytes, and how far into the raw file
+/// reading got.
+pub struct Opened {
+    /// The decompressed stream.
+    pub reader: Box<dyn Read + Send>,
+    /// Raw (compressed) bytes consumed so far.
+    pub raw_offset: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Whether the stream is gzip-decompressed.
+    pub compressed: bool,
+    /// The file's modification time, UTC nanoseconds, if known.
+    pub mtime_ns: Option<i64>,
+}
+
+/// Opens `input`, decompressing `.gz` files (by name, or by their magic
+/// bytes).
+pub fn open(input: &Input) -> io::Result<Opened> {
+    let raw_offset = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    if input.path == Path::new("-") {
+        let reader = Counting { inner: io::stdin(), count: raw_offset.clone() };
+        return Ok(Opened { reader: Box::new(reader), raw_offset, compressed: false, mtime_ns: None });
+    }
+    let mut file = File::open(&input.path)?;
+    let mtime_ns = file
+        .metadata()
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .and_then(|d| i64::try_from(d.as_nanos()).ok());
+    let mut magic = [0u8; 2];
+    let got = read_up_to(&mut file, &mut magic)?;
+    let head = io::Cursor::new(magic[..got].to_vec());
+    let counted = Counting { inner: head.chain(file), count: raw_offset.clone() };
+    let gzip = got == 2 && magic == [0x1f, 0x8b];
+    let reader: Box<dyn Read + Send> = if gzip {
+        Box::new(flate2::read::MultiGzDecoder::new(io::BufReader::with_capacity(1 << 16, counted)))
+    } else {
+        Box::new(counted)
+    };
+    Ok(Opened { reader, raw_offset, compressed: gzip, mtime_ns })
+}
+
+fn read_up_to(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match file.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(got)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn directories_expand_recursively_in_name_order_and_loops_stop() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("b/c")).unwrap();
+        std::fs::write(dir.path().join("b/c/2.log"), "x").unwrap();
+        std::fs::write(dir.path().join("a.log"), "x").unwrap();
+        std::os::unix::fs::symlink(dir.path(), dir.path().join("b/loop")).unwrap();
+        std::fs::create_dir(dir.path().join("empty")).unwrap();
+        let (inputs, errors) = expand(&[dir.path().to_path_buf(), dir.path().join("empty"), dir.path().join("missing")]);
+        let names: Vec<String> =
+            inputs.iter().map(|i| i.path.strip_prefix(dir.path()).unwrap().display().to_string()).collect();
+        assert_eq!(names, ["a.log", "b/c/2.log"]);
+        let messages: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(messages.len(), 2, "{messages:?}");
+        assert!(messages[0].ends_with("empty: no files in this directory"));
+        assert!(messages[1].contains("missing: cannot read"));
+    }
+
+    #[test]
+    fn gzip_is_recognised_by_its_magic_bytes() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rotated.log.20260219-030405");
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(b"hello\n").unwrap();
+        std::fs::write(&path, gz.finish().unwrap()).unwrap();
+        let mut opened = open(&Input { path }).unwrap();
+        let mut text = String::new();
+        opened.reader.read_to_string(&mut text).unwrap();
+        assert_eq!(text, "hello\n");
+        assert!(opened.compressed);
+    }
+}

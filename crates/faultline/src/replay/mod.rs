@@ -1,0 +1,305 @@
+//! `faultline replay`: read log archives offline and report what matched.
+//!
+//! Each input is read as buffers of whole lines ([`lines::LineReader`]) and
+//! scanned by the compiled matcher; only the lines that matched are dated
+//! and labelled ([`faultline_formats`]). Inputs are read in parallel, one
+//! per worker; their hits are then merged in event-time order, so the
+//! report reads as the cluster lived it, whatever order the files came in.
+
+mod input;
+mod lines;
+mod output;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, ValueEnum};
+use faultline_core::SourceKind;
+use faultline_formats::{Decoder, Format, Labels, line_labels, path_labels};
+use faultline_matcher::{Hit, Matcher};
+use faultline_signatures::Library;
+
+use self::input::{Input, InputError};
+use self::lines::LineReader;
+
+/// Arguments of `faultline replay`.
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// Files and directories to read (directories recursively; `.gz` files
+    /// are decompressed; - reads standard input).
+    #[arg(required = true, value_name = "PATH")]
+    paths: Vec<PathBuf>,
+    /// Output format. Default: text on a terminal, json otherwise.
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    format: Option<OutputFormat>,
+    /// Treat every input as this log format instead of detecting it from
+    /// its first lines.
+    #[arg(long, value_name = "NAME", value_parser = parse_input_format)]
+    input_format: Option<Format>,
+    /// A directory of *.yaml signature files to add to the built-in
+    /// library (repeatable).
+    #[arg(long = "signatures", value_name = "DIR")]
+    signature_dirs: Vec<PathBuf>,
+    /// Year for formats that print none (klog, BSD syslog). Default: the
+    /// year of each file's modification time.
+    #[arg(long, value_name = "YYYY")]
+    year: Option<i16>,
+    /// Boot time of the node, RFC 3339, for kernel logs that count seconds
+    /// since boot (`dmesg`, `/dev/kmsg`). Without it those lines have no
+    /// time of their own.
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    boot_time: Option<i64>,
+    /// Worker threads (default: all cores).
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
+}
+
+/// How `replay` prints what it found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// A human timeline.
+    Text,
+    /// One JSON object per line (documented in docs/output.md).
+    Json,
+}
+
+fn parse_input_format(name: &str) -> Result<Format, String> {
+    Format::from_name(name)
+        .ok_or_else(|| format!("unknown format {name:?}; expected one of: {}", Format::names().collect::<Vec<_>>().join(", ")))
+}
+
+fn parse_time(text: &str) -> Result<i64, String> {
+    faultline_formats::parse_rfc3339(text.as_bytes()).ok_or_else(|| format!("{text:?} is not an RFC 3339 time"))
+}
+
+/// One line that matched one signature, dated and labelled.
+#[derive(Debug)]
+pub struct HitRecord {
+    /// Index of the signature in the matcher.
+    pub signature: usize,
+    /// UTC nanoseconds: the line's own time, else inherited (see docs).
+    pub ts: Option<i64>,
+    /// Index of the input it came from.
+    pub input: usize,
+    /// 1-based line number in the (decompressed) input.
+    pub line_no: u64,
+    /// Labels from the path and the line.
+    pub labels: Labels,
+    /// Named captures, in pattern order.
+    pub captures: Vec<(String, String)>,
+    /// The raw line, lossily decoded.
+    pub line: String,
+}
+
+/// Totals over the run.
+#[derive(Debug, Default)]
+pub struct Totals {
+    /// Inputs read (to the end or to an error).
+    pub files: u64,
+    /// Lines read.
+    pub lines: u64,
+    /// Bytes read (after decompression).
+    pub bytes: u64,
+    /// Lines cut at the line-length cap.
+    pub truncated: u64,
+}
+
+/// Runs `replay` and prints the report.
+pub fn run(args: &ReplayArgs) -> Result<ExitCode> {
+    let library = Library::load(&args.signature_dirs).map_err(|problems| anyhow::anyhow!("signature problems:\n{problems}"))?;
+    let matcher = Matcher::new(library.signatures()).context("compiling the signature library")?;
+    let (inputs, mut errors) = input::expand(&args.paths);
+    if inputs.is_empty() && !errors.is_empty() {
+        for error in &errors {
+            eprintln!("faultline: {error}");
+        }
+        bail!("nothing to read");
+    }
+    let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
+    let (mut hits, totals, read_errors) = scan_all(&matcher, &inputs, args, threads);
+    errors.extend(read_errors);
+    // Event-time order; ties (and undated lines) keep input and line order.
+    hits.sort_by_key(|h| (h.ts.unwrap_or(i64::MIN), h.input, h.line_no));
+
+    let format = args.format.unwrap_or(if std::io::stdout().is_terminal() { OutputFormat::Text } else { OutputFormat::Json });
+    let report = output::Report { matcher: &matcher, inputs: &inputs, hits: &hits, totals: &totals, errors: &errors };
+    match format {
+        OutputFormat::Json => report.write_json(&mut std::io::stdout().lock())?,
+        OutputFormat::Text => report.write_text(&mut std::io::stdout().lock(), output::use_color())?,
+    }
+    for error in &errors {
+        eprintln!("faultline: {error}");
+    }
+    Ok(if !errors.is_empty() {
+        ExitCode::from(2)
+    } else if hits.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// Scans every input on `threads` workers.
+fn scan_all(matcher: &Matcher, inputs: &[Input], args: &ReplayArgs, threads: usize) -> (Vec<HitRecord>, Totals, Vec<InputError>) {
+    let next = AtomicUsize::new(0);
+    let results = Mutex::new((Vec::new(), Totals::default(), Vec::new()));
+    std::thread::scope(|scope| {
+        for _ in 0..threads.min(inputs.len()).max(1) {
+            scope.spawn(|| {
+                let mut scratch = matcher.scratch();
+                loop {
+                    let index = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(input) = inputs.get(index) else { break };
+                    let mut scan = FileScan::new(index, input, args);
+                    let error = scan.run(matcher, &mut scratch).err();
+                    let mut guard = results.lock().expect("no worker panics while holding the lock");
+                    let (hits, totals, errors) = &mut *guard;
+                    hits.append(&mut scan.hits);
+                    totals.files += 1;
+                    totals.lines += scan.lines;
+                    totals.bytes += scan.bytes;
+                    totals.truncated += scan.truncated;
+                    errors.extend(error);
+                }
+            });
+        }
+    });
+    results.into_inner().expect("workers are done")
+}
+
+/// The state of scanning one input.
+struct FileScan<'a> {
+    index: usize,
+    input: &'a Input,
+    args: &'a ReplayArgs,
+    path_labels: Labels,
+    hits: Vec<HitRecord>,
+    lines: u64,
+    bytes: u64,
+    truncated: u64,
+    /// Time of the last dated line before the current buffer.
+    carried_ts: Option<i64>,
+}
+
+/// Lines looked back through for a time to inherit.
+const INHERIT_LOOKBACK: usize = 1000;
+
+impl<'a> FileScan<'a> {
+    fn new(index: usize, input: &'a Input, args: &'a ReplayArgs) -> FileScan<'a> {
+        FileScan {
+            index,
+            input,
+            args,
+            path_labels: path_labels(&input.path),
+            hits: Vec::new(),
+            lines: 0,
+            bytes: 0,
+            truncated: 0,
+            carried_ts: None,
+        }
+    }
+
+    fn run(&mut self, matcher: &Matcher, scratch: &mut faultline_matcher::Scratch) -> Result<(), InputError> {
+        let fail = |message: String| InputError { path: self.input.path.clone(), message };
+        let opened = input::open(self.input).map_err(|err| fail(format!("cannot open: {err}")))?;
+        let year = self.args.year.unwrap_or_else(|| year_of(opened.mtime_ns));
+        let mtime = opened.mtime_ns;
+        let mut reader = LineReader::new(opened.reader);
+        let mut decoder: Option<Decoder> = None;
+        let result = loop {
+            let buf = match reader.next_lines() {
+                Ok(Some(buf)) => buf,
+                Ok(None) => break Ok(()),
+                Err(err) => {
+                    let at = opened.raw_offset.load(Ordering::Relaxed);
+                    let what = if opened.compressed { "corrupt or truncated gzip" } else { "read error" };
+                    break Err(fail(format!("{what} at byte {at} of the file: {err} (lines before it were read)")));
+                }
+            };
+            let decoder = *decoder.get_or_insert_with(|| Decoder {
+                format: self.args.input_format.unwrap_or_else(|| Format::detect(buf.split(|&b| b == b'\n').take(20))),
+                year,
+                boot_ns: self.args.boot_time,
+            });
+            self.scan_buffer(matcher, scratch, &decoder, buf, mtime);
+        };
+        self.bytes = reader.bytes;
+        self.truncated = reader.truncated;
+        result
+    }
+
+    fn scan_buffer(
+        &mut self,
+        matcher: &Matcher,
+        scratch: &mut faultline_matcher::Scratch,
+        decoder: &Decoder,
+        buf: &[u8],
+        mtime: Option<i64>,
+    ) {
+        let source = source_kind(decoder.format, &self.path_labels);
+        let first_line = self.lines;
+        let mut counted_to = 0usize;
+        let mut line_no = first_line;
+        let mut found = Vec::new();
+        matcher.scan(buf, source, scratch, |hit: Hit<'_>| {
+            line_no += count_lines(&buf[counted_to..hit.line_start()]);
+            counted_to = hit.line_start();
+            let own = decoder.timestamp(hit.line());
+            let ts = own.or_else(|| inherited_ts(decoder, buf, hit.line_start())).or(self.carried_ts).or(mtime);
+            let mut labels = self.path_labels.clone();
+            for (k, v) in line_labels(decoder.format, hit.line()) {
+                labels.entry(k).or_insert(v);
+            }
+            found.push(HitRecord {
+                signature: hit.signature_index(),
+                ts,
+                input: self.index,
+                line_no: line_no + 1,
+                labels,
+                captures: hit
+                    .captures()
+                    .map(|(name, value)| (name.to_string(), String::from_utf8_lossy(value).into_owned()))
+                    .collect(),
+                line: String::from_utf8_lossy(hit.line()).into_owned(),
+            });
+        });
+        self.hits.append(&mut found);
+        self.lines = first_line + count_lines(buf) + u64::from(!buf.ends_with(b"\n") && !buf.is_empty());
+        if let Some(ts) = inherited_ts(decoder, buf, buf.len()) {
+            self.carried_ts = Some(ts);
+        }
+    }
+}
+
+/// The time of the nearest dated line before `before` in `buf`.
+fn inherited_ts(decoder: &Decoder, buf: &[u8], before: usize) -> Option<i64> {
+    let mut end = before;
+    for _ in 0..INHERIT_LOOKBACK {
+        let body = buf[..end].strip_suffix(b"\n")?;
+        let start = memchr::memrchr(b'\n', body).map_or(0, |i| i + 1);
+        if let Some(ts) = decoder.timestamp(&body[start..]) {
+            return Some(ts);
+        }
+        end = start;
+    }
+    None
+}
+
+fn count_lines(bytes: &[u8]) -> u64 {
+    bytes.iter().filter(|&&b| b == b'\n').count() as u64
+}
+
+fn source_kind(format: Format, labels: &Labels) -> Option<SourceKind> {
+    format.source_kind().or_else(|| labels.contains_key("pod").then_some(SourceKind::Pod))
+}
+
+fn year_of(mtime_ns: Option<i64>) -> i16 {
+    let ts = mtime_ns
+        .and_then(|ns| jiff::Timestamp::from_nanosecond(i128::from(ns)).ok())
+        .unwrap_or_else(jiff::Timestamp::now);
+    ts.to_zoned(jiff::tz::TimeZone::UTC).year()
+}

@@ -1,0 +1,161 @@
+//! Printing a replay: JSON lines (the stable contract in docs/output.md)
+//! or a human timeline.
+
+use std::collections::BTreeMap;
+use std::io::{self, IsTerminal, Write};
+
+use faultline_core::Severity;
+use faultline_matcher::Matcher;
+use serde::Serialize;
+
+use super::input::{Input, InputError};
+use super::{HitRecord, Totals};
+
+/// Everything a replay found, ready to print.
+pub struct Report<'a> {
+    pub matcher: &'a Matcher,
+    pub inputs: &'a [Input],
+    pub hits: &'a [HitRecord],
+    pub totals: &'a Totals,
+    pub errors: &'a [InputError],
+}
+
+#[derive(Serialize)]
+struct JsonHit<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    signature: &'a str,
+    class: &'static str,
+    severity: &'static str,
+    ts: Option<String>,
+    origin: String,
+    labels: &'a BTreeMap<String, String>,
+    captures: BTreeMap<&'a str, &'a str>,
+    entity: Option<String>,
+    summary: String,
+    line: &'a str,
+}
+
+#[derive(Serialize)]
+struct JsonSummary<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    files: u64,
+    lines: u64,
+    bytes: u64,
+    hits: usize,
+    incidents: usize,
+    decode_errors: usize,
+    lines_truncated: u64,
+    errors: Vec<String>,
+    signatures: BTreeMap<&'a str, usize>,
+}
+
+/// RFC 3339 in UTC with nanoseconds, as faultline prints every time.
+pub fn rfc3339(ns: i64) -> String {
+    jiff::Timestamp::from_nanosecond(i128::from(ns))
+        .map(|t| format!("{t:.9}"))
+        .unwrap_or_else(|_| ns.to_string())
+}
+
+/// Whether to colour text output: a terminal, and `NO_COLOR` unset.
+pub fn use_color() -> bool {
+    io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+impl Report<'_> {
+    fn origin(&self, hit: &HitRecord) -> String {
+        format!("{}:{}", self.inputs[hit.input].path.display(), hit.line_no)
+    }
+
+    fn summary_of(&self, hit: &HitRecord) -> String {
+        let sig = &self.matcher.signatures()[hit.signature];
+        sig.summary.render(|name| {
+            hit.captures
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.as_str())
+                .or_else(|| hit.labels.get(name).map(String::as_str))
+        })
+    }
+
+    fn per_signature(&self) -> BTreeMap<&str, usize> {
+        let mut counts = BTreeMap::new();
+        for hit in self.hits {
+            *counts.entry(self.matcher.signatures()[hit.signature].id.as_str()).or_insert(0) += 1;
+        }
+        counts
+    }
+
+    /// One JSON object per line: every hit in event-time order, then the
+    /// summary.
+    pub fn write_json(&self, out: &mut impl Write) -> io::Result<()> {
+        for hit in self.hits {
+            let sig = &self.matcher.signatures()[hit.signature];
+            let record = JsonHit {
+                kind: "hit",
+                signature: &sig.id,
+                class: sig.class.as_str(),
+                severity: sig.severity.as_str(),
+                ts: hit.ts.map(rfc3339),
+                origin: self.origin(hit),
+                labels: &hit.labels,
+                captures: hit.captures.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect(),
+                entity: None,
+                summary: self.summary_of(hit),
+                line: &hit.line,
+            };
+            serde_json::to_writer(&mut *out, &record)?;
+            out.write_all(b"\n")?;
+        }
+        let summary = JsonSummary {
+            kind: "summary",
+            files: self.totals.files,
+            lines: self.totals.lines,
+            bytes: self.totals.bytes,
+            hits: self.hits.len(),
+            incidents: 0,
+            decode_errors: self.errors.len(),
+            lines_truncated: self.totals.truncated,
+            errors: self.errors.iter().map(ToString::to_string).collect(),
+            signatures: self.per_signature(),
+        };
+        serde_json::to_writer(&mut *out, &summary)?;
+        out.write_all(b"\n")?;
+        out.flush()
+    }
+
+    /// A timeline for people: one block per hit, then totals.
+    pub fn write_text(&self, out: &mut impl Write, color: bool) -> io::Result<()> {
+        let paint = |code: &str, text: &str| if color { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_string() };
+        for hit in self.hits {
+            let sig = &self.matcher.signatures()[hit.signature];
+            let when = hit.ts.map_or_else(|| "(no time)".to_string(), rfc3339);
+            let severity = match sig.severity {
+                Severity::Critical => paint("1;31", "CRITICAL"),
+                Severity::Warning => paint("33", "WARNING "),
+                Severity::Info => paint("36", "INFO    "),
+            };
+            let who = ["namespace", "pod", "container", "node"]
+                .iter()
+                .filter_map(|k| hit.labels.get(*k).map(|v| format!("{k}={v}")))
+                .collect::<Vec<_>>()
+                .join(" ");
+            writeln!(out, "{when}  {severity}  {}  {who}", paint("1", &sig.id))?;
+            writeln!(out, "    {}", self.summary_of(hit))?;
+            writeln!(out, "    {}", paint("2", &self.origin(hit)))?;
+        }
+        let t = self.totals;
+        writeln!(
+            out,
+            "{} hits of {} signatures in {} files ({} lines, {} bytes{})",
+            self.hits.len(),
+            self.per_signature().len(),
+            t.files,
+            t.lines,
+            t.bytes,
+            if t.truncated > 0 { format!(", {} lines cut at 4 MiB", t.truncated) } else { String::new() },
+        )?;
+        out.flush()
+    }
+}

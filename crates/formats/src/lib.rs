@@ -1,0 +1,24 @@
+//! faultline's knowledge of log line formats.
+//!
+//! The matcher looks at raw bytes and never needs a line decoded to decide
+//! whether it is a failure. What it cannot know from bytes alone is *when*
+//! a line was written and *who* wrote it. This crate answers those two
+//! questions, for the few lines that matched:
+//!
+//! * [`Format::detect`] recognises a file's format from its first lines;
+//! * [`Decoder::timestamp`] reads a line's time as UTC nanoseconds;
+//! * [`path_labels`] reads namespace, pod, container and node from where a
+//!   file sits (the kubelet's `/var/log/pods` layout and friends);
+//! * [`line_labels`] reads the few labels a line carries itself (a syslog
+//!   host, CloudNativePG's `logging_pod`).
+//!
+//! Lines without a time of their own inherit the previous line's time; the
+//! caller does that, because it knows what "previous" means for its input.
+
+mod detect;
+mod labels;
+mod time;
+
+pub use detect::Format;
+pub use labels::{Labels, line_labels, path_labels};
+pub use time::{Decoder, parse_rfc3339};
