@@ -52,26 +52,57 @@ const NAMES: &[(Format, &str)] = &[
 
 macro_rules! re {
     ($name:ident, $pattern:expr) => {
-        static $name: LazyLock<Regex> = LazyLock::new(|| Regex::new($pattern).expect("a valid built-in regex"));
+        static $name: LazyLock<Regex> =
+            LazyLock::new(|| Regex::new($pattern).expect("a valid built-in regex"));
     };
 }
 
-re!(CRI, r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d) (stdout|stderr) [FP](:\S*)? ");
-re!(DOCKER, r#"^\{"log":".*"stream":"(stdout|stderr)".*"time":""#);
-re!(KLOG, r"^[IWEF]\d{4} \d\d:\d\d:\d\d\.\d{6}\s+\d+ [^ :]+:\d+\] ");
-re!(TALOS_DMESG, r"^\S+: [a-z]+: +[a-z]+: \[\d{4}-\d\d-\d\dT[^\]]+\]: ");
-re!(DMESG_HUMAN, r"^\[[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \d{4}\] ");
+re!(
+    CRI,
+    r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d) (stdout|stderr) [FP](:\S*)? "
+);
+re!(
+    DOCKER,
+    r#"^\{"log":".*"stream":"(stdout|stderr)".*"time":""#
+);
+re!(
+    KLOG,
+    r"^[IWEF]\d{4} \d\d:\d\d:\d\d\.\d{6}\s+\d+ [^ :]+:\d+\] "
+);
+re!(
+    TALOS_DMESG,
+    r"^\S+: [a-z]+: +[a-z]+: \[\d{4}-\d\d-\d\dT[^\]]+\]: "
+);
+re!(
+    DMESG_HUMAN,
+    r"^\[[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \d{4}\] "
+);
 re!(DMESG, r"^\[ *\d+\.\d+\] ");
 re!(KMSG, r"^\d+,\d+,\d+,[-c][^;]*;");
-re!(SYSLOG_BSD, r"^[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \S+ [^ :\[]+(\[\d+\])?: ");
-re!(SYSLOG_RFC3339, r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d) [A-Za-z0-9._-]+ [^ :\[]+(\[\d+\])?: ");
-re!(TIMESTAMPED, r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d) ");
-re!(LOGFMT, r#"^(?:[A-Za-z_][\w.-]*=(?:"(?:[^"\\]|\\.)*"|\S*) +){2,}"#);
+re!(
+    SYSLOG_BSD,
+    r"^[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \S+ [^ :\[]+(\[\d+\])?: "
+);
+re!(
+    SYSLOG_RFC3339,
+    r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d) [A-Za-z0-9._-]+ [^ :\[]+(\[\d+\])?: "
+);
+re!(
+    TIMESTAMPED,
+    r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d) "
+);
+re!(
+    LOGFMT,
+    r#"^(?:[A-Za-z_][\w.-]*=(?:"(?:[^"\\]|\\.)*"|\S*) +){2,}"#
+);
 
 impl Format {
     /// The name used by `--input-format` and in output.
     pub fn name(self) -> &'static str {
-        NAMES.iter().find(|(f, _)| *f == self).map_or("plain", |(_, n)| n)
+        NAMES
+            .iter()
+            .find(|(f, _)| *f == self)
+            .map_or("plain", |(_, n)| n)
     }
 
     /// Parses a name from [`Format::names`].
@@ -105,7 +136,8 @@ impl Format {
         if let Some((_, format)) = checks.iter().find(|(re, _)| re.is_match(line)) {
             return Some(*format);
         }
-        if line.first() == Some(&b'{') && serde_json::from_slice::<serde_json::Value>(line).is_ok_and(|v| v.is_object())
+        if line.first() == Some(&b'{')
+            && serde_json::from_slice::<serde_json::Value>(line).is_ok_and(|v| v.is_object())
         {
             return Some(Format::Json);
         }
@@ -125,17 +157,21 @@ impl Format {
                 None => votes.push((format, 1)),
             }
         }
-        votes.iter().fold(None, |best: Option<(Format, usize)>, &(f, n)| match best {
-            Some((_, m)) if m >= n => best,
-            _ => Some((f, n)),
-        })
-        .map_or(Format::Plain, |(f, _)| f)
+        votes
+            .iter()
+            .fold(None, |best: Option<(Format, usize)>, &(f, n)| match best {
+                Some((_, m)) if m >= n => best,
+                _ => Some((f, n)),
+            })
+            .map_or(Format::Plain, |(f, _)| f)
     }
 
     /// Where records in this format come from, when the format says so.
     pub fn source_kind(self) -> Option<SourceKind> {
         match self {
-            Format::TalosDmesg | Format::DmesgHuman | Format::Dmesg | Format::Kmsg => Some(SourceKind::Kernel),
+            Format::TalosDmesg | Format::DmesgHuman | Format::Dmesg | Format::Kmsg => {
+                Some(SourceKind::Kernel)
+            }
             Format::Klog => Some(SourceKind::Node),
             Format::Cri | Format::Docker => Some(SourceKind::Pod),
             _ => None,
@@ -153,19 +189,62 @@ mod tests {
 
     #[test]
     fn recognises_each_format_from_a_real_line() {
-        assert_eq!(of("2026-02-16T03:04:05.123456789Z stderr F level=info msg=ok"), Format::Cri);
-        assert_eq!(of("2026-02-16T03:04:05.123456789+01:00 stdout P partial"), Format::Cri);
-        assert_eq!(of(r#"{"log":"hello\n","stream":"stderr","time":"2026-02-16T03:04:05.1Z"}"#), Format::Docker);
-        assert_eq!(of(r#"{"level":"info","ts":"2026-02-16T03:04:05Z","msg":"record"}"#), Format::Json);
-        assert_eq!(of(r#"level=error ts=2026-02-25T10:00:00Z caller=flush.go:1 msg="failed to flush""#), Format::Logfmt);
-        assert_eq!(of(r#"E0216 03:04:05.123456    1234 kubelet.go:2123] "Error syncing pod""#), Format::Klog);
-        assert_eq!(of("10.0.0.2: kern:     err: [2026-02-19T03:04:05.123456789Z]: EXT4-fs (sdb): Remounting filesystem read-only"), Format::TalosDmesg);
-        assert_eq!(of("[Mon Jun 22 10:25:43 2020] EXT4-fs (sdk): Remounting filesystem read-only"), Format::DmesgHuman);
-        assert_eq!(of("[70098.185153] EXT4-fs (sdd1): Remounting filesystem read-only"), Format::Dmesg);
-        assert_eq!(of("3,1234,70098185153,-;EXT4-fs (sdd1): Remounting filesystem read-only"), Format::Kmsg);
-        assert_eq!(of("Feb 20 13:47:05 dev-r7515-c kernel: EXT4-fs (sdk): Remounting filesystem read-only"), Format::Syslog);
-        assert_eq!(of("2024-09-26T11:32:52.301738+00:00 ubuntu kernel: EXT4-fs (mmcblk0p2): error"), Format::Syslog);
-        assert_eq!(of("2026-02-16T03:04:05.123456789Z starting server"), Format::Timestamped);
+        assert_eq!(
+            of("2026-02-16T03:04:05.123456789Z stderr F level=info msg=ok"),
+            Format::Cri
+        );
+        assert_eq!(
+            of("2026-02-16T03:04:05.123456789+01:00 stdout P partial"),
+            Format::Cri
+        );
+        assert_eq!(
+            of(r#"{"log":"hello\n","stream":"stderr","time":"2026-02-16T03:04:05.1Z"}"#),
+            Format::Docker
+        );
+        assert_eq!(
+            of(r#"{"level":"info","ts":"2026-02-16T03:04:05Z","msg":"record"}"#),
+            Format::Json
+        );
+        assert_eq!(
+            of(r#"level=error ts=2026-02-25T10:00:00Z caller=flush.go:1 msg="failed to flush""#),
+            Format::Logfmt
+        );
+        assert_eq!(
+            of(r#"E0216 03:04:05.123456    1234 kubelet.go:2123] "Error syncing pod""#),
+            Format::Klog
+        );
+        assert_eq!(
+            of(
+                "10.0.0.2: kern:     err: [2026-02-19T03:04:05.123456789Z]: EXT4-fs (sdb): Remounting filesystem read-only"
+            ),
+            Format::TalosDmesg
+        );
+        assert_eq!(
+            of("[Mon Jun 22 10:25:43 2020] EXT4-fs (sdk): Remounting filesystem read-only"),
+            Format::DmesgHuman
+        );
+        assert_eq!(
+            of("[70098.185153] EXT4-fs (sdd1): Remounting filesystem read-only"),
+            Format::Dmesg
+        );
+        assert_eq!(
+            of("3,1234,70098185153,-;EXT4-fs (sdd1): Remounting filesystem read-only"),
+            Format::Kmsg
+        );
+        assert_eq!(
+            of(
+                "Feb 20 13:47:05 dev-r7515-c kernel: EXT4-fs (sdk): Remounting filesystem read-only"
+            ),
+            Format::Syslog
+        );
+        assert_eq!(
+            of("2024-09-26T11:32:52.301738+00:00 ubuntu kernel: EXT4-fs (mmcblk0p2): error"),
+            Format::Syslog
+        );
+        assert_eq!(
+            of("2026-02-16T03:04:05.123456789Z starting server"),
+            Format::Timestamped
+        );
         assert_eq!(of("just words"), Format::Plain);
         assert_eq!(Format::of_line(b"   "), None);
     }

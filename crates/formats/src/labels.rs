@@ -22,7 +22,9 @@ pub fn path_labels(path: &Path) -> Labels {
         let next = parts.get(i + 1).copied();
         match *part {
             "pods" => {
-                if let (Some(dir), Some(container), true) = (next, parts.get(i + 2), i + 3 < parts.len()) {
+                if let (Some(dir), Some(container), true) =
+                    (next, parts.get(i + 2), i + 3 < parts.len())
+                {
                     let fields: Vec<&str> = dir.splitn(3, '_').collect();
                     if let [namespace, pod, uid] = fields[..] {
                         labels.insert("namespace".into(), namespace.into());
@@ -73,7 +75,8 @@ pub fn line_labels(format: crate::Format, line: &[u8]) -> Labels {
         }
         _ => {
             if let Some(start) = memchr::memchr(b'{', line)
-                && let Some(Value::Object(map)) = serde_json::from_slice::<Value>(&line[start..]).ok()
+                && let Some(Value::Object(map)) =
+                    serde_json::from_slice::<Value>(&line[start..]).ok()
                 && let Some(Value::String(pod)) = map.get("logging_pod")
             {
                 labels.insert("pod".into(), pod.clone());
@@ -89,12 +92,17 @@ mod tests {
     use crate::Format;
 
     fn labels(pairs: &[(&str, &str)]) -> Labels {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn kubelet_pod_log_paths_give_namespace_pod_and_container() {
-        let path = Path::new("/var/log/pods/vitals-prod_vitals-db-production-cnpg-v1-1_0b7c-11/postgres/3.log.20260219-030405.gz");
+        let path = Path::new(
+            "/var/log/pods/vitals-prod_vitals-db-production-cnpg-v1-1_0b7c-11/postgres/3.log.20260219-030405.gz",
+        );
         assert_eq!(
             path_labels(path),
             labels(&[
@@ -105,18 +113,38 @@ mod tests {
             ])
         );
         let link = Path::new("/var/log/containers/loki-0_monitoring_loki-4f1e9a.log");
-        assert_eq!(path_labels(link), labels(&[("namespace", "monitoring"), ("pod", "loki-0"), ("container", "loki")]));
-        assert_eq!(path_labels(Path::new("archive/node/talos-519-vmy/dmesg.log")), labels(&[("node", "talos-519-vmy")]));
+        assert_eq!(
+            path_labels(link),
+            labels(&[
+                ("namespace", "monitoring"),
+                ("pod", "loki-0"),
+                ("container", "loki")
+            ])
+        );
+        assert_eq!(
+            path_labels(Path::new("archive/node/talos-519-vmy/dmesg.log")),
+            labels(&[("node", "talos-519-vmy")])
+        );
         assert_eq!(path_labels(Path::new("some/file.log")), Labels::new());
     }
 
     #[test]
     fn lines_name_their_host_or_pod() {
-        let syslog = b"Feb 20 13:47:05 dev-r7515-c kernel: EXT4-fs (sdk): Remounting filesystem read-only";
-        assert_eq!(line_labels(Format::Syslog, syslog), labels(&[("node", "dev-r7515-c")]));
+        let syslog =
+            b"Feb 20 13:47:05 dev-r7515-c kernel: EXT4-fs (sdk): Remounting filesystem read-only";
+        assert_eq!(
+            line_labels(Format::Syslog, syslog),
+            labels(&[("node", "dev-r7515-c")])
+        );
         let rfc = b"2024-09-26T11:32:52.301738+00:00 ubuntu kernel: x";
-        assert_eq!(line_labels(Format::Syslog, rfc), labels(&[("node", "ubuntu")]));
+        assert_eq!(
+            line_labels(Format::Syslog, rfc),
+            labels(&[("node", "ubuntu")])
+        );
         let cnpg = br#"2026-02-19T03:04:05Z stderr F {"level":"info","logging_pod":"vitals-db-production-cnpg-v1-2","msg":"record"}"#;
-        assert_eq!(line_labels(Format::Cri, cnpg), labels(&[("pod", "vitals-db-production-cnpg-v1-2")]));
+        assert_eq!(
+            line_labels(Format::Cri, cnpg),
+            labels(&[("pod", "vitals-db-production-cnpg-v1-2")])
+        );
     }
 }

@@ -42,12 +42,20 @@ impl Decoder {
             Format::DmesgHuman => {
                 let end = memchr::memchr(b']', line)?;
                 let text = std::str::from_utf8(line.get(1..end)?).ok()?;
-                let civil = DateTime::strptime("%a %b %e %H:%M:%S %Y", text.split_whitespace().collect::<Vec<_>>().join(" ")).ok()?;
+                let civil = DateTime::strptime(
+                    "%a %b %e %H:%M:%S %Y",
+                    text.split_whitespace().collect::<Vec<_>>().join(" "),
+                )
+                .ok()?;
                 utc_ns(civil)
             }
             Format::Dmesg => {
                 let end = memchr::memchr(b']', line)?;
-                let seconds: f64 = std::str::from_utf8(line.get(1..end)?).ok()?.trim().parse().ok()?;
+                let seconds: f64 = std::str::from_utf8(line.get(1..end)?)
+                    .ok()?
+                    .trim()
+                    .parse()
+                    .ok()?;
                 Some(self.boot_ns? + (seconds * 1e9) as i64)
             }
             Format::Kmsg => {
@@ -95,7 +103,10 @@ fn clock(text: &[u8]) -> Option<(i8, i8, i8, i32)> {
     let s = digits(parts.next()?)?;
     let mut nanos = 0i64;
     for i in 0..9 {
-        nanos = nanos * 10 + fraction.get(i).map_or(0, |d| i64::from(d.wrapping_sub(b'0')) % 10);
+        nanos = nanos * 10
+            + fraction
+                .get(i)
+                .map_or(0, |d| i64::from(d.wrapping_sub(b'0')) % 10);
     }
     Some((h as i8, m as i8, s as i8, nanos as i32))
 }
@@ -113,7 +124,9 @@ fn klog(line: &[u8], year: i16) -> Option<i64> {
     civil(year, month, day, time)
 }
 
-const MONTHS: [&[u8]; 12] = [b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec"];
+const MONTHS: [&[u8]; 12] = [
+    b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
+];
 
 /// `Mmm dd hh:mm:ss …`
 fn bsd_syslog(line: &[u8], year: i16) -> Option<i64> {
@@ -131,9 +144,18 @@ fn json_time(line: &[u8]) -> Option<i64> {
     let Value::Object(map) = serde_json::from_slice::<Value>(line).ok()? else {
         return None;
     };
-    for key in ["ts", "time", "timestamp", "@timestamp", "talos-time", "__REALTIME_TIMESTAMP"] {
+    for key in [
+        "ts",
+        "time",
+        "timestamp",
+        "@timestamp",
+        "talos-time",
+        "__REALTIME_TIMESTAMP",
+    ] {
         let found = match map.get(key) {
-            Some(Value::String(text)) => parse_rfc3339(text.as_bytes()).or_else(|| epoch_number(text)),
+            Some(Value::String(text)) => {
+                parse_rfc3339(text.as_bytes()).or_else(|| epoch_number(text))
+            }
             Some(Value::Number(n)) => epoch_number(&n.to_string()),
             _ => None,
         };
@@ -149,7 +171,10 @@ fn json_time(line: &[u8]) -> Option<i64> {
 /// exactly: `1771211045000.5` is milliseconds and half of one.
 fn epoch_number(text: &str) -> Option<i64> {
     let (int, fraction) = text.split_once('.').unwrap_or((text, ""));
-    if int.is_empty() || !int.bytes().all(|b| b.is_ascii_digit()) || !fraction.bytes().all(|b| b.is_ascii_digit()) {
+    if int.is_empty()
+        || !int.bytes().all(|b| b.is_ascii_digit())
+        || !fraction.bytes().all(|b| b.is_ascii_digit())
+    {
         return None;
     }
     let exponent = match int.len() {
@@ -161,9 +186,15 @@ fn epoch_number(text: &str) -> Option<i64> {
     let whole: i64 = int.parse().ok()?;
     let mut part = 0i64;
     for i in 0..exponent {
-        part = part * 10 + fraction.as_bytes().get(i).map_or(0, |d| i64::from(d - b'0'));
+        part = part * 10
+            + fraction
+                .as_bytes()
+                .get(i)
+                .map_or(0, |d| i64::from(d - b'0'));
     }
-    whole.checked_mul(10i64.pow(exponent as u32))?.checked_add(part)
+    whole
+        .checked_mul(10i64.pow(exponent as u32))?
+        .checked_add(part)
 }
 
 /// `ts=` or `time=` in a logfmt line.
@@ -175,7 +206,10 @@ fn logfmt_time(line: &[u8]) -> Option<i64> {
             if start == 0 || line[start - 1] == b' ' {
                 let value = &line[start + key.len()..];
                 let value = value.strip_prefix(b"\"").unwrap_or(value);
-                let end = value.iter().position(|&b| b == b' ' || b == b'"').unwrap_or(value.len());
+                let end = value
+                    .iter()
+                    .position(|&b| b == b' ' || b == b'"')
+                    .unwrap_or(value.len());
                 if let Some(ns) = parse_rfc3339(&value[..end]) {
                     return Some(ns);
                 }
@@ -193,34 +227,121 @@ mod tests {
     const FEB16: i64 = 1_771_211_045_000_000_000; // 2026-02-16T03:04:05Z
 
     fn at(format: Format, line: &str) -> Option<i64> {
-        Decoder { format, year: 2026, boot_ns: Some(FEB16) }.timestamp(line.as_bytes())
+        Decoder {
+            format,
+            year: 2026,
+            boot_ns: Some(FEB16),
+        }
+        .timestamp(line.as_bytes())
     }
 
     #[test]
     fn reads_the_time_of_each_format() {
-        assert_eq!(at(Format::Cri, "2026-02-16T03:04:05.123456789Z stderr F x"), Some(FEB16 + 123_456_789));
-        assert_eq!(at(Format::Cri, "2026-02-16T04:04:05.5+01:00 stdout F x"), Some(FEB16 + 500_000_000));
-        assert_eq!(at(Format::Docker, r#"{"log":"x\n","stream":"stderr","time":"2026-02-16T03:04:05.25Z"}"#), Some(FEB16 + 250_000_000));
-        assert_eq!(at(Format::Json, r#"{"level":"info","ts":"2026-02-16T03:04:05Z"}"#), Some(FEB16));
-        assert_eq!(at(Format::Json, r#"{"ts":1771211045000.5,"msg":"Probe failed","v":0}"#), Some(FEB16 + 500_000));
-        assert_eq!(at(Format::Json, r#"{"level":"info","ts":1771211045.25}"#), Some(FEB16 + 250_000_000));
-        assert_eq!(at(Format::Json, r#"{"MESSAGE":"x","__REALTIME_TIMESTAMP":"1771211045000001"}"#), Some(FEB16 + 1000));
-        assert_eq!(at(Format::Logfmt, r#"level=error ts=2026-02-16T03:04:05.1Z msg="x""#), Some(FEB16 + 100_000_000));
-        assert_eq!(at(Format::Logfmt, r#"msg="ts=bogus" time="2026-02-16T03:04:05Z""#), Some(FEB16));
-        assert_eq!(at(Format::Klog, r#"E0216 03:04:05.000002    1234 kubelet.go:1] "x""#), Some(FEB16 + 2000));
-        assert_eq!(at(Format::TalosDmesg, "10.0.0.2: kern:     err: [2026-02-16T03:04:05.000000001Z]: x"), Some(FEB16 + 1));
-        assert_eq!(at(Format::DmesgHuman, "[Mon Feb 16 03:04:05 2026] EXT4-fs (sdb): x"), Some(FEB16));
-        assert_eq!(at(Format::Dmesg, "[   12.500000] x"), Some(FEB16 + 12_500_000_000));
-        assert_eq!(at(Format::Kmsg, "3,77,2000000,-;x"), Some(FEB16 + 2_000_000_000));
-        assert_eq!(at(Format::Syslog, "Feb 16 03:04:05 node kernel: x"), Some(FEB16));
-        assert_eq!(at(Format::Syslog, "Feb  6 03:04:05 node kernel: x"), Some(FEB16 - 10 * 86_400 * 1_000_000_000));
-        assert_eq!(at(Format::Syslog, "2026-02-16T03:04:05+00:00 node kernel: x"), Some(FEB16));
+        assert_eq!(
+            at(Format::Cri, "2026-02-16T03:04:05.123456789Z stderr F x"),
+            Some(FEB16 + 123_456_789)
+        );
+        assert_eq!(
+            at(Format::Cri, "2026-02-16T04:04:05.5+01:00 stdout F x"),
+            Some(FEB16 + 500_000_000)
+        );
+        assert_eq!(
+            at(
+                Format::Docker,
+                r#"{"log":"x\n","stream":"stderr","time":"2026-02-16T03:04:05.25Z"}"#
+            ),
+            Some(FEB16 + 250_000_000)
+        );
+        assert_eq!(
+            at(
+                Format::Json,
+                r#"{"level":"info","ts":"2026-02-16T03:04:05Z"}"#
+            ),
+            Some(FEB16)
+        );
+        assert_eq!(
+            at(
+                Format::Json,
+                r#"{"ts":1771211045000.5,"msg":"Probe failed","v":0}"#
+            ),
+            Some(FEB16 + 500_000)
+        );
+        assert_eq!(
+            at(Format::Json, r#"{"level":"info","ts":1771211045.25}"#),
+            Some(FEB16 + 250_000_000)
+        );
+        assert_eq!(
+            at(
+                Format::Json,
+                r#"{"MESSAGE":"x","__REALTIME_TIMESTAMP":"1771211045000001"}"#
+            ),
+            Some(FEB16 + 1000)
+        );
+        assert_eq!(
+            at(
+                Format::Logfmt,
+                r#"level=error ts=2026-02-16T03:04:05.1Z msg="x""#
+            ),
+            Some(FEB16 + 100_000_000)
+        );
+        assert_eq!(
+            at(
+                Format::Logfmt,
+                r#"msg="ts=bogus" time="2026-02-16T03:04:05Z""#
+            ),
+            Some(FEB16)
+        );
+        assert_eq!(
+            at(
+                Format::Klog,
+                r#"E0216 03:04:05.000002    1234 kubelet.go:1] "x""#
+            ),
+            Some(FEB16 + 2000)
+        );
+        assert_eq!(
+            at(
+                Format::TalosDmesg,
+                "10.0.0.2: kern:     err: [2026-02-16T03:04:05.000000001Z]: x"
+            ),
+            Some(FEB16 + 1)
+        );
+        assert_eq!(
+            at(
+                Format::DmesgHuman,
+                "[Mon Feb 16 03:04:05 2026] EXT4-fs (sdb): x"
+            ),
+            Some(FEB16)
+        );
+        assert_eq!(
+            at(Format::Dmesg, "[   12.500000] x"),
+            Some(FEB16 + 12_500_000_000)
+        );
+        assert_eq!(
+            at(Format::Kmsg, "3,77,2000000,-;x"),
+            Some(FEB16 + 2_000_000_000)
+        );
+        assert_eq!(
+            at(Format::Syslog, "Feb 16 03:04:05 node kernel: x"),
+            Some(FEB16)
+        );
+        assert_eq!(
+            at(Format::Syslog, "Feb  6 03:04:05 node kernel: x"),
+            Some(FEB16 - 10 * 86_400 * 1_000_000_000)
+        );
+        assert_eq!(
+            at(Format::Syslog, "2026-02-16T03:04:05+00:00 node kernel: x"),
+            Some(FEB16)
+        );
         assert_eq!(at(Format::Plain, "no time here"), None);
     }
 
     #[test]
     fn relative_times_need_a_boot_time() {
-        let decoder = Decoder { format: Format::Dmesg, year: 2026, boot_ns: None };
+        let decoder = Decoder {
+            format: Format::Dmesg,
+            year: 2026,
+            boot_ns: None,
+        };
         assert_eq!(decoder.timestamp(b"[   12.500000] x"), None);
     }
 

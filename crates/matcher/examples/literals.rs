@@ -7,14 +7,23 @@ use faultline_matcher::prefilter::Prefilter;
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let path = args.next().expect("usage: literals PATTERNS_FILE|--builtin [CORPUS]");
+    let path = args
+        .next()
+        .expect("usage: literals PATTERNS_FILE|--builtin [CORPUS]");
     // `--builtin`: the built-in signature library, with escape-safe literals.
     let (text, alphabet) = if path == "--builtin" {
         let library = faultline_signatures::Library::builtin().expect("built-in library loads");
-        let patterns: Vec<String> = library.signatures().iter().map(|s| s.pattern.clone()).collect();
+        let patterns: Vec<String> = library
+            .signatures()
+            .iter()
+            .map(|s| s.pattern.clone())
+            .collect();
         (patterns.join("\n"), Alphabet::EscapeSafe)
     } else {
-        (std::fs::read_to_string(&path).expect("readable patterns file"), Alphabet::Raw)
+        (
+            std::fs::read_to_string(&path).expect("readable patterns file"),
+            Alphabet::Raw,
+        )
     };
     let hirs: Vec<_> = text
         .lines()

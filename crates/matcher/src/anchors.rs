@@ -10,21 +10,10 @@
 
 use std::collections::HashMap;
 
+use crate::rarity::commonness;
+
 /// Bytes per anchor: Teddy's fingerprint width.
 pub const WIDTH: usize = 4;
-
-/// How common a byte is in log text, roughly: spaces and frequent
-/// lowercase letters are everywhere, capitals and rare symbols are not.
-fn commonness(byte: u8) -> u32 {
-    match byte {
-        b' ' | b'"' => 10,
-        b'e' | b't' | b'a' | b'o' | b'i' | b'n' | b's' | b'r' | b',' | b':' => 8,
-        b'a'..=b'z' | b'0'..=b'9' | b'=' | b'.' => 7,
-        b'-' | b'_' | b'/' | b'(' | b')' | b'[' | b']' | b'{' | b'}' => 6,
-        b'A'..=b'Z' => 3,
-        _ => 2,
-    }
-}
 
 /// How common a gram is likely to be: the sum of its bytes' commonness.
 fn cost(gram: &[u8]) -> u32 {

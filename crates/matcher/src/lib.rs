@@ -38,6 +38,7 @@
 pub mod anchors;
 pub mod literals;
 pub mod prefilter;
+pub mod rarity;
 pub mod unescape;
 
 use faultline_core::SourceKind;

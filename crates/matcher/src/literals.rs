@@ -64,12 +64,32 @@ struct Goal {
 
 type Set = Vec<Vec<u8>>;
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 struct Info {
     /// Every string the expression can match, when few and all allowed.
     exact: Option<Set>,
     /// A set of strings one of which every match contains.
     must: Option<Set>,
+    /// Every match starts with one of these (`{""}` when nothing is known).
+    prefix: Set,
+    /// Every match ends with one of these (`{""}` when nothing is known).
+    suffix: Set,
+}
+
+fn unknown() -> Set {
+    vec![Vec::new()]
+}
+
+/// `a × b` when it stays within [`MAX_SET`].
+fn bounded_product(a: &Set, b: &Set) -> Option<Set> {
+    (a.len() * b.len() <= MAX_SET).then(|| product(a, b))
+}
+
+/// The union of `sets`, when it stays within [`MAX_SET`].
+fn bounded_union(sets: impl Iterator<Item = Set>) -> Option<Set> {
+    let mut all: Set = sets.flatten().collect();
+    dedup(&mut all);
+    (all.len() <= MAX_SET).then_some(all)
 }
 
 impl Info {
@@ -95,15 +115,20 @@ pub fn required(hir: &Hir, alphabet: Alphabet, preference: Preference) -> Option
 fn analyze(hir: &Hir, goal: Goal) -> Info {
     match hir.kind() {
         HirKind::Empty | HirKind::Look(_) => Info {
-            exact: Some(vec![Vec::new()]),
+            exact: Some(unknown()),
             must: None,
+            prefix: unknown(),
+            suffix: unknown(),
         },
         HirKind::Literal(_) => concat(std::slice::from_ref(hir), goal),
         HirKind::Class(class) => {
             let exact = class_members(class, goal.alphabet);
+            let edge = exact.clone().unwrap_or_else(unknown);
             Info {
                 must: exact.clone().filter(usable),
                 exact,
+                prefix: edge.clone(),
+                suffix: edge,
             }
         }
         HirKind::Capture(capture) => analyze(&capture.sub, goal),
@@ -118,16 +143,24 @@ fn analyze(hir: &Hir, goal: Goal) -> Info {
                     }
                     _ => None,
                 };
-                Info { exact, must: None }
+                Info {
+                    exact,
+                    must: None,
+                    prefix: unknown(),
+                    suffix: unknown(),
+                }
             } else {
                 let exact = if rep.min == 1 && rep.max == Some(1) {
                     sub.exact.clone()
                 } else {
                     None
                 };
+                let (prefix, suffix) = (sub.prefix.clone(), sub.suffix.clone());
                 Info {
                     exact,
                     must: sub.best(goal.preference),
+                    prefix,
+                    suffix,
                 }
             }
         }
@@ -144,17 +177,21 @@ fn analyze(hir: &Hir, goal: Goal) -> Info {
                     dedup(&mut s);
                     s
                 });
+            let prefix =
+                bounded_union(infos.iter().map(|i| i.prefix.clone())).unwrap_or_else(unknown);
+            let suffix =
+                bounded_union(infos.iter().map(|i| i.suffix.clone())).unwrap_or_else(unknown);
             let must = infos
                 .into_iter()
                 .map(|i| i.best(goal.preference))
                 .collect::<Option<Vec<Set>>>()
-                .map(|sets| sets.concat())
-                .filter(|s| s.len() <= MAX_SET)
-                .map(|mut s| {
-                    dedup(&mut s);
-                    s
-                });
-            Info { exact, must }
+                .and_then(|sets| bounded_union(sets.into_iter()));
+            Info {
+                exact,
+                must,
+                prefix,
+                suffix,
+            }
         }
     }
 }
@@ -185,24 +222,30 @@ fn concat(children: &[Hir], goal: Goal) -> Info {
         }
     }
 
+    // What each piece contributes: (exact set, prefixes, suffixes).
     let mut candidates: Vec<Set> = Vec::new();
-    let mut run: Set = vec![Vec::new()];
-    let mut whole_is_exact = true;
-    for piece in pieces {
-        let exact = match piece {
+    let parts: Vec<(Option<Set>, Set, Set)> = pieces
+        .into_iter()
+        .map(|piece| match piece {
             Piece::Bytes(bytes) => {
                 candidates.push(vec![bytes.to_vec()]);
-                Some(vec![bytes.to_vec()])
+                let one = vec![bytes.to_vec()];
+                (Some(one.clone()), one.clone(), one)
             }
-            Piece::Break => None,
+            Piece::Break => (None, unknown(), unknown()),
             Piece::Node(node) => {
                 let info = analyze(node, goal);
                 if let Some(must) = info.must {
                     candidates.push(must);
                 }
-                info.exact
+                (info.exact, info.prefix, info.suffix)
             }
-        };
+        })
+        .collect();
+
+    let mut run: Set = unknown();
+    let mut whole_is_exact = true;
+    for (exact, prefix, suffix) in &parts {
         match exact {
             Some(exact) if run.len() * exact.len() <= MAX_SET => {
                 // Keep the run before it branches: a few long literals may
@@ -210,14 +253,18 @@ fn concat(children: &[Hir], goal: Goal) -> Info {
                 if exact.len() > 1 && usable(&run) && goal.preference == Preference::Selective {
                     candidates.push(run.clone());
                 }
-                run = product(&run, &exact);
+                run = product(&run, exact);
             }
             Some(exact) => {
-                candidates.push(std::mem::replace(&mut run, exact));
+                candidates.push(std::mem::replace(&mut run, exact.clone()));
                 whole_is_exact = false;
             }
             None => {
-                candidates.push(std::mem::replace(&mut run, vec![Vec::new()]));
+                // The run goes on into what this piece always starts with,
+                // and a new run starts with what it always ends with.
+                let extended = bounded_product(&run, prefix).unwrap_or_else(|| run.clone());
+                candidates.push(extended);
+                run = suffix.clone();
                 whole_is_exact = false;
             }
         }
@@ -228,7 +275,39 @@ fn concat(children: &[Hir], goal: Goal) -> Info {
         .into_iter()
         .filter(usable)
         .reduce(|a, b| pick(a, b, goal.preference));
-    Info { exact, must }
+    Info {
+        exact,
+        must,
+        prefix: edge(parts.iter().map(|(e, p, _)| (e, p)), false),
+        suffix: edge(parts.iter().rev().map(|(e, _, s)| (e, s)), true),
+    }
+}
+
+/// What a concatenation always starts with, given its pieces in order as
+/// (exact set, prefixes) — or, with `backwards`, what it always ends with,
+/// given its pieces in reverse order as (exact set, suffixes).
+fn edge<'a>(pieces: impl Iterator<Item = (&'a Option<Set>, &'a Set)>, backwards: bool) -> Set {
+    let mut acc = unknown();
+    for (exact, edge) in pieces {
+        let next = exact.as_ref().unwrap_or(edge);
+        if next.len() > 1 && usable(&acc) {
+            // Known already; branching would only multiply the literals.
+            break;
+        }
+        let joined = if backwards {
+            bounded_product(next, &acc)
+        } else {
+            bounded_product(&acc, next)
+        };
+        match joined {
+            Some(product) => acc = product,
+            None => break,
+        }
+        if exact.is_none() {
+            break;
+        }
+    }
+    acc
 }
 
 fn class_members(class: &Class, alphabet: Alphabet) -> Option<Set> {
@@ -291,7 +370,8 @@ fn min_len(set: &Set) -> usize {
     set.iter().map(Vec::len).min().unwrap_or(usize::MAX)
 }
 
-/// Ranks sets for searching: long shortest members first, then few members.
+/// Ranks sets when few literals matter most: long shortest members first,
+/// then few members.
 fn rank(set: &Set) -> (usize, std::cmp::Reverse<usize>, usize) {
     let total = set.iter().map(Vec::len).sum();
     (min_len(set).min(8), std::cmp::Reverse(set.len()), total)
@@ -308,13 +388,32 @@ fn pick(a: Set, b: Set, preference: Preference) -> Set {
     if preference == Preference::Few {
         return if rank(&b) > rank(&a) { b } else { a };
     }
-    if b.len() <= MAX_REFINING && refines(&b, &a) {
+    if worth_refining(&b, &a) {
         return b;
     }
-    if a.len() <= MAX_REFINING && refines(&a, &b) {
+    if worth_refining(&a, &b) {
         return a;
     }
-    if rank(&b) > rank(&a) { b } else { a }
+    // A set with a member too short to search for loses to one without.
+    let searchable = |s: &Set| min_len(s) >= MIN_LITERAL;
+    match (searchable(&a), searchable(&b)) {
+        (true, false) => a,
+        (false, true) => b,
+        _ if crate::rarity::set_rarity(&b) > crate::rarity::set_rarity(&a) => b,
+        _ => a,
+    }
+}
+
+/// Whether searching for `fine` instead of `coarse` is worth it: it
+/// refines it, and either costs no more literals or buys at least three
+/// more bytes per literal for at most four times as many (so `could not
+/// open file ` beats `could not `, but ten `5xx` variants do not beat `5`).
+fn worth_refining(fine: &Set, coarse: &Set) -> bool {
+    refines(fine, coarse)
+        && (fine.len() <= coarse.len()
+            || (fine.len() <= MAX_REFINING
+                && fine.len() <= 4 * coarse.len()
+                && min_len(fine) >= min_len(coarse) + 3))
 }
 
 /// Whether every member of `fine` contains some member of `coarse`.
@@ -403,7 +502,7 @@ mod tests {
         );
         assert_eq!(set, Some(vec![": Read-only file system".into()]));
         let set = req(r#""error_severity":"PANIC""#, Alphabet::EscapeSafe);
-        assert_eq!(set, Some(vec!["error_severity".into()]));
+        assert_eq!(set, Some(vec!["PANIC".into()]), "the rarer piece");
     }
 
     #[test]
@@ -416,6 +515,19 @@ mod tests {
             required(&hir, Alphabet::Raw, Preference::Few),
             Some(vec![b" probe failed".to_vec()])
         );
+    }
+
+    #[test]
+    fn literals_extend_into_what_a_group_always_starts_and_ends_with() {
+        assert_eq!(
+            raw(r"push \((?P<status>5[0-9]{2})\)"),
+            Some(vec!["push (5".into()])
+        );
+        assert_eq!(
+            raw(r"(?:a+|b+)x(?P<v>[0-9]+QRS|[0-9]+XYZ) took long"),
+            Some(vec!["QRS took long".into(), "XYZ took long".into()])
+        );
+        assert_eq!(raw(r"(?:ab[0-9]+cd)+ef"), Some(vec!["cdef".into()]));
     }
 
     #[test]
@@ -439,8 +551,16 @@ mod tests {
     #[test]
     fn case_insensitive_patterns_expand_within_the_cap() {
         let set = raw("(?i)erofs").unwrap();
-        assert_eq!(set.len(), 48, "s also folds to U+017F");
-        assert!(set.contains(&"EROFS".to_string()) && set.contains(&"erofs".to_string()));
+        // Every case variant of some 3+ byte piece of the word.
+        assert!(
+            set.len() >= 8 && set.iter().all(|s| s.len() >= 3),
+            "{set:?}"
+        );
+        let first = set[0].to_ascii_lowercase();
+        assert!(
+            set.iter().all(|s| s.to_ascii_lowercase() == first),
+            "{set:?}"
+        );
     }
 
     #[test]
@@ -465,7 +585,11 @@ mod tests {
 
     #[test]
     fn a_repeated_group_keeps_its_requirement() {
-        assert_eq!(raw("(abc[0-9])+").unwrap().len(), 10, "abc0 … abc9");
+        assert_eq!(
+            raw("(abc[0-9])+"),
+            Some(vec!["abc".into()]),
+            "one literal beats ten one byte longer"
+        );
         assert_eq!(
             raw("(abc[0-9a-z])+"),
             Some(vec!["abc".into()]),

@@ -46,17 +46,28 @@ pub fn expand(paths: &[PathBuf]) -> (Vec<Input>, Vec<InputError>) {
                 let before = inputs.len();
                 walk(path, &mut inputs, &mut errors, &mut visited);
                 if inputs.len() == before {
-                    errors.push(InputError { path: path.clone(), message: "no files in this directory".into() });
+                    errors.push(InputError {
+                        path: path.clone(),
+                        message: "no files in this directory".into(),
+                    });
                 }
             }
             Ok(_) => inputs.push(Input { path: path.clone() }),
-            Err(err) => errors.push(InputError { path: path.clone(), message: format!("cannot read: {err}") }),
+            Err(err) => errors.push(InputError {
+                path: path.clone(),
+                message: format!("cannot read: {err}"),
+            }),
         }
     }
     (inputs, errors)
 }
 
-fn walk(dir: &Path, inputs: &mut Vec<Input>, errors: &mut Vec<InputError>, visited: &mut HashSet<PathBuf>) {
+fn walk(
+    dir: &Path,
+    inputs: &mut Vec<Input>,
+    errors: &mut Vec<InputError>,
+    visited: &mut HashSet<PathBuf>,
+) {
     // A symlink loop leads back to a directory already walked: stop there.
     match dir.canonicalize() {
         Ok(real) => {
@@ -65,14 +76,20 @@ fn walk(dir: &Path, inputs: &mut Vec<Input>, errors: &mut Vec<InputError>, visit
             }
         }
         Err(err) => {
-            errors.push(InputError { path: dir.to_path_buf(), message: format!("cannot read: {err}") });
+            errors.push(InputError {
+                path: dir.to_path_buf(),
+                message: format!("cannot read: {err}"),
+            });
             return;
         }
     }
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(err) => {
-            errors.push(InputError { path: dir.to_path_buf(), message: format!("cannot read directory: {err}") });
+            errors.push(InputError {
+                path: dir.to_path_buf(),
+                message: format!("cannot read directory: {err}"),
+            });
             return;
         }
     };
@@ -83,7 +100,10 @@ fn walk(dir: &Path, inputs: &mut Vec<Input>, errors: &mut Vec<InputError>, visit
             Ok(meta) if meta.is_dir() => walk(&path, inputs, errors, visited),
             Ok(meta) if meta.is_file() => inputs.push(Input { path }),
             Ok(_) => {}
-            Err(err) => errors.push(InputError { path, message: format!("cannot read: {err}") }),
+            Err(err) => errors.push(InputError {
+                path,
+                message: format!("cannot read: {err}"),
+            }),
         }
     }
 }
@@ -98,7 +118,8 @@ pub struct Counting<R> {
 impl<R: Read> Read for Counting<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.count.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        self.count
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
         Ok(n)
     }
 }
@@ -121,8 +142,16 @@ pub struct Opened {
 pub fn open(input: &Input) -> io::Result<Opened> {
     let raw_offset = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     if input.path == Path::new("-") {
-        let reader = Counting { inner: io::stdin(), count: raw_offset.clone() };
-        return Ok(Opened { reader: Box::new(reader), raw_offset, compressed: false, mtime_ns: None });
+        let reader = Counting {
+            inner: io::stdin(),
+            count: raw_offset.clone(),
+        };
+        return Ok(Opened {
+            reader: Box::new(reader),
+            raw_offset,
+            compressed: false,
+            mtime_ns: None,
+        });
     }
     let mut file = File::open(&input.path)?;
     let mtime_ns = file
@@ -134,14 +163,24 @@ pub fn open(input: &Input) -> io::Result<Opened> {
     let mut magic = [0u8; 2];
     let got = read_up_to(&mut file, &mut magic)?;
     let head = io::Cursor::new(magic[..got].to_vec());
-    let counted = Counting { inner: head.chain(file), count: raw_offset.clone() };
+    let counted = Counting {
+        inner: head.chain(file),
+        count: raw_offset.clone(),
+    };
     let gzip = got == 2 && magic == [0x1f, 0x8b];
     let reader: Box<dyn Read + Send> = if gzip {
-        Box::new(flate2::read::MultiGzDecoder::new(io::BufReader::with_capacity(1 << 16, counted)))
+        Box::new(flate2::read::MultiGzDecoder::new(
+            io::BufReader::with_capacity(1 << 16, counted),
+        ))
     } else {
         Box::new(counted)
     };
-    Ok(Opened { reader, raw_offset, compressed: gzip, mtime_ns })
+    Ok(Opened {
+        reader,
+        raw_offset,
+        compressed: gzip,
+        mtime_ns,
+    })
 }
 
 fn read_up_to(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
@@ -169,9 +208,21 @@ mod tests {
         std::fs::write(dir.path().join("a.log"), "x").unwrap();
         std::os::unix::fs::symlink(dir.path(), dir.path().join("b/loop")).unwrap();
         std::fs::create_dir(dir.path().join("empty")).unwrap();
-        let (inputs, errors) = expand(&[dir.path().to_path_buf(), dir.path().join("empty"), dir.path().join("missing")]);
-        let names: Vec<String> =
-            inputs.iter().map(|i| i.path.strip_prefix(dir.path()).unwrap().display().to_string()).collect();
+        let (inputs, errors) = expand(&[
+            dir.path().to_path_buf(),
+            dir.path().join("empty"),
+            dir.path().join("missing"),
+        ]);
+        let names: Vec<String> = inputs
+            .iter()
+            .map(|i| {
+                i.path
+                    .strip_prefix(dir.path())
+                    .unwrap()
+                    .display()
+                    .to_string()
+            })
+            .collect();
         assert_eq!(names, ["a.log", "b/c/2.log"]);
         let messages: Vec<String> = errors.iter().map(ToString::to_string).collect();
         assert_eq!(messages.len(), 2, "{messages:?}");

@@ -115,12 +115,17 @@ mod tests {
     fn every_line_comes_out_once_across_buffers() {
         let mut input = Vec::new();
         for i in 0..400_000 {
-            input.extend_from_slice(format!("line {i} with some padding to cross buffer edges\n").as_bytes());
+            input.extend_from_slice(
+                format!("line {i} with some padding to cross buffer edges\n").as_bytes(),
+            );
         }
         input.extend_from_slice(b"last without newline");
         let (lines, truncated) = all_lines(&input);
         assert_eq!(lines.len(), 400_001);
-        assert_eq!(lines[123_456], b"line 123456 with some padding to cross buffer edges");
+        assert_eq!(
+            lines[123_456],
+            b"line 123456 with some padding to cross buffer edges"
+        );
         assert_eq!(lines.last().unwrap(), b"last without newline");
         assert_eq!(truncated, 0);
     }

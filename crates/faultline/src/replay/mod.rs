@@ -68,12 +68,17 @@ pub enum OutputFormat {
 }
 
 fn parse_input_format(name: &str) -> Result<Format, String> {
-    Format::from_name(name)
-        .ok_or_else(|| format!("unknown format {name:?}; expected one of: {}", Format::names().collect::<Vec<_>>().join(", ")))
+    Format::from_name(name).ok_or_else(|| {
+        format!(
+            "unknown format {name:?}; expected one of: {}",
+            Format::names().collect::<Vec<_>>().join(", ")
+        )
+    })
 }
 
 fn parse_time(text: &str) -> Result<i64, String> {
-    faultline_formats::parse_rfc3339(text.as_bytes()).ok_or_else(|| format!("{text:?} is not an RFC 3339 time"))
+    faultline_formats::parse_rfc3339(text.as_bytes())
+        .ok_or_else(|| format!("{text:?} is not an RFC 3339 time"))
 }
 
 /// One line that matched one signature, dated and labelled.
@@ -110,7 +115,8 @@ pub struct Totals {
 
 /// Runs `replay` and prints the report.
 pub fn run(args: &ReplayArgs) -> Result<ExitCode> {
-    let library = Library::load(&args.signature_dirs).map_err(|problems| anyhow::anyhow!("signature problems:\n{problems}"))?;
+    let library = Library::load(&args.signature_dirs)
+        .map_err(|problems| anyhow::anyhow!("signature problems:\n{problems}"))?;
     let matcher = Matcher::new(library.signatures()).context("compiling the signature library")?;
     let (inputs, mut errors) = input::expand(&args.paths);
     if inputs.is_empty() && !errors.is_empty() {
@@ -119,17 +125,32 @@ pub fn run(args: &ReplayArgs) -> Result<ExitCode> {
         }
         bail!("nothing to read");
     }
-    let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
     let (mut hits, totals, read_errors) = scan_all(&matcher, &inputs, args, threads);
     errors.extend(read_errors);
     // Event-time order; ties (and undated lines) keep input and line order.
     hits.sort_by_key(|h| (h.ts.unwrap_or(i64::MIN), h.input, h.line_no));
 
-    let format = args.format.unwrap_or(if std::io::stdout().is_terminal() { OutputFormat::Text } else { OutputFormat::Json });
-    let report = output::Report { matcher: &matcher, inputs: &inputs, hits: &hits, totals: &totals, errors: &errors };
+    let format = args.format.unwrap_or(if std::io::stdout().is_terminal() {
+        OutputFormat::Text
+    } else {
+        OutputFormat::Json
+    });
+    let report = output::Report {
+        matcher: &matcher,
+        inputs: &inputs,
+        hits: &hits,
+        totals: &totals,
+        errors: &errors,
+    };
     match format {
         OutputFormat::Json => report.write_json(&mut std::io::stdout().lock())?,
-        OutputFormat::Text => report.write_text(&mut std::io::stdout().lock(), output::use_color())?,
+        OutputFormat::Text => {
+            report.write_text(&mut std::io::stdout().lock(), output::use_color())?
+        }
     }
     for error in &errors {
         eprintln!("faultline: {error}");
@@ -144,7 +165,12 @@ pub fn run(args: &ReplayArgs) -> Result<ExitCode> {
 }
 
 /// Scans every input on `threads` workers.
-fn scan_all(matcher: &Matcher, inputs: &[Input], args: &ReplayArgs, threads: usize) -> (Vec<HitRecord>, Totals, Vec<InputError>) {
+fn scan_all(
+    matcher: &Matcher,
+    inputs: &[Input],
+    args: &ReplayArgs,
+    threads: usize,
+) -> (Vec<HitRecord>, Totals, Vec<InputError>) {
     let next = AtomicUsize::new(0);
     let results = Mutex::new((Vec::new(), Totals::default(), Vec::new()));
     std::thread::scope(|scope| {
@@ -153,10 +179,14 @@ fn scan_all(matcher: &Matcher, inputs: &[Input], args: &ReplayArgs, threads: usi
                 let mut scratch = matcher.scratch();
                 loop {
                     let index = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(input) = inputs.get(index) else { break };
+                    let Some(input) = inputs.get(index) else {
+                        break;
+                    };
                     let mut scan = FileScan::new(index, input, args);
                     let error = scan.run(matcher, &mut scratch).err();
-                    let mut guard = results.lock().expect("no worker panics while holding the lock");
+                    let mut guard = results
+                        .lock()
+                        .expect("no worker panics while holding the lock");
                     let (hits, totals, errors) = &mut *guard;
                     hits.append(&mut scan.hits);
                     totals.files += 1;
@@ -203,8 +233,15 @@ impl<'a> FileScan<'a> {
         }
     }
 
-    fn run(&mut self, matcher: &Matcher, scratch: &mut faultline_matcher::Scratch) -> Result<(), InputError> {
-        let fail = |message: String| InputError { path: self.input.path.clone(), message };
+    fn run(
+        &mut self,
+        matcher: &Matcher,
+        scratch: &mut faultline_matcher::Scratch,
+    ) -> Result<(), InputError> {
+        let fail = |message: String| InputError {
+            path: self.input.path.clone(),
+            message,
+        };
         let opened = input::open(self.input).map_err(|err| fail(format!("cannot open: {err}")))?;
         let year = self.args.year.unwrap_or_else(|| year_of(opened.mtime_ns));
         let mtime = opened.mtime_ns;
@@ -216,12 +253,21 @@ impl<'a> FileScan<'a> {
                 Ok(None) => break Ok(()),
                 Err(err) => {
                     let at = opened.raw_offset.load(Ordering::Relaxed);
-                    let what = if opened.compressed { "corrupt or truncated gzip" } else { "read error" };
-                    break Err(fail(format!("{what} at byte {at} of the file: {err} (lines before it were read)")));
+                    let what = if opened.compressed {
+                        "corrupt or truncated gzip"
+                    } else {
+                        "read error"
+                    };
+                    break Err(fail(format!(
+                        "{what} at byte {at} of the file: {err} (lines before it were read)"
+                    )));
                 }
             };
             let decoder = *decoder.get_or_insert_with(|| Decoder {
-                format: self.args.input_format.unwrap_or_else(|| Format::detect(buf.split(|&b| b == b'\n').take(20))),
+                format: self
+                    .args
+                    .input_format
+                    .unwrap_or_else(|| Format::detect(buf.split(|&b| b == b'\n').take(20))),
                 year,
                 boot_ns: self.args.boot_time,
             });
@@ -249,7 +295,10 @@ impl<'a> FileScan<'a> {
             line_no += count_lines(&buf[counted_to..hit.line_start()]);
             counted_to = hit.line_start();
             let own = decoder.timestamp(hit.line());
-            let ts = own.or_else(|| inherited_ts(decoder, buf, hit.line_start())).or(self.carried_ts).or(mtime);
+            let ts = own
+                .or_else(|| inherited_ts(decoder, buf, hit.line_start()))
+                .or(self.carried_ts)
+                .or(mtime);
             let mut labels = self.path_labels.clone();
             for (k, v) in line_labels(decoder.format, hit.line()) {
                 labels.entry(k).or_insert(v);
@@ -262,13 +311,19 @@ impl<'a> FileScan<'a> {
                 labels,
                 captures: hit
                     .captures()
-                    .map(|(name, value)| (name.to_string(), String::from_utf8_lossy(value).into_owned()))
+                    .map(|(name, value)| {
+                        (
+                            name.to_string(),
+                            String::from_utf8_lossy(value).into_owned(),
+                        )
+                    })
                     .collect(),
                 line: String::from_utf8_lossy(hit.line()).into_owned(),
             });
         });
         self.hits.append(&mut found);
-        self.lines = first_line + count_lines(buf) + u64::from(!buf.ends_with(b"\n") && !buf.is_empty());
+        self.lines =
+            first_line + count_lines(buf) + u64::from(!buf.ends_with(b"\n") && !buf.is_empty());
         if let Some(ts) = inherited_ts(decoder, buf, buf.len()) {
             self.carried_ts = Some(ts);
         }
@@ -294,7 +349,9 @@ fn count_lines(bytes: &[u8]) -> u64 {
 }
 
 fn source_kind(format: Format, labels: &Labels) -> Option<SourceKind> {
-    format.source_kind().or_else(|| labels.contains_key("pod").then_some(SourceKind::Pod))
+    format
+        .source_kind()
+        .or_else(|| labels.contains_key("pod").then_some(SourceKind::Pod))
 }
 
 fn year_of(mtime_ns: Option<i64>) -> i16 {

@@ -82,7 +82,9 @@ impl Report<'_> {
     fn per_signature(&self) -> BTreeMap<&str, usize> {
         let mut counts = BTreeMap::new();
         for hit in self.hits {
-            *counts.entry(self.matcher.signatures()[hit.signature].id.as_str()).or_insert(0) += 1;
+            *counts
+                .entry(self.matcher.signatures()[hit.signature].id.as_str())
+                .or_insert(0) += 1;
         }
         counts
     }
@@ -100,7 +102,11 @@ impl Report<'_> {
                 ts: hit.ts.map(rfc3339),
                 origin: self.origin(hit),
                 labels: &hit.labels,
-                captures: hit.captures.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect(),
+                captures: hit
+                    .captures
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect(),
                 entity: None,
                 summary: self.summary_of(hit),
                 line: &hit.line,
@@ -127,7 +133,13 @@ impl Report<'_> {
 
     /// A timeline for people: one block per hit, then totals.
     pub fn write_text(&self, out: &mut impl Write, color: bool) -> io::Result<()> {
-        let paint = |code: &str, text: &str| if color { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_string() };
+        let paint = |code: &str, text: &str| {
+            if color {
+                format!("\x1b[{code}m{text}\x1b[0m")
+            } else {
+                text.to_string()
+            }
+        };
         for hit in self.hits {
             let sig = &self.matcher.signatures()[hit.signature];
             let when = hit.ts.map_or_else(|| "(no time)".to_string(), rfc3339);
@@ -154,7 +166,11 @@ impl Report<'_> {
             t.files,
             t.lines,
             t.bytes,
-            if t.truncated > 0 { format!(", {} lines cut at 4 MiB", t.truncated) } else { String::new() },
+            if t.truncated > 0 {
+                format!(", {} lines cut at 4 MiB", t.truncated)
+            } else {
+                String::new()
+            },
         )?;
         out.flush()
     }

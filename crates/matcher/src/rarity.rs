@@ -1,0 +1,109 @@
+//! How rare a literal is likely to be in log text, without having seen the
+//! logs: the guess the prefilter uses to choose what to search for.
+//!
+//! Spaces, quotes and frequent lowercase letters are everywhere; capitals,
+//! digits in odd places and rare symbols are not; and some words appear in
+//! a large share of all Kubernetes log lines (`container`, `connection`,
+//! `volume`, `error`, …), so a literal that is little more than one of them
+//! is a poor filter however long it is.
+
+/// How common a byte is in log text, from 2 (rare) to 10 (everywhere).
+pub fn commonness(byte: u8) -> u32 {
+    match byte {
+        b' ' | b'"' => 10,
+        b'e' | b't' | b'a' | b'o' | b'i' | b'n' | b's' | b'r' | b',' | b':' => 8,
+        b'a'..=b'z' | b'0'..=b'9' | b'=' | b'.' => 7,
+        b'-' | b'_' | b'/' | b'(' | b')' | b'[' | b']' | b'{' | b'}' => 6,
+        b'A'..=b'Z' => 3,
+        _ => 2,
+    }
+}
+
+/// Words found in a large share of Kubernetes and application log lines.
+const COMMON_WORDS: &[&str] = &[
+    "connection",
+    "container",
+    "containername",
+    "volume",
+    "error",
+    "failed",
+    "request",
+    "status",
+    "readiness",
+    "liveness",
+    "probe",
+    "namespace",
+    "message",
+    "caller",
+    "component",
+    "level",
+    "info",
+    "warning",
+    "debug",
+    "time",
+    "pod",
+    "node",
+    "client",
+    "server",
+    "service",
+    "http",
+    "for",
+    "the",
+    "with",
+    "from",
+    "file",
+    "code",
+    "name",
+];
+
+/// A rarity score: higher is rarer. Grows with length and with uncommon
+/// bytes; a literal that is mostly common words counts only its other bytes.
+pub fn rarity(literal: &[u8]) -> i64 {
+    let total: i64 = literal.iter().map(|&b| 11 - i64::from(commonness(b))).sum();
+    let lower = literal.to_ascii_lowercase();
+    let mut common = 0i64;
+    for word in COMMON_WORDS {
+        let mut from = 0;
+        while let Some(at) = memchr::memmem::find(&lower[from..], word.as_bytes()) {
+            let start = from + at;
+            common += literal[start..start + word.len()]
+                .iter()
+                .map(|&b| 11 - i64::from(commonness(b)))
+                .sum::<i64>();
+            from = start + word.len();
+        }
+    }
+    // Common words still filter a little: keep a quarter of their weight.
+    total - common + common / 4
+}
+
+/// The score of searching for a whole set: its weakest member, less a
+/// cost per doubling of the number of members.
+pub fn set_rarity(set: &[Vec<u8>]) -> i64 {
+    let weakest = set.iter().map(|l| rarity(l)).min().unwrap_or(i64::MAX);
+    let doublings = i64::from(usize::BITS - set.len().max(1).leading_zeros()) - 1;
+    weakest.saturating_sub(4 * doublings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specific_phrases_outrank_common_words() {
+        assert!(rarity(b"Probe failed") > rarity(b"containerName"));
+        assert!(rarity(b"ping timeout of ") > rarity(b"connection"));
+        assert!(rarity(b"MountVolume.SetUp failed for volume ") > rarity(b" for volume "));
+        assert!(rarity(b"EROFS") > rarity(b"error"));
+    }
+
+    #[test]
+    fn more_members_cost_something() {
+        let one = vec![b"Liveness probe failed".to_vec()];
+        let two = vec![
+            b"Liveness probe failed".to_vec(),
+            b"Readiness probe failed".to_vec(),
+        ];
+        assert!(set_rarity(&one) > set_rarity(&two));
+    }
+}
