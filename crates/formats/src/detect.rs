@@ -29,6 +29,9 @@ pub enum Format {
     Kmsg,
     /// syslog: `Feb 16 03:04:05 host prog[pid]: msg`, or with an RFC 3339 time.
     Syslog,
+    /// PostgreSQL's own stderr log or csvlog:
+    /// `2026-02-19 03:04:05.123 UTC [25] FATAL:  …` / `2026-02-19 03:04:05.123 UTC,"app",…`.
+    Postgres,
     /// A line that starts with an RFC 3339 time (`kubectl logs --timestamps`).
     Timestamped,
     /// Anything else.
@@ -46,6 +49,7 @@ const NAMES: &[(Format, &str)] = &[
     (Format::Dmesg, "dmesg"),
     (Format::Kmsg, "kmsg"),
     (Format::Syslog, "syslog"),
+    (Format::Postgres, "postgres"),
     (Format::Timestamped, "timestamped"),
     (Format::Plain, "plain"),
 ];
@@ -88,6 +92,10 @@ re!(
     r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d) [A-Za-z0-9._-]+ [^ :\[]+(\[\d+\])?: "
 );
 re!(
+    POSTGRES,
+    r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)? ([A-Z]{2,5}|[+-]\d\d(:?\d\d)?)[ ,]"
+);
+re!(
     TIMESTAMPED,
     r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d) "
 );
@@ -121,7 +129,7 @@ impl Format {
         if line.iter().all(u8::is_ascii_whitespace) {
             return None;
         }
-        let checks: [(&LazyLock<Regex>, Format); 10] = [
+        let checks: [(&LazyLock<Regex>, Format); 11] = [
             (&CRI, Format::Cri),
             (&DOCKER, Format::Docker),
             (&KLOG, Format::Klog),
@@ -131,6 +139,7 @@ impl Format {
             (&KMSG, Format::Kmsg),
             (&SYSLOG_BSD, Format::Syslog),
             (&SYSLOG_RFC3339, Format::Syslog),
+            (&POSTGRES, Format::Postgres),
             (&TIMESTAMPED, Format::Timestamped),
         ];
         if let Some((_, format)) = checks.iter().find(|(re, _)| re.is_match(line)) {

@@ -63,6 +63,7 @@ impl Decoder {
                 let micros: i64 = std::str::from_utf8(fields.nth(2)?).ok()?.parse().ok()?;
                 Some(self.boot_ns? + micros * 1000)
             }
+            Format::Postgres => postgres(line),
             Format::Plain => leading_rfc3339(line),
         }
     }
@@ -122,6 +123,39 @@ fn klog(line: &[u8], year: i16) -> Option<i64> {
     let day = digits(line.get(3..5)?)?;
     let time = clock(line.get(6..21)?)?;
     civil(year, month, day, time)
+}
+
+/// `YYYY-MM-DD HH:MM:SS[.fff] ZONE` (PostgreSQL's `%m` log prefix and
+/// csvlog's first field). `UTC`, `GMT` and numeric offsets are honoured;
+/// other zone names are read as UTC, which is what CloudNativePG and most
+/// containers run PostgreSQL in.
+fn postgres(line: &[u8]) -> Option<i64> {
+    let year: i16 = digits(line.get(0..4)?)?.try_into().ok()?;
+    let month = digits(line.get(5..7)?)?;
+    let day = digits(line.get(8..10)?)?;
+    let rest = line.get(11..)?;
+    let clock_end = rest.iter().position(|&b| b == b' ')?;
+    let time = clock(&rest[..clock_end])?;
+    let zone = &rest[clock_end + 1..];
+    let zone = &zone[..zone
+        .iter()
+        .position(|&b| b == b' ' || b == b',')
+        .unwrap_or(zone.len())];
+    let offset_s = match zone.first() {
+        Some(sign @ (b'+' | b'-')) => {
+            let body: Vec<u8> = zone[1..]
+                .iter()
+                .copied()
+                .filter(u8::is_ascii_digit)
+                .collect();
+            let hours = digits(body.get(0..2)?)?;
+            let minutes = body.get(2..4).and_then(digits).unwrap_or(0);
+            let seconds = hours * 3600 + minutes * 60;
+            if *sign == b'+' { seconds } else { -seconds }
+        }
+        _ => 0,
+    };
+    Some(civil(year, month, day, time)? - offset_s * 1_000_000_000)
 }
 
 const MONTHS: [&[u8]; 12] = [
@@ -330,6 +364,21 @@ mod tests {
         );
         assert_eq!(
             at(Format::Syslog, "2026-02-16T03:04:05+00:00 node kernel: x"),
+            Some(FEB16)
+        );
+        assert_eq!(
+            at(
+                Format::Postgres,
+                "2026-02-16 03:04:05.250 UTC [25] FATAL:  x"
+            ),
+            Some(FEB16 + 250_000_000)
+        );
+        assert_eq!(
+            at(Format::Postgres, "2026-02-16 04:04:05 +01 [25] LOG:  x"),
+            Some(FEB16)
+        );
+        assert_eq!(
+            at(Format::Postgres, r#"2026-02-16 03:04:05.000 UTC,"app",,25"#),
             Some(FEB16)
         );
         assert_eq!(at(Format::Plain, "no time here"), None);

@@ -18,6 +18,8 @@ pub struct LineReader<R> {
     eof: bool,
     /// The rest of a cut line is being skipped.
     skipping: bool,
+    /// A read error met after some data: reported once that data is out.
+    pending_error: Option<io::Error>,
     /// Lines cut at [`MAX_LINE`].
     pub truncated: u64,
     /// Bytes read from `inner`.
@@ -34,6 +36,7 @@ impl<R: Read> LineReader<R> {
             filled: 0,
             eof: false,
             skipping: false,
+            pending_error: None,
             truncated: 0,
             bytes: 0,
         }
@@ -58,12 +61,23 @@ impl<R: Read> LineReader<R> {
     /// its `\n`), or `None` at the end. On a read error the lines before it
     /// have all been handed out.
     pub fn next_lines(&mut self) -> io::Result<Option<&[u8]>> {
+        if let Some(err) = self.pending_error.take() {
+            return Err(err);
+        }
         self.buf.copy_within(self.carry_from..self.filled, 0);
         self.filled -= self.carry_from;
         self.carry_from = 0;
         while !self.eof && self.filled < self.buf.len() {
-            if self.read_some()? == 0 {
-                break;
+            match self.read_some() {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(err) if self.filled == 0 => return Err(err),
+                Err(err) => {
+                    // Hand out what was read; the error comes next call.
+                    self.pending_error = Some(err);
+                    self.eof = true;
+                    break;
+                }
             }
             if self.skipping {
                 match memchr::memchr(b'\n', &self.buf[..self.filled]) {

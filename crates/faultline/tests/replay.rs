@@ -1,0 +1,300 @@
+//! End-to-end tests of `faultline replay` on inputs that are broken in the
+//! ways real archives are: every one must give a clear error, lose nothing
+//! else, and never panic.
+
+use std::io::Write;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+/// A kernel failure line (signatures scoped to kernel and node logs).
+const FAILURE: &str = "EXT4-fs (sdb): Remounting filesystem read-only";
+/// A PostgreSQL failure line, as a pod would log it.
+const POD_FAILURE: &str =
+    r#"FATAL:  could not open file "global/pg_control": Read-only file system"#;
+
+fn replay(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .arg("replay")
+        .args(["--format", "json"])
+        .args(args)
+        .output()
+        .expect("the faultline binary runs")
+}
+
+/// The JSON records printed, and the summary (the last one).
+fn records(out: &Output) -> (Vec<Value>, Value) {
+    let mut all: Vec<Value> = String::from_utf8(out.stdout.clone())
+        .expect("JSON output is UTF-8")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let summary = all.pop().expect("a summary record");
+    assert_eq!(summary["type"], "summary");
+    (all, summary)
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(bytes).unwrap();
+    gz.finish().unwrap()
+}
+
+fn kernel_log(lines: usize, failure_at: usize) -> String {
+    (0..lines)
+        .map(|i| {
+            let msg = if i == failure_at {
+                FAILURE
+            } else {
+                "IPv4: martian source 10.244.1.1 from 10.244.2.2, on dev eth0"
+            };
+            format!(
+                "10.0.0.2: kern:     err: [2026-02-19T03:{:02}:{:02}.000000000Z]: {msg}\n",
+                (i / 60) % 60,
+                i % 60
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn hits_come_out_in_event_time_order_with_labels_and_captures() {
+    let dir = tempfile::tempdir().unwrap();
+    let pod_dir = dir
+        .path()
+        .join("var/log/pods/vitals-prod_vitals-db-production-cnpg-v1-2_0b7c/postgres");
+    std::fs::create_dir_all(&pod_dir).unwrap();
+    std::fs::write(
+        pod_dir.join("0.log"),
+        concat!(
+            "2026-02-19T03:04:06.000000000Z stdout F healthy\n",
+            r#"2026-02-19T03:04:07.500000000Z stderr F {"level":"info","ts":"2026-02-19T03:04:07.5Z","logger":"postgres","msg":"record","logging_pod":"vitals-db-production-cnpg-v1-2","record":{"error_severity":"PANIC","sql_state_code":"58030","message":"could not write to file \"pg_wal/xlogtemp.72\": Read-only file system"}}"#,
+            "\n"
+        ),
+    )
+    .unwrap();
+    let node = dir.path().join("node/talos-519-vmy");
+    std::fs::create_dir_all(&node).unwrap();
+    std::fs::write(node.join("dmesg.log"), kernel_log(10, 5)).unwrap();
+
+    let out = replay(&[dir.path().to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "hits found: exit 1\n{}",
+        stderr(&out)
+    );
+    let (hits, summary) = records(&out);
+    let kinds: Vec<(&str, &str)> = hits
+        .iter()
+        .map(|h| (h["signature"].as_str().unwrap(), h["ts"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (
+                "kernel-ext4-remount-read-only",
+                "2026-02-19T03:00:05.000000000Z"
+            ),
+            ("postgres-wal-read-only", "2026-02-19T03:04:07.500000000Z"),
+        ]
+    );
+    let pg = &hits[1];
+    assert_eq!(pg["class"], "volume-read-only");
+    assert_eq!(pg["severity"], "critical");
+    assert_eq!(pg["labels"]["namespace"], "vitals-prod");
+    assert_eq!(pg["labels"]["pod"], "vitals-db-production-cnpg-v1-2");
+    assert_eq!(pg["labels"]["container"], "postgres");
+    assert_eq!(pg["captures"]["path"], "pg_wal/xlogtemp.72");
+    assert!(
+        pg["origin"].as_str().unwrap().ends_with("postgres/0.log:2"),
+        "{}",
+        pg["origin"]
+    );
+    assert_eq!(pg["entity"], Value::Null);
+    assert_eq!(hits[0]["labels"]["node"], "talos-519-vmy");
+    assert_eq!(hits[0]["captures"]["device"], "sdb");
+    assert_eq!(summary["files"], 2);
+    assert_eq!(summary["lines"], 12);
+    assert_eq!(summary["hits"], 2);
+    assert_eq!(summary["decode_errors"], 0);
+}
+
+#[test]
+fn nothing_found_exits_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("quiet.log"), kernel_log(20, usize::MAX)).unwrap();
+    let out = replay(&[dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    let (hits, summary) = records(&out);
+    assert!(hits.is_empty());
+    assert_eq!(summary["lines"], 20);
+}
+
+#[test]
+fn a_truncated_gzip_names_the_file_and_offset_and_the_rest_is_still_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let whole = gzip(kernel_log(50_000, 10).as_bytes());
+    let cut = dir.path().join("0.log.20260219-030405.gz");
+    std::fs::write(&cut, &whole[..whole.len() / 2]).unwrap();
+    std::fs::write(dir.path().join("other.log"), kernel_log(5, 1)).unwrap();
+    let out = replay(&[dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "an unreadable input: exit 2");
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "{}: corrupt or truncated gzip at byte ",
+            cut.display()
+        )),
+        "{err}"
+    );
+    let (hits, summary) = records(&out);
+    assert_eq!(
+        hits.len(),
+        2,
+        "the hit before the cut and the other file's hit are kept"
+    );
+    assert_eq!(summary["decode_errors"], 1);
+    assert!(
+        summary["errors"][0].as_str().unwrap().contains("gzip"),
+        "{}",
+        summary["errors"]
+    );
+}
+
+#[test]
+fn invalid_utf8_nul_bytes_and_malformed_json_are_matched_not_fatal() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = Vec::new();
+    bytes.extend_from_slice(b"2026-02-19T03:04:05Z stderr F \xff\xfe\x00 ");
+    bytes.extend_from_slice(POD_FAILURE.as_bytes());
+    bytes.extend_from_slice(b"\n2026-02-19T03:04:06Z stderr F {\"msg\":\"truncated json ");
+    bytes.extend_from_slice(POD_FAILURE.as_bytes());
+    bytes.extend_from_slice(b"\n\x00\x00\x00\n");
+    std::fs::write(dir.path().join("odd.log"), &bytes).unwrap();
+    let out = replay(&[dir.path().join("odd.log").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let (hits, summary) = records(&out);
+    assert_eq!(hits.len(), 2);
+    assert!(
+        hits[0]["line"].as_str().unwrap().starts_with(
+            "2026-02-19T03:04:05Z stderr F \u{FFFD}\u{FFFD}\u{0} FATAL:  could not open"
+        )
+    );
+    assert_eq!(hits[1]["ts"], "2026-02-19T03:04:06.000000000Z");
+    assert_eq!(summary["lines"], 3);
+}
+
+#[test]
+fn a_12_mb_line_is_cut_matched_on_its_head_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = b"2026-02-19T03:04:05Z stderr F first\n2026-02-19T03:04:06Z stderr F ".to_vec();
+    bytes.extend_from_slice(POD_FAILURE.as_bytes());
+    bytes.extend(std::iter::repeat_n(b'x', 12 << 20));
+    bytes.extend_from_slice(b"\n2026-02-19T03:04:07Z stderr F last ");
+    bytes.extend_from_slice(POD_FAILURE.as_bytes());
+    bytes.push(b'\n');
+    std::fs::write(dir.path().join("huge.log"), &bytes).unwrap();
+    let out = replay(&[dir.path().to_str().unwrap()]);
+    let (hits, summary) = records(&out);
+    assert_eq!(summary["lines_truncated"], 1);
+    assert_eq!(summary["lines"], 3);
+    let origins: Vec<&str> = hits.iter().map(|h| h["origin"].as_str().unwrap()).collect();
+    assert_eq!(origins.len(), 2, "{origins:?}");
+    assert!(
+        origins[0].ends_with("huge.log:2") && origins[1].ends_with("huge.log:3"),
+        "{origins:?}"
+    );
+}
+
+#[test]
+fn missing_unreadable_and_empty_inputs_are_reported_and_the_rest_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("good.log"), kernel_log(3, 0)).unwrap();
+    std::os::unix::fs::symlink("/nonexistent/target.log", dir.path().join("dangling.log")).unwrap();
+    let empty = tempfile::tempdir().unwrap();
+    let out = replay(&[
+        dir.path().to_str().unwrap(),
+        empty.path().to_str().unwrap(),
+        "/nonexistent/faultline.log",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("dangling.log: cannot read"), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{}: no files in this directory",
+            empty.path().display()
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("/nonexistent/faultline.log: cannot read"),
+        "{err}"
+    );
+    let (hits, _) = records(&out);
+    assert_eq!(hits.len(), 1, "good.log is still reported");
+
+    let out = replay(&[empty.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("nothing to read"), "{}", stderr(&out));
+}
+
+#[test]
+fn stdin_is_read_with_a_dash() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .args(["replay", "--format", "json", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(kernel_log(4, 2).as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let (hits, _) = records(&out);
+    assert_eq!(hits.len(), 1);
+    assert!(
+        hits[0]["origin"].as_str().unwrap() == "-:3",
+        "{}",
+        hits[0]["origin"]
+    );
+}
+
+#[test]
+fn text_output_is_a_readable_timeline_without_colour_when_piped() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("k.log"), kernel_log(3, 1)).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .args(["replay", "--format", "text", dir.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        !text.contains('\x1b'),
+        "no colour codes when not a terminal"
+    );
+    let first = text.lines().next().unwrap();
+    assert_eq!(
+        first,
+        "2026-02-19T03:00:01.000000000Z  CRITICAL  kernel-ext4-remount-read-only  "
+    );
+    assert!(
+        text.lines().nth(1).unwrap().contains("ext4 on /dev/sdb"),
+        "{text}"
+    );
+    let size = std::fs::metadata(dir.path().join("k.log")).unwrap().len();
+    assert!(
+        text.ends_with(&format!(
+            "1 hits of 1 signatures in 1 files (3 lines, {size} bytes)\n"
+        )),
+        "{text}"
+    );
+}
