@@ -298,3 +298,33 @@ fn text_output_is_a_readable_timeline_without_colour_when_piped() {
         "{text}"
     );
 }
+
+#[test]
+fn a_failure_split_across_cri_partial_records_is_joined_and_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let pod_dir = dir
+        .path()
+        .join("var/log/pods/vitals-prod_vitals-db-production-cnpg-v1-1_0b7c/postgres");
+    std::fs::create_dir_all(&pod_dir).unwrap();
+    let filler = "y".repeat(16_000);
+    std::fs::write(
+        pod_dir.join("0.log"),
+        format!(
+            "2026-02-19T03:04:05.000000001Z stdout F healthy\n\
+             2026-02-19T03:04:05.100000000Z stderr P {filler} FATAL:  could not open file \"global/pg_co\n\
+             2026-02-19T03:04:05.100000001Z stdout F interleaved healthy line\n\
+             2026-02-19T03:04:05.100000002Z stderr F ntrol\": Read-only file system\n"
+        ),
+    )
+    .unwrap();
+    let out = replay(&[dir.path().to_str().unwrap()]);
+    let (hits, summary) = records(&out);
+    assert_eq!(hits.len(), 1, "{}", stderr(&out));
+    assert_eq!(hits[0]["captures"]["path"], "global/pg_control");
+    assert!(
+        hits[0]["origin"].as_str().unwrap().ends_with("0.log:2"),
+        "the first chunk's line"
+    );
+    assert_eq!(hits[0]["ts"], "2026-02-19T03:04:05.100000000Z");
+    assert_eq!(summary["lines"], 4);
+}

@@ -6,6 +6,7 @@
 //! per worker; their hits are then merged in event-time order, so the
 //! report reads as the cluster lived it, whatever order the files came in.
 
+mod cri;
 mod input;
 mod lines;
 mod output;
@@ -213,6 +214,11 @@ struct FileScan<'a> {
     truncated: u64,
     /// Time of the last dated line before the current buffer.
     carried_ts: Option<i64>,
+    /// CRI partial lines being joined, the joined buffer and, for each of
+    /// its lines, the input line number it starts at.
+    joiner: cri::Joiner,
+    joined: Vec<u8>,
+    line_map: Vec<u64>,
 }
 
 /// Lines looked back through for a time to inherit.
@@ -230,6 +236,9 @@ impl<'a> FileScan<'a> {
             bytes: 0,
             truncated: 0,
             carried_ts: None,
+            joiner: cri::Joiner::default(),
+            joined: Vec::new(),
+            line_map: Vec::new(),
         }
     }
 
@@ -273,11 +282,22 @@ impl<'a> FileScan<'a> {
             });
             self.scan_buffer(matcher, scratch, &decoder, buf, mtime);
         };
+        if self.joiner.active() {
+            let (mut joined, mut map) = (
+                std::mem::take(&mut self.joined),
+                std::mem::take(&mut self.line_map),
+            );
+            self.joiner.finish(&mut joined, &mut map);
+            if let Some(decoder) = decoder {
+                self.match_lines(matcher, scratch, &decoder, &joined, Some(&map), mtime);
+            }
+        }
         self.bytes = reader.bytes;
         self.truncated = reader.truncated;
         result
     }
 
+    /// Matches one buffer of whole lines and advances the line count.
     fn scan_buffer(
         &mut self,
         matcher: &Matcher,
@@ -286,16 +306,51 @@ impl<'a> FileScan<'a> {
         buf: &[u8],
         mtime: Option<i64>,
     ) {
+        if decoder.format == Format::Cri && (self.joiner.active() || cri::has_partials(buf)) {
+            let (mut joined, mut map) = (
+                std::mem::take(&mut self.joined),
+                std::mem::take(&mut self.line_map),
+            );
+            self.joiner.join(buf, self.lines, &mut joined, &mut map);
+            self.match_lines(matcher, scratch, decoder, &joined, Some(&map), mtime);
+            (self.joined, self.line_map) = (joined, map);
+        } else {
+            self.match_lines(matcher, scratch, decoder, buf, None, mtime);
+        }
+        let unterminated = u64::from(!buf.ends_with(b"\n") && !buf.is_empty());
+        self.lines += count_lines(buf) + unterminated;
+        if let Some(ts) = inherited_ts(decoder, buf, buf.len()) {
+            self.carried_ts = Some(ts);
+        }
+    }
+
+    /// Matches `buf` and records its hits. The line numbers of `buf`'s
+    /// lines are `line_map`'s, or follow the lines read so far.
+    fn match_lines(
+        &mut self,
+        matcher: &Matcher,
+        scratch: &mut faultline_matcher::Scratch,
+        decoder: &Decoder,
+        buf: &[u8],
+        line_map: Option<&[u64]>,
+        mtime: Option<i64>,
+    ) {
         let source = source_kind(decoder.format, &self.path_labels);
-        let first_line = self.lines;
         let mut counted_to = 0usize;
-        let mut line_no = first_line;
+        let mut index = 0u64;
         let mut found = Vec::new();
         matcher.scan(buf, source, scratch, |hit: Hit<'_>| {
-            line_no += count_lines(&buf[counted_to..hit.line_start()]);
+            index += count_lines(&buf[counted_to..hit.line_start()]);
             counted_to = hit.line_start();
-            let own = decoder.timestamp(hit.line());
-            let ts = own
+            let line_no = match line_map {
+                Some(map) => map
+                    .get(index as usize)
+                    .copied()
+                    .unwrap_or(self.lines + index + 1),
+                None => self.lines + index + 1,
+            };
+            let ts = decoder
+                .timestamp(hit.line())
                 .or_else(|| inherited_ts(decoder, buf, hit.line_start()))
                 .or(self.carried_ts)
                 .or(mtime);
@@ -307,7 +362,7 @@ impl<'a> FileScan<'a> {
                 signature: hit.signature_index(),
                 ts,
                 input: self.index,
-                line_no: line_no + 1,
+                line_no,
                 labels,
                 captures: hit
                     .captures()
@@ -322,11 +377,6 @@ impl<'a> FileScan<'a> {
             });
         });
         self.hits.append(&mut found);
-        self.lines =
-            first_line + count_lines(buf) + u64::from(!buf.ends_with(b"\n") && !buf.is_empty());
-        if let Some(ts) = inherited_ts(decoder, buf, buf.len()) {
-            self.carried_ts = Some(ts);
-        }
     }
 }
 
