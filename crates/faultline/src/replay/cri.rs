@@ -49,6 +49,49 @@ pub fn has_partials(buf: &[u8]) -> bool {
         || memchr::memmem::find(buf, b" stderr P").is_some()
 }
 
+/// Where the lines of a joined buffer come from: breakpoints of
+/// (line index in the joined buffer, input line number of that line); the
+/// lines after a breakpoint follow on one by one.
+#[derive(Debug, Default)]
+pub struct LineMap(Vec<(u64, u64)>);
+
+impl LineMap {
+    fn clear(&mut self) {
+        self.0.clear();
+    }
+
+    fn push(&mut self, index: u64, line_no: u64) {
+        self.0.push((index, line_no));
+    }
+
+    /// The input line number of line `index` of the joined buffer.
+    pub fn line_no(&self, index: u64) -> Option<u64> {
+        let at = self
+            .0
+            .partition_point(|&(i, _)| i <= index)
+            .checked_sub(1)?;
+        let (start, line_no) = self.0[at];
+        Some(line_no + (index - start))
+    }
+}
+
+/// The first line start at or after `from` whose line is a partial record.
+fn next_partial(buf: &[u8], from: usize) -> Option<usize> {
+    let mut at = from;
+    loop {
+        let hit = [&b" stdout P"[..], b" stderr P"]
+            .iter()
+            .filter_map(|needle| memchr::memmem::find(&buf[at..], needle).map(|i| at + i))
+            .min()?;
+        let start = memchr::memrchr(b'\n', &buf[..hit]).map_or(0, |i| i + 1);
+        let end = memchr::memchr(b'\n', &buf[hit..]).map_or(buf.len(), |i| hit + i);
+        if parse(&buf[start..end]).is_some_and(|(_, _, tag, _)| tag == b'P') {
+            return Some(start);
+        }
+        at = hit + 1;
+    }
+}
+
 impl Joiner {
     /// Whether a line is still being collected.
     pub fn active(&self) -> bool {
@@ -57,64 +100,91 @@ impl Joiner {
 
     /// Rewrites `buf` (whole lines; its first line is line `first_line + 1`
     /// of the input) into `out` with partial records joined, and records in
-    /// `line_map` the input line number of each line of `out`.
-    pub fn join(
-        &mut self,
-        buf: &[u8],
-        first_line: u64,
-        out: &mut Vec<u8>,
-        line_map: &mut Vec<u64>,
-    ) {
+    /// `map` where each line of `out` came from. Runs of lines with no
+    /// partial record in progress are copied whole.
+    pub fn join(&mut self, buf: &[u8], first_line: u64, out: &mut Vec<u8>, map: &mut LineMap) {
         out.clear();
-        line_map.clear();
-        let body = buf.strip_suffix(b"\n").unwrap_or(buf);
-        for (i, line) in body.split(|&b| b == b'\n').enumerate() {
-            let line_no = first_line + i as u64 + 1;
-            let Some((tag_at, stream, tag, content)) = parse(line) else {
-                out.extend_from_slice(line);
-                out.push(b'\n');
-                line_map.push(line_no);
-                continue;
-            };
-            if tag == b'P' {
-                let pending = self.pending[stream].get_or_insert_with(|| Pending {
-                    prefix: [&line[..tag_at], b"F "].concat(),
-                    content: Vec::new(),
-                    first_line: line_no,
-                });
-                let room = MAX_LINE.saturating_sub(pending.content.len());
-                pending
-                    .content
-                    .extend_from_slice(&content[..content.len().min(room)]);
-                continue;
-            }
-            match self.pending[stream].take() {
-                Some(pending) => {
-                    out.extend_from_slice(&pending.prefix);
-                    out.extend_from_slice(&pending.content);
-                    let room = MAX_LINE.saturating_sub(pending.content.len());
-                    out.extend_from_slice(&content[..content.len().min(room)]);
-                    line_map.push(pending.first_line);
-                }
-                None => {
-                    out.extend_from_slice(line);
-                    line_map.push(line_no);
+        map.clear();
+        let mut pos = 0usize;
+        let mut line_no = first_line + 1;
+        let mut out_lines = 0u64;
+        while pos < buf.len() {
+            if !self.active() {
+                // Copy everything up to the next partial record in one go.
+                let until = next_partial(buf, pos).unwrap_or(buf.len());
+                if until > pos {
+                    let run = &buf[pos..until];
+                    map.push(out_lines, line_no);
+                    out.extend_from_slice(run);
+                    let mut lines = bytecount::count(run, b'\n') as u64;
+                    if !run.ends_with(b"\n") {
+                        out.push(b'\n');
+                        lines += 1;
+                    }
+                    out_lines += lines;
+                    line_no += lines;
+                    pos = until;
+                    continue;
                 }
             }
-            out.push(b'\n');
+            let end = memchr::memchr(b'\n', &buf[pos..]).map_or(buf.len(), |i| pos + i);
+            let line = &buf[pos..end];
+            pos = end + 1;
+            if let Some(joined_from) = self.take_line(line, line_no, out) {
+                map.push(out_lines, joined_from);
+                out_lines += 1;
+            }
+            line_no += 1;
         }
+    }
+
+    /// Feeds one line while a partial line may be in progress. Returns the
+    /// input line number of the line written to `out`, if one was.
+    fn take_line(&mut self, line: &[u8], line_no: u64, out: &mut Vec<u8>) -> Option<u64> {
+        let Some((tag_at, stream, tag, content)) = parse(line) else {
+            out.extend_from_slice(line);
+            out.push(b'\n');
+            return Some(line_no);
+        };
+        if tag == b'P' {
+            let pending = self.pending[stream].get_or_insert_with(|| Pending {
+                prefix: [&line[..tag_at], b"F "].concat(),
+                content: Vec::new(),
+                first_line: line_no,
+            });
+            let room = MAX_LINE.saturating_sub(pending.content.len());
+            pending
+                .content
+                .extend_from_slice(&content[..content.len().min(room)]);
+            return None;
+        }
+        let from = match self.pending[stream].take() {
+            Some(pending) => {
+                out.extend_from_slice(&pending.prefix);
+                out.extend_from_slice(&pending.content);
+                let room = MAX_LINE.saturating_sub(pending.content.len());
+                out.extend_from_slice(&content[..content.len().min(room)]);
+                pending.first_line
+            }
+            None => {
+                out.extend_from_slice(line);
+                line_no
+            }
+        };
+        out.push(b'\n');
+        Some(from)
     }
 
     /// Lines still being collected at the end of the input, as if their
     /// final chunk had arrived (a container that died mid-line).
-    pub fn finish(&mut self, out: &mut Vec<u8>, line_map: &mut Vec<u64>) {
+    pub fn finish(&mut self, out: &mut Vec<u8>, map: &mut LineMap) {
         out.clear();
-        line_map.clear();
-        for pending in self.pending.iter_mut().filter_map(Option::take) {
+        map.clear();
+        for (index, pending) in self.pending.iter_mut().filter_map(Option::take).enumerate() {
             out.extend_from_slice(&pending.prefix);
             out.extend_from_slice(&pending.content);
             out.push(b'\n');
-            line_map.push(pending.first_line);
+            map.push(index as u64, pending.first_line);
         }
     }
 }
@@ -123,52 +193,66 @@ impl Joiner {
 mod tests {
     use super::*;
 
+    fn join(joiner: &mut Joiner, buf: &[u8], first_line: u64) -> (String, Vec<Option<u64>>) {
+        let (mut out, mut map) = (Vec::new(), LineMap::default());
+        joiner.join(buf, first_line, &mut out, &mut map);
+        let lines = out.iter().filter(|&&b| b == b'\n').count() as u64;
+        (
+            String::from_utf8(out).unwrap(),
+            (0..lines).map(|i| map.line_no(i)).collect(),
+        )
+    }
+
     #[test]
     fn partial_chunks_are_joined_under_the_first_prefix_across_buffers() {
         let mut joiner = Joiner::default();
-        let (mut out, mut map) = (Vec::new(), Vec::new());
         let first = b"2026-02-19T03:04:05.1Z stderr P could not open fi\n2026-02-19T03:04:05.2Z stdout F other\n";
         assert!(has_partials(first));
-        joiner.join(first, 10, &mut out, &mut map);
-        assert_eq!(out, b"2026-02-19T03:04:05.2Z stdout F other\n");
-        assert_eq!(map, [12]);
+        let (out, lines) = join(&mut joiner, first, 10);
+        assert_eq!(out, "2026-02-19T03:04:05.2Z stdout F other\n");
+        assert_eq!(lines, [Some(12)]);
         assert!(joiner.active());
         let second = b"2026-02-19T03:04:05.3Z stderr P le \"pg_wal/1\": Read-\n2026-02-19T03:04:05.4Z stderr F only file system\n";
-        joiner.join(second, 12, &mut out, &mut map);
+        let (out, lines) = join(&mut joiner, second, 12);
         assert_eq!(
-            String::from_utf8(out.clone()).unwrap(),
+            out,
             "2026-02-19T03:04:05.1Z stderr F could not open file \"pg_wal/1\": Read-only file system\n"
         );
-        assert_eq!(map, [11]);
+        assert_eq!(lines, [Some(11)]);
         assert!(!joiner.active());
     }
 
     #[test]
     fn an_unfinished_line_is_flushed_at_the_end() {
         let mut joiner = Joiner::default();
-        let (mut out, mut map) = (Vec::new(), Vec::new());
-        joiner.join(
+        join(
+            &mut joiner,
             b"2026-02-19T03:04:05Z stdout P half a line\n",
             0,
-            &mut out,
-            &mut map,
         );
+        let (mut out, mut map) = (Vec::new(), LineMap::default());
         joiner.finish(&mut out, &mut map);
         assert_eq!(out, b"2026-02-19T03:04:05Z stdout F half a line\n");
-        assert_eq!(map, [1]);
+        assert_eq!(map.line_no(0), Some(1));
     }
 
     #[test]
     fn lines_that_are_not_cri_pass_through() {
         let mut joiner = Joiner::default();
-        let (mut out, mut map) = (Vec::new(), Vec::new());
-        joiner.join(
-            b"garbage\n2026-02-19T03:04:05Z stdout F ok",
-            0,
-            &mut out,
-            &mut map,
+        let (out, lines) = join(&mut joiner, b"garbage\n2026-02-19T03:04:05Z stdout F ok", 0);
+        assert_eq!(out, "garbage\n2026-02-19T03:04:05Z stdout F ok\n");
+        assert_eq!(lines, [Some(1), Some(2)]);
+    }
+
+    #[test]
+    fn line_numbers_survive_a_join_in_the_middle_of_a_long_run() {
+        let mut joiner = Joiner::default();
+        let buf = b"a\nb\n2026-02-19T03:04:05Z stdout P x\n2026-02-19T03:04:05Z stdout F y\nc\nd\n";
+        let (out, lines) = join(&mut joiner, buf, 100);
+        assert_eq!(out, "a\nb\n2026-02-19T03:04:05Z stdout F xy\nc\nd\n");
+        assert_eq!(
+            lines,
+            [Some(101), Some(102), Some(103), Some(105), Some(106)]
         );
-        assert_eq!(out, b"garbage\n2026-02-19T03:04:05Z stdout F ok\n");
-        assert_eq!(map, [1, 2]);
     }
 }

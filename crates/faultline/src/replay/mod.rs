@@ -218,7 +218,7 @@ struct FileScan<'a> {
     /// its lines, the input line number it starts at.
     joiner: cri::Joiner,
     joined: Vec<u8>,
-    line_map: Vec<u64>,
+    line_map: cri::LineMap,
 }
 
 /// Lines looked back through for a time to inherit.
@@ -238,7 +238,7 @@ impl<'a> FileScan<'a> {
             carried_ts: None,
             joiner: cri::Joiner::default(),
             joined: Vec::new(),
-            line_map: Vec::new(),
+            line_map: cri::LineMap::default(),
         }
     }
 
@@ -332,7 +332,7 @@ impl<'a> FileScan<'a> {
         scratch: &mut faultline_matcher::Scratch,
         decoder: &Decoder,
         buf: &[u8],
-        line_map: Option<&[u64]>,
+        line_map: Option<&cri::LineMap>,
         mtime: Option<i64>,
     ) {
         let source = source_kind(decoder.format, &self.path_labels);
@@ -343,10 +343,7 @@ impl<'a> FileScan<'a> {
             index += count_lines(&buf[counted_to..hit.line_start()]);
             counted_to = hit.line_start();
             let line_no = match line_map {
-                Some(map) => map
-                    .get(index as usize)
-                    .copied()
-                    .unwrap_or(self.lines + index + 1),
+                Some(map) => map.line_no(index).unwrap_or(self.lines + index + 1),
                 None => self.lines + index + 1,
             };
             let ts = decoder
@@ -395,7 +392,7 @@ fn inherited_ts(decoder: &Decoder, buf: &[u8], before: usize) -> Option<i64> {
 }
 
 fn count_lines(bytes: &[u8]) -> u64 {
-    bytes.iter().filter(|&&b| b == b'\n').count() as u64
+    bytecount::count(bytes, b'\n') as u64
 }
 
 fn source_kind(format: Format, labels: &Labels) -> Option<SourceKind> {
