@@ -43,6 +43,11 @@ fn parse(line: &[u8]) -> Option<(usize, usize, u8, &[u8])> {
     Some((tag_at, stream, tag, &line[content_at..]))
 }
 
+/// Whether `line` is a CRI partial (`P`) record.
+pub fn is_partial(line: &[u8]) -> bool {
+    parse(line).is_some_and(|(_, _, tag, _)| tag == b'P')
+}
+
 /// Whether `buf` holds any partial record.
 pub fn has_partials(buf: &[u8]) -> bool {
     memchr::memmem::find(buf, b" stdout P").is_some()

@@ -108,6 +108,94 @@ fn walk(
     }
 }
 
+/// One unit of work: a whole input, or a byte range of a large one.
+#[derive(Clone, Debug)]
+pub struct Task {
+    /// Index of the input.
+    pub input: usize,
+    /// The byte range to read, when the input is split.
+    pub range: Option<(u64, u64)>,
+}
+
+/// Smallest file worth splitting across workers.
+const SPLIT_MIN: u64 = 64 << 20;
+/// Bytes looked at around a split point to find a line boundary.
+const SPLIT_WINDOW: usize = 1 << 20;
+
+/// Splits large plain files into byte ranges at line boundaries, one per
+/// worker, so one big file keeps every core busy; everything else is one
+/// task. A range never starts inside a CRI partial (`P`) line: the line
+/// before every split point is a complete one.
+pub fn plan(inputs: &[Input], threads: usize) -> Vec<Task> {
+    let mut tasks = Vec::new();
+    for (index, input) in inputs.iter().enumerate() {
+        let splits = split_points(&input.path, threads).unwrap_or_default();
+        if splits.len() < 3 {
+            tasks.push(Task {
+                input: index,
+                range: None,
+            });
+            continue;
+        }
+        for pair in splits.windows(2) {
+            tasks.push(Task {
+                input: index,
+                range: Some((pair[0], pair[1])),
+            });
+        }
+    }
+    tasks
+}
+
+/// `[0, b1, …, size]` for a file worth splitting into `parts`, else empty.
+fn split_points(path: &Path, parts: usize) -> io::Result<Vec<u64>> {
+    use std::io::{Seek, SeekFrom};
+    if parts < 2 || path == Path::new("-") {
+        return Ok(Vec::new());
+    }
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() || meta.len() < SPLIT_MIN {
+        return Ok(Vec::new());
+    }
+    let mut file = File::open(path)?;
+    let mut magic = [0u8; 2];
+    if read_up_to(&mut file, &mut magic)? == 2 && magic == [0x1f, 0x8b] {
+        return Ok(Vec::new());
+    }
+    let size = meta.len();
+    let mut points = vec![0];
+    let mut window = vec![0u8; SPLIT_WINDOW];
+    for k in 1..parts as u64 {
+        let target = size * k / parts as u64;
+        file.seek(SeekFrom::Start(target))?;
+        let got = read_up_to(&mut file, &mut window)?;
+        if let Some(at) = boundary(&window[..got]) {
+            let point = target + at as u64;
+            if point > *points.last().unwrap_or(&0) && point < size {
+                points.push(point);
+            }
+        }
+    }
+    points.push(size);
+    Ok(points)
+}
+
+/// Offset just after the first newline in `window` that ends a complete
+/// line which is not a CRI partial record.
+fn boundary(window: &[u8]) -> Option<usize> {
+    let first = memchr::memchr(b'\n', window)?;
+    let mut start = first + 1;
+    while let Some(len) = memchr::memchr(b'\n', &window[start..]) {
+        let line = &window[start..start + len];
+        let end = start + len + 1;
+        if !super::cri::is_partial(line) {
+            return Some(end);
+        }
+        start = end;
+    }
+    None
+}
+
 /// Counts the bytes read through it, so a decompression error can say
 /// where in the compressed file it happened.
 pub struct Counting<R> {
@@ -137,9 +225,9 @@ pub struct Opened {
     pub mtime_ns: Option<i64>,
 }
 
-/// Opens `input`, decompressing `.gz` files (by name, or by their magic
-/// bytes).
-pub fn open(input: &Input) -> io::Result<Opened> {
+/// Opens `input` (or the byte `range` of it), decompressing gzip files
+/// (recognised by their magic bytes).
+pub fn open(input: &Input, range: Option<(u64, u64)>) -> io::Result<Opened> {
     let raw_offset = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     if input.path == Path::new("-") {
         let reader = Counting {
@@ -160,6 +248,20 @@ pub fn open(input: &Input) -> io::Result<Opened> {
         .ok()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .and_then(|d| i64::try_from(d.as_nanos()).ok());
+    if let Some((start, end)) = range {
+        use std::io::{Seek, SeekFrom};
+        file.seek(SeekFrom::Start(start))?;
+        let counted = Counting {
+            inner: file.take(end - start),
+            count: raw_offset.clone(),
+        };
+        return Ok(Opened {
+            reader: Box::new(counted),
+            raw_offset,
+            compressed: false,
+            mtime_ns,
+        });
+    }
     let mut magic = [0u8; 2];
     let got = read_up_to(&mut file, &mut magic)?;
     let head = io::Cursor::new(magic[..got].to_vec());
@@ -231,6 +333,44 @@ mod tests {
     }
 
     #[test]
+    fn large_files_split_at_complete_lines_and_never_inside_a_partial_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.log");
+        let mut text = Vec::new();
+        let mut i = 0u64;
+        while (text.len() as u64) < SPLIT_MIN + (8 << 20) {
+            let tag = if i % 3 == 0 { "P" } else { "F" };
+            text.extend_from_slice(
+                format!("2026-02-19T03:04:05.{i:09}Z stdout {tag} line {i}\n").as_bytes(),
+            );
+            i += 1;
+        }
+        std::fs::write(&path, &text).unwrap();
+        let tasks = plan(&[Input { path: path.clone() }], 3);
+        assert_eq!(tasks.len(), 3);
+        let mut covered = 0;
+        for task in &tasks {
+            let (start, end) = task.range.unwrap();
+            assert_eq!(start, covered, "ranges are contiguous");
+            covered = end;
+            if start > 0 {
+                assert_eq!(text[start as usize - 1], b'\n');
+                let prev_start = text[..start as usize - 1]
+                    .iter()
+                    .rposition(|&b| b == b'\n')
+                    .map_or(0, |p| p + 1);
+                assert!(!super::super::cri::is_partial(
+                    &text[prev_start..start as usize - 1]
+                ));
+            }
+        }
+        assert_eq!(covered, text.len() as u64);
+        let small = dir.path().join("small.log");
+        std::fs::write(&small, "x\n").unwrap();
+        assert!(plan(&[Input { path: small }], 3)[0].range.is_none());
+    }
+
+    #[test]
     fn gzip_is_recognised_by_its_magic_bytes() {
         use std::io::Write;
         let dir = tempfile::tempdir().unwrap();
@@ -238,7 +378,7 @@ mod tests {
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         gz.write_all(b"hello\n").unwrap();
         std::fs::write(&path, gz.finish().unwrap()).unwrap();
-        let mut opened = open(&Input { path }).unwrap();
+        let mut opened = open(&Input { path }, None).unwrap();
         let mut text = String::new();
         opened.reader.read_to_string(&mut text).unwrap();
         assert_eq!(text, "hello\n");

@@ -24,7 +24,7 @@ use faultline_formats::{Decoder, Format, Labels, line_labels, path_labels};
 use faultline_matcher::{Hit, Matcher};
 use faultline_signatures::Library;
 
-use self::input::{Input, InputError};
+use self::input::{Input, InputError, Task};
 use self::lines::LineReader;
 
 /// Arguments of `faultline replay`.
@@ -99,6 +99,9 @@ pub struct HitRecord {
     pub captures: Vec<(String, String)>,
     /// The raw line, lossily decoded.
     pub line: String,
+    /// No dated line came before it in its part of the input: its time is
+    /// a fallback that an earlier part of the same input may improve on.
+    pub undated_before: bool,
 }
 
 /// Totals over the run.
@@ -165,46 +168,84 @@ pub fn run(args: &ReplayArgs) -> Result<ExitCode> {
     })
 }
 
-/// Scans every input on `threads` workers.
+/// Scans every input on `threads` workers (large files split across
+/// them), then stitches the parts of each input back together.
 fn scan_all(
     matcher: &Matcher,
     inputs: &[Input],
     args: &ReplayArgs,
     threads: usize,
 ) -> (Vec<HitRecord>, Totals, Vec<InputError>) {
+    let tasks = input::plan(inputs, threads);
     let next = AtomicUsize::new(0);
-    let results = Mutex::new((Vec::new(), Totals::default(), Vec::new()));
+    let parts: Mutex<Vec<Option<Part>>> = Mutex::new((0..tasks.len()).map(|_| None).collect());
     std::thread::scope(|scope| {
-        for _ in 0..threads.min(inputs.len()).max(1) {
+        for _ in 0..threads.min(tasks.len()).max(1) {
             scope.spawn(|| {
                 let mut scratch = matcher.scratch();
                 loop {
-                    let index = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(input) = inputs.get(index) else {
-                        break;
-                    };
-                    let mut scan = FileScan::new(index, input, args);
-                    let error = scan.run(matcher, &mut scratch).err();
-                    let mut guard = results
+                    let slot = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(task) = tasks.get(slot) else { break };
+                    let part =
+                        FileScan::new(task, &inputs[task.input], args).run(matcher, &mut scratch);
+                    parts
                         .lock()
-                        .expect("no worker panics while holding the lock");
-                    let (hits, totals, errors) = &mut *guard;
-                    hits.append(&mut scan.hits);
-                    totals.files += 1;
-                    totals.lines += scan.lines;
-                    totals.bytes += scan.bytes;
-                    totals.truncated += scan.truncated;
-                    errors.extend(error);
+                        .expect("no worker panics while holding the lock")[slot] = Some(part);
                 }
             });
         }
     });
-    results.into_inner().expect("workers are done")
+    let parts = parts.into_inner().expect("workers are done");
+    stitch(&tasks, parts)
+}
+
+/// What scanning one task found.
+struct Part {
+    hits: Vec<HitRecord>,
+    lines: u64,
+    bytes: u64,
+    truncated: u64,
+    /// Time of the last dated line of the part.
+    last_ts: Option<i64>,
+    error: Option<InputError>,
+}
+
+/// Joins the parts of each input in order: line numbers continue from the
+/// previous part, and hits with no dated line before them in their part
+/// take the previous part's last time.
+fn stitch(tasks: &[Task], parts: Vec<Option<Part>>) -> (Vec<HitRecord>, Totals, Vec<InputError>) {
+    let mut hits = Vec::new();
+    let mut totals = Totals::default();
+    let mut errors = Vec::new();
+    let mut current: Option<usize> = None;
+    let (mut line_offset, mut last_ts) = (0u64, None);
+    for (task, part) in tasks.iter().zip(parts.into_iter().flatten()) {
+        if current != Some(task.input) {
+            current = Some(task.input);
+            (line_offset, last_ts) = (0, None);
+            totals.files += 1;
+        }
+        for mut hit in part.hits {
+            hit.line_no += line_offset;
+            if hit.undated_before && last_ts.is_some() {
+                hit.ts = last_ts;
+            }
+            hits.push(hit);
+        }
+        line_offset += part.lines;
+        last_ts = part.last_ts.or(last_ts);
+        totals.lines += part.lines;
+        totals.bytes += part.bytes;
+        totals.truncated += part.truncated;
+        errors.extend(part.error);
+    }
+    (hits, totals, errors)
 }
 
 /// The state of scanning one input.
 struct FileScan<'a> {
     index: usize,
+    range: Option<(u64, u64)>,
     input: &'a Input,
     args: &'a ReplayArgs,
     path_labels: Labels,
@@ -225,9 +266,10 @@ struct FileScan<'a> {
 const INHERIT_LOOKBACK: usize = 1000;
 
 impl<'a> FileScan<'a> {
-    fn new(index: usize, input: &'a Input, args: &'a ReplayArgs) -> FileScan<'a> {
+    fn new(task: &Task, input: &'a Input, args: &'a ReplayArgs) -> FileScan<'a> {
         FileScan {
-            index,
+            index: task.input,
+            range: task.range,
             input,
             args,
             path_labels: path_labels(&input.path),
@@ -242,7 +284,20 @@ impl<'a> FileScan<'a> {
         }
     }
 
-    fn run(
+    /// Scans the task to its end (or to a read error) and says what it found.
+    fn run(mut self, matcher: &Matcher, scratch: &mut faultline_matcher::Scratch) -> Part {
+        let error = self.scan(matcher, scratch).err();
+        Part {
+            hits: self.hits,
+            lines: self.lines,
+            bytes: self.bytes,
+            truncated: self.truncated,
+            last_ts: self.carried_ts,
+            error,
+        }
+    }
+
+    fn scan(
         &mut self,
         matcher: &Matcher,
         scratch: &mut faultline_matcher::Scratch,
@@ -251,7 +306,8 @@ impl<'a> FileScan<'a> {
             path: self.input.path.clone(),
             message,
         };
-        let opened = input::open(self.input).map_err(|err| fail(format!("cannot open: {err}")))?;
+        let opened = input::open(self.input, self.range)
+            .map_err(|err| fail(format!("cannot open: {err}")))?;
         let year = self.args.year.unwrap_or_else(|| year_of(opened.mtime_ns));
         let mtime = opened.mtime_ns;
         let mut reader = LineReader::new(opened.reader);
@@ -346,11 +402,11 @@ impl<'a> FileScan<'a> {
                 Some(map) => map.line_no(index).unwrap_or(self.lines + index + 1),
                 None => self.lines + index + 1,
             };
-            let ts = decoder
+            let own = decoder
                 .timestamp(hit.line())
                 .or_else(|| inherited_ts(decoder, buf, hit.line_start()))
-                .or(self.carried_ts)
-                .or(mtime);
+                .or(self.carried_ts);
+            let ts = own.or(mtime);
             let mut labels = self.path_labels.clone();
             for (k, v) in line_labels(decoder.format, hit.line()) {
                 labels.entry(k).or_insert(v);
@@ -371,6 +427,7 @@ impl<'a> FileScan<'a> {
                     })
                     .collect(),
                 line: String::from_utf8_lossy(hit.line()).into_owned(),
+                undated_before: own.is_none(),
             });
         });
         self.hits.append(&mut found);
@@ -406,4 +463,70 @@ fn year_of(mtime_ns: Option<i64>) -> i16 {
         .and_then(|ns| jiff::Timestamp::from_nanosecond(i128::from(ns)).ok())
         .unwrap_or_else(jiff::Timestamp::now);
     ts.to_zoned(jiff::tz::TimeZone::UTC).year()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hit(line_no: u64, ts: Option<i64>, undated_before: bool) -> HitRecord {
+        HitRecord {
+            signature: 0,
+            ts,
+            input: 0,
+            line_no,
+            labels: Labels::new(),
+            captures: Vec::new(),
+            line: String::new(),
+            undated_before,
+        }
+    }
+
+    fn part(hits: Vec<HitRecord>, lines: u64, last_ts: Option<i64>) -> Option<Part> {
+        Some(Part {
+            hits,
+            lines,
+            bytes: lines * 10,
+            truncated: 0,
+            last_ts,
+            error: None,
+        })
+    }
+
+    #[test]
+    fn parts_of_a_split_file_continue_line_numbers_and_times() {
+        let tasks = [
+            Task {
+                input: 0,
+                range: Some((0, 100)),
+            },
+            Task {
+                input: 0,
+                range: Some((100, 200)),
+            },
+            Task {
+                input: 1,
+                range: None,
+            },
+        ];
+        let parts = vec![
+            part(vec![hit(3, Some(50), false)], 10, Some(70)),
+            // Its first hit had no dated line before it in this part: it
+            // takes the previous part's last time; the second keeps its own.
+            part(
+                vec![hit(1, Some(999), true), hit(4, Some(80), false)],
+                10,
+                Some(90),
+            ),
+            part(vec![hit(2, Some(5), true)], 3, None),
+        ];
+        let (hits, totals, errors) = stitch(&tasks, parts);
+        let seen: Vec<(u64, Option<i64>)> = hits.iter().map(|h| (h.line_no, h.ts)).collect();
+        assert_eq!(
+            seen,
+            [(3, Some(50)), (11, Some(70)), (14, Some(80)), (2, Some(5))]
+        );
+        assert_eq!((totals.files, totals.lines, totals.bytes), (2, 23, 230));
+        assert!(errors.is_empty());
+    }
 }
