@@ -177,6 +177,10 @@ fn scan_all(
     threads: usize,
 ) -> (Vec<HitRecord>, Totals, Vec<InputError>) {
     let tasks = input::plan(inputs, threads);
+    let progress = Progress {
+        bar: progress_bar(inputs),
+        hits: AtomicUsize::new(0),
+    };
     let next = AtomicUsize::new(0);
     let parts: Mutex<Vec<Option<Part>>> = Mutex::new((0..tasks.len()).map(|_| None).collect());
     std::thread::scope(|scope| {
@@ -186,8 +190,8 @@ fn scan_all(
                 loop {
                     let slot = next.fetch_add(1, Ordering::Relaxed);
                     let Some(task) = tasks.get(slot) else { break };
-                    let part =
-                        FileScan::new(task, &inputs[task.input], args).run(matcher, &mut scratch);
+                    let scan = FileScan::new(task, &inputs[task.input], args, &progress);
+                    let part = scan.run(matcher, &mut scratch);
                     parts
                         .lock()
                         .expect("no worker panics while holding the lock")[slot] = Some(part);
@@ -195,8 +199,35 @@ fn scan_all(
             });
         }
     });
+    progress.bar.finish_and_clear();
     let parts = parts.into_inner().expect("workers are done");
     stitch(&tasks, parts)
+}
+
+/// A progress bar on stderr (bytes, rate, hits) when stderr is a
+/// terminal; a hidden one otherwise.
+fn progress_bar(inputs: &[Input]) -> indicatif::ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let total: u64 = inputs
+        .iter()
+        .filter_map(|i| std::fs::metadata(&i.path).ok())
+        .map(|m| m.len())
+        .sum();
+    let bar = indicatif::ProgressBar::new(total);
+    let style = indicatif::ProgressStyle::with_template(
+        "{spinner} {bytes}/{total_bytes} ({bytes_per_sec}, {eta} left) {msg}",
+    )
+    .expect("a valid progress template");
+    bar.set_style(style);
+    bar
+}
+
+/// Progress shared by the workers.
+struct Progress {
+    bar: indicatif::ProgressBar,
+    hits: AtomicUsize,
 }
 
 /// What scanning one task found.
@@ -260,13 +291,20 @@ struct FileScan<'a> {
     joiner: cri::Joiner,
     joined: Vec<u8>,
     line_map: cri::LineMap,
+    /// Where bytes read and hits found are shown (hidden when piped).
+    progress: &'a Progress,
 }
 
 /// Lines looked back through for a time to inherit.
 const INHERIT_LOOKBACK: usize = 1000;
 
 impl<'a> FileScan<'a> {
-    fn new(task: &Task, input: &'a Input, args: &'a ReplayArgs) -> FileScan<'a> {
+    fn new(
+        task: &Task,
+        input: &'a Input,
+        args: &'a ReplayArgs,
+        progress: &'a Progress,
+    ) -> FileScan<'a> {
         FileScan {
             index: task.input,
             range: task.range,
@@ -281,6 +319,7 @@ impl<'a> FileScan<'a> {
             joiner: cri::Joiner::default(),
             joined: Vec::new(),
             line_map: cri::LineMap::default(),
+            progress,
         }
     }
 
@@ -336,7 +375,14 @@ impl<'a> FileScan<'a> {
                 year,
                 boot_ns: self.args.boot_time,
             });
+            let hits_before = self.hits.len();
             self.scan_buffer(matcher, scratch, &decoder, buf, mtime);
+            self.progress.bar.inc(buf.len() as u64);
+            let new_hits = self.hits.len() - hits_before;
+            if new_hits > 0 {
+                let total = self.progress.hits.fetch_add(new_hits, Ordering::Relaxed) + new_hits;
+                self.progress.bar.set_message(format!("{total} hits"));
+            }
         };
         if self.joiner.active() {
             let (mut joined, mut map) = (
