@@ -1,15 +1,12 @@
 //! End-to-end tests of the `faultline` binary: each runs the real binary in
 //! a fresh temporary directory and checks its output and exit code.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+mod common;
 
-fn faultline(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_faultline"))
-        .args(args)
-        .output()
-        .expect("the faultline binary runs")
-}
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{faultline, faultline_with_stdin};
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
@@ -254,20 +251,10 @@ fn count_reads_stdin_and_prints_per_file_counts_then_the_total() {
         format!("{}:2\n{}:0\n2\n", a.display(), b.display())
     );
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_faultline"))
-        .args(["count", "-f", patterns.to_str().unwrap(), "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"a needle\nnothing\n999x")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = faultline_with_stdin(
+        &["count", "-f", patterns.to_str().unwrap(), "-"],
+        b"a needle\nnothing\n999x",
+    );
     assert_eq!(text(&out.stdout), "2\n");
 
     let out = faultline(&[

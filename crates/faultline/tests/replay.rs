@@ -2,8 +2,12 @@
 //! ways real archives are: every one must give a clear error, lose nothing
 //! else, and never panic.
 
+mod common;
+
 use std::io::Write;
-use std::process::{Command, Output};
+use std::process::Output;
+
+use common::{faultline, faultline_with_stdin};
 
 use serde_json::Value;
 
@@ -14,12 +18,9 @@ const POD_FAILURE: &str =
     r#"FATAL:  could not open file "global/pg_control": Read-only file system"#;
 
 fn replay(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_faultline"))
-        .arg("replay")
-        .args(["--format", "json"])
-        .args(args)
-        .output()
-        .expect("the faultline binary runs")
+    let mut all = vec!["replay", "--format", "json"];
+    all.extend_from_slice(args);
+    faultline(&all)
 }
 
 /// The JSON records printed, and the summary (the last one).
@@ -246,19 +247,10 @@ fn missing_unreadable_and_empty_inputs_are_reported_and_the_rest_goes_on() {
 
 #[test]
 fn stdin_is_read_with_a_dash() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_faultline"))
-        .args(["replay", "--format", "json", "-"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(kernel_log(4, 2).as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = faultline_with_stdin(
+        &["replay", "--format", "json", "-"],
+        kernel_log(4, 2).as_bytes(),
+    );
     let (hits, _) = records(&out);
     assert_eq!(hits.len(), 1);
     assert!(
@@ -272,10 +264,7 @@ fn stdin_is_read_with_a_dash() {
 fn text_output_is_a_readable_timeline_without_colour_when_piped() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("k.log"), kernel_log(3, 1)).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_faultline"))
-        .args(["replay", "--format", "text", dir.path().to_str().unwrap()])
-        .output()
-        .unwrap();
+    let out = faultline(&["replay", "--format", "text", dir.path().to_str().unwrap()]);
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(
         !text.contains('\x1b'),
