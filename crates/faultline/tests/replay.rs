@@ -317,3 +317,80 @@ fn a_failure_split_across_cri_partial_records_is_joined_and_found() {
     assert_eq!(hits[0]["ts"], "2026-02-19T03:04:05.100000000Z");
     assert_eq!(summary["lines"], 4);
 }
+
+fn tar_member(builder: &mut tar::Builder<impl Write>, path: &str, content: &[u8]) {
+    let mut header = tar::Header::new_gnu();
+    header.set_size(content.len() as u64);
+    header.set_mode(0o644);
+    header.set_mtime(1_771_470_245); // 2026-02-19T03:04:05Z
+    header.set_cksum();
+    builder.append_data(&mut header, path, content).unwrap();
+}
+
+#[test]
+fn tar_gz_archives_are_read_member_by_member_with_labels_from_member_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("cluster-logs.tar.gz");
+    let gz = flate2::write::GzEncoder::new(
+        std::fs::File::create(&archive).unwrap(),
+        flate2::Compression::default(),
+    );
+    let mut builder = tar::Builder::new(gz);
+    let pod_line = format!("2026-02-19T03:04:07.000000000Z stderr F {POD_FAILURE}\n");
+    tar_member(
+        &mut builder,
+        "var/log/pods/linkding-prod_linkding-db-production-cnpg-v1-2_9f1e/postgres/1.log.20260219-030405.gz",
+        &gzip(format!("2026-02-19T03:04:06.000000000Z stdout F fine\n{pod_line}").as_bytes()),
+    );
+    tar_member(
+        &mut builder,
+        "node/talos-519-vmy/dmesg.log",
+        kernel_log(3, 2).as_bytes(),
+    );
+    builder.into_inner().unwrap().finish().unwrap();
+
+    let out = replay(&[archive.to_str().unwrap()]);
+    let (hits, summary) = records(&out);
+    assert_eq!(summary["files"], 2, "two members read");
+    assert_eq!(hits.len(), 2, "{}", stderr(&out));
+    assert_eq!(hits[0]["signature"], "kernel-ext4-remount-read-only");
+    assert!(
+        hits[0]["origin"]
+            .as_str()
+            .unwrap()
+            .ends_with("cluster-logs.tar.gz:node/talos-519-vmy/dmesg.log:3")
+    );
+    assert_eq!(hits[0]["labels"]["node"], "talos-519-vmy");
+    let pg = &hits[1];
+    assert_eq!(pg["labels"]["namespace"], "linkding-prod");
+    assert_eq!(pg["labels"]["pod"], "linkding-db-production-cnpg-v1-2");
+    assert!(
+        pg["origin"]
+            .as_str()
+            .unwrap()
+            .ends_with("postgres/1.log.20260219-030405.gz:2"),
+        "{}",
+        pg["origin"]
+    );
+}
+
+#[test]
+fn zstd_files_are_decompressed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dmesg.log.zst");
+    std::fs::write(
+        &path,
+        zstd::encode_all(kernel_log(5, 4).as_bytes(), 3).unwrap(),
+    )
+    .unwrap();
+    let out = replay(&[path.to_str().unwrap()]);
+    let (hits, summary) = records(&out);
+    assert_eq!(hits.len(), 1);
+    assert!(
+        hits[0]["origin"]
+            .as_str()
+            .unwrap()
+            .ends_with("dmesg.log.zst:5")
+    );
+    assert_eq!(summary["lines"], 5);
+}

@@ -212,32 +212,98 @@ impl<R: Read> Read for Counting<R> {
     }
 }
 
+/// How an input's bytes are compressed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Encoding {
+    /// Not compressed.
+    Plain,
+    /// gzip (one or more members).
+    Gzip,
+    /// Zstandard.
+    Zstd,
+}
+
+impl Encoding {
+    /// What a read error in such a stream most likely means.
+    pub fn failure(self) -> &'static str {
+        match self {
+            Encoding::Plain => "read error",
+            Encoding::Gzip => "corrupt or truncated gzip",
+            Encoding::Zstd => "corrupt or truncated zstd",
+        }
+    }
+}
+
 /// An opened input: its decompressed bytes, and how far into the raw file
 /// reading got.
 pub struct Opened {
     /// The decompressed stream.
-    pub reader: Box<dyn Read + Send>,
+    pub reader: Box<dyn Read>,
     /// Raw (compressed) bytes consumed so far.
     pub raw_offset: std::sync::Arc<std::sync::atomic::AtomicU64>,
-    /// Whether the stream is gzip-decompressed.
-    pub compressed: bool,
+    /// How the raw bytes were compressed.
+    pub encoding: Encoding,
     /// The file's modification time, UTC nanoseconds, if known.
     pub mtime_ns: Option<i64>,
 }
 
-/// Opens `input` (or the byte `range` of it), decompressing gzip files
-/// (recognised by their magic bytes).
+/// Reads up to `n` bytes of `reader` and hands them back together with a
+/// reader that still yields the whole stream.
+pub fn peek<'a>(
+    mut reader: Box<dyn Read + 'a>,
+    n: usize,
+) -> io::Result<(Vec<u8>, Box<dyn Read + 'a>)> {
+    let mut head = vec![0u8; n];
+    let mut got = 0;
+    while got < n {
+        match reader.read(&mut head[got..]) {
+            Ok(0) => break,
+            Ok(k) => got += k,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(err),
+        }
+    }
+    head.truncate(got);
+    let chained = io::Cursor::new(head.clone()).chain(reader);
+    Ok((head, Box::new(chained)))
+}
+
+/// Wraps `reader` in the decompressor its magic bytes call for: gzip
+/// (`1f 8b`) or Zstandard (`28 b5 2f fd`); anything else passes through.
+pub fn decompressing<'a>(reader: Box<dyn Read + 'a>) -> io::Result<(Box<dyn Read + 'a>, Encoding)> {
+    let (head, reader) = peek(reader, 4)?;
+    if head.starts_with(&[0x1f, 0x8b]) {
+        let gz = flate2::read::MultiGzDecoder::new(io::BufReader::with_capacity(1 << 16, reader));
+        return Ok((Box::new(gz), Encoding::Gzip));
+    }
+    if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        return Ok((
+            Box::new(zstd::stream::read::Decoder::new(reader)?),
+            Encoding::Zstd,
+        ));
+    }
+    Ok((reader, Encoding::Plain))
+}
+
+/// Whether `head` (the first 512 bytes of a stream) is a tar header.
+pub fn is_tar(head: &[u8]) -> bool {
+    head.get(257..262) == Some(b"ustar")
+}
+
+/// Opens `input` (or the byte `range` of it), decompressing it as its
+/// magic bytes say.
 pub fn open(input: &Input, range: Option<(u64, u64)>) -> io::Result<Opened> {
     let raw_offset = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     if input.path == Path::new("-") {
-        let reader = Counting {
+        let counted = Counting {
             inner: io::stdin(),
             count: raw_offset.clone(),
         };
+        let (reader, encoding) = decompressing(Box::new(counted))?;
         return Ok(Opened {
-            reader: Box::new(reader),
+            reader,
             raw_offset,
-            compressed: false,
+            encoding,
             mtime_ns: None,
         });
     }
@@ -258,29 +324,19 @@ pub fn open(input: &Input, range: Option<(u64, u64)>) -> io::Result<Opened> {
         return Ok(Opened {
             reader: Box::new(counted),
             raw_offset,
-            compressed: false,
+            encoding: Encoding::Plain,
             mtime_ns,
         });
     }
-    let mut magic = [0u8; 2];
-    let got = read_up_to(&mut file, &mut magic)?;
-    let head = io::Cursor::new(magic[..got].to_vec());
     let counted = Counting {
-        inner: head.chain(file),
+        inner: file,
         count: raw_offset.clone(),
     };
-    let gzip = got == 2 && magic == [0x1f, 0x8b];
-    let reader: Box<dyn Read + Send> = if gzip {
-        Box::new(flate2::read::MultiGzDecoder::new(
-            io::BufReader::with_capacity(1 << 16, counted),
-        ))
-    } else {
-        Box::new(counted)
-    };
+    let (reader, encoding) = decompressing(Box::new(counted))?;
     Ok(Opened {
         reader,
         raw_offset,
-        compressed: gzip,
+        encoding,
         mtime_ns,
     })
 }
@@ -382,6 +438,14 @@ mod tests {
         let mut text = String::new();
         opened.reader.read_to_string(&mut text).unwrap();
         assert_eq!(text, "hello\n");
-        assert!(opened.compressed);
+        assert_eq!(opened.encoding, Encoding::Gzip);
+
+        let zst = dir.path().join("archive.log.zst");
+        std::fs::write(&zst, zstd::encode_all(&b"zstd line\n"[..], 3).unwrap()).unwrap();
+        let mut opened = open(&Input { path: zst }, None).unwrap();
+        let mut text = String::new();
+        opened.reader.read_to_string(&mut text).unwrap();
+        assert_eq!(text, "zstd line\n");
+        assert_eq!(opened.encoding, Encoding::Zstd);
     }
 }

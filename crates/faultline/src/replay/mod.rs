@@ -91,6 +91,8 @@ pub struct HitRecord {
     pub ts: Option<i64>,
     /// Index of the input it came from.
     pub input: usize,
+    /// The path it came from, or `ARCHIVE:MEMBER` for a tar member.
+    pub origin: std::sync::Arc<str>,
     /// 1-based line number in the (decompressed) input.
     pub line_no: u64,
     /// Labels from the path and the line.
@@ -145,7 +147,6 @@ pub fn run(args: &ReplayArgs) -> Result<ExitCode> {
     });
     let report = output::Report {
         matcher: &matcher,
-        inputs: &inputs,
         hits: &hits,
         totals: &totals,
         errors: &errors,
@@ -239,6 +240,8 @@ struct Part {
     /// Time of the last dated line of the part.
     last_ts: Option<i64>,
     error: Option<InputError>,
+    /// Files read: 1, or the members of a tar archive.
+    files: u64,
 }
 
 /// Joins the parts of each input in order: line numbers continue from the
@@ -254,7 +257,7 @@ fn stitch(tasks: &[Task], parts: Vec<Option<Part>>) -> (Vec<HitRecord>, Totals, 
         if current != Some(task.input) {
             current = Some(task.input);
             (line_offset, last_ts) = (0, None);
-            totals.files += 1;
+            totals.files += part.files;
         }
         for mut hit in part.hits {
             hit.line_no += line_offset;
@@ -273,17 +276,182 @@ fn stitch(tasks: &[Task], parts: Vec<Option<Part>>) -> (Vec<HitRecord>, Totals, 
     (hits, totals, errors)
 }
 
-/// The state of scanning one input.
+/// Scanning one task: a whole input, a byte range of one, or every member
+/// of a tar archive.
 struct FileScan<'a> {
-    index: usize,
-    range: Option<(u64, u64)>,
+    task: &'a Task,
     input: &'a Input,
     args: &'a ReplayArgs,
-    path_labels: Labels,
+    progress: &'a Progress,
+}
+
+/// Tar headers are this long; the magic sits inside the first one.
+const TAR_HEADER: usize = 512;
+
+impl<'a> FileScan<'a> {
+    fn new(
+        task: &'a Task,
+        input: &'a Input,
+        args: &'a ReplayArgs,
+        progress: &'a Progress,
+    ) -> FileScan<'a> {
+        FileScan {
+            task,
+            input,
+            args,
+            progress,
+        }
+    }
+
+    /// Scans the task to its end (or to a read error) and says what it found.
+    fn run(self, matcher: &Matcher, scratch: &mut faultline_matcher::Scratch) -> Part {
+        let mut part = Part {
+            hits: Vec::new(),
+            lines: 0,
+            bytes: 0,
+            truncated: 0,
+            last_ts: None,
+            error: None,
+            files: 1,
+        };
+        let fail = |path: String, message: String| InputError {
+            path: path.into(),
+            message,
+        };
+        let display = self.input.path.display().to_string();
+        let opened = match input::open(self.input, self.task.range) {
+            Ok(opened) => opened,
+            Err(err) => {
+                part.error = Some(fail(display, format!("cannot open: {err}")));
+                return part;
+            }
+        };
+        let (head, reader) = match input::peek(opened.reader, TAR_HEADER) {
+            Ok(peeked) => peeked,
+            Err(err) => {
+                part.error = Some(fail(
+                    display,
+                    format!("{}: {err}", opened.encoding.failure()),
+                ));
+                return part;
+            }
+        };
+        let labels = path_labels(&self.input.path);
+        if self.task.range.is_none() && input::is_tar(&head) {
+            part.files = 0;
+            let mut archive = tar::Archive::new(reader);
+            let entries = match archive.entries() {
+                Ok(entries) => entries,
+                Err(err) => {
+                    part.error = Some(fail(display, format!("not a readable tar archive: {err}")));
+                    return part;
+                }
+            };
+            for entry in entries {
+                let entry = match entry {
+                    Ok(entry) => entry,
+                    Err(err) => {
+                        let at = opened.raw_offset.load(Ordering::Relaxed);
+                        part.error = Some(fail(
+                            display,
+                            format!("corrupt tar archive at byte {at}: {err}"),
+                        ));
+                        break;
+                    }
+                };
+                if !entry.header().entry_type().is_file() {
+                    continue;
+                }
+                let member = entry.path().map(|p| p.into_owned()).unwrap_or_default();
+                let mut member_labels = labels.clone();
+                member_labels.extend(path_labels(&member));
+                let origin = format!("{display}:{}", member.display());
+                let mtime = entry
+                    .header()
+                    .mtime()
+                    .ok()
+                    .and_then(|s| i64::try_from(s).ok())
+                    .map(|s| s * 1_000_000_000);
+                let (reader, encoding) = match input::decompressing(Box::new(entry)) {
+                    Ok(decompressed) => decompressed,
+                    Err(err) => {
+                        part.error = Some(fail(origin, format!("cannot read: {err}")));
+                        continue;
+                    }
+                };
+                let stream = StreamScan::new(
+                    self.task.input,
+                    origin.clone(),
+                    member_labels,
+                    self.args,
+                    self.progress,
+                );
+                let scanned = stream.scan(matcher, scratch, reader, mtime);
+                part.files += 1;
+                part.absorb(scanned, |err| {
+                    fail(
+                        origin.clone(),
+                        format!("{} in this member: {err}", encoding.failure()),
+                    )
+                });
+            }
+            return part;
+        }
+        let stream = StreamScan::new(
+            self.task.input,
+            display.clone(),
+            labels,
+            self.args,
+            self.progress,
+        );
+        let scanned = stream.scan(matcher, scratch, reader, opened.mtime_ns);
+        let at = opened.raw_offset.load(Ordering::Relaxed);
+        part.absorb(scanned, |err| {
+            fail(
+                display.clone(),
+                format!(
+                    "{} at byte {at} of the file: {err} (lines before it were read)",
+                    opened.encoding.failure()
+                ),
+            )
+        });
+        part
+    }
+}
+
+impl Part {
+    /// Adds what one stream of the task found.
+    fn absorb(&mut self, scanned: Scanned, describe: impl FnOnce(std::io::Error) -> InputError) {
+        self.hits.extend(scanned.hits);
+        self.lines += scanned.lines;
+        self.bytes += scanned.bytes;
+        self.truncated += scanned.truncated;
+        self.last_ts = scanned.last_ts.or(self.last_ts);
+        if let Some(err) = scanned.error {
+            self.error = Some(describe(err));
+        }
+    }
+}
+
+/// What scanning one stream found.
+struct Scanned {
     hits: Vec<HitRecord>,
     lines: u64,
     bytes: u64,
     truncated: u64,
+    last_ts: Option<i64>,
+    error: Option<std::io::Error>,
+}
+
+/// The state of scanning one stream of lines.
+struct StreamScan<'a> {
+    input: usize,
+    /// Where hits say they come from: the path, or `ARCHIVE:MEMBER`.
+    origin: std::sync::Arc<str>,
+    args: &'a ReplayArgs,
+    path_labels: Labels,
+    hits: Vec<HitRecord>,
+    lines: u64,
     /// Time of the last dated line before the current buffer.
     carried_ts: Option<i64>,
     /// CRI partial lines being joined, the joined buffer and, for each of
@@ -298,23 +466,21 @@ struct FileScan<'a> {
 /// Lines looked back through for a time to inherit.
 const INHERIT_LOOKBACK: usize = 1000;
 
-impl<'a> FileScan<'a> {
+impl<'a> StreamScan<'a> {
     fn new(
-        task: &Task,
-        input: &'a Input,
+        input: usize,
+        origin: String,
+        path_labels: Labels,
         args: &'a ReplayArgs,
         progress: &'a Progress,
-    ) -> FileScan<'a> {
-        FileScan {
-            index: task.input,
-            range: task.range,
+    ) -> StreamScan<'a> {
+        StreamScan {
             input,
+            origin: origin.into(),
             args,
-            path_labels: path_labels(&input.path),
+            path_labels,
             hits: Vec::new(),
             lines: 0,
-            bytes: 0,
-            truncated: 0,
             carried_ts: None,
             joiner: cri::Joiner::default(),
             joined: Vec::new(),
@@ -323,49 +489,23 @@ impl<'a> FileScan<'a> {
         }
     }
 
-    /// Scans the task to its end (or to a read error) and says what it found.
-    fn run(mut self, matcher: &Matcher, scratch: &mut faultline_matcher::Scratch) -> Part {
-        let error = self.scan(matcher, scratch).err();
-        Part {
-            hits: self.hits,
-            lines: self.lines,
-            bytes: self.bytes,
-            truncated: self.truncated,
-            last_ts: self.carried_ts,
-            error,
-        }
-    }
-
+    /// Reads `reader` to its end or to a read error (the lines before it
+    /// are all matched) and says what it found.
     fn scan(
-        &mut self,
+        mut self,
         matcher: &Matcher,
         scratch: &mut faultline_matcher::Scratch,
-    ) -> Result<(), InputError> {
-        let fail = |message: String| InputError {
-            path: self.input.path.clone(),
-            message,
-        };
-        let opened = input::open(self.input, self.range)
-            .map_err(|err| fail(format!("cannot open: {err}")))?;
-        let year = self.args.year.unwrap_or_else(|| year_of(opened.mtime_ns));
-        let mtime = opened.mtime_ns;
-        let mut reader = LineReader::new(opened.reader);
+        reader: impl std::io::Read,
+        mtime: Option<i64>,
+    ) -> Scanned {
+        let year = self.args.year.unwrap_or_else(|| year_of(mtime));
+        let mut reader = LineReader::new(reader);
         let mut decoder: Option<Decoder> = None;
-        let result = loop {
+        let error = loop {
             let buf = match reader.next_lines() {
                 Ok(Some(buf)) => buf,
-                Ok(None) => break Ok(()),
-                Err(err) => {
-                    let at = opened.raw_offset.load(Ordering::Relaxed);
-                    let what = if opened.compressed {
-                        "corrupt or truncated gzip"
-                    } else {
-                        "read error"
-                    };
-                    break Err(fail(format!(
-                        "{what} at byte {at} of the file: {err} (lines before it were read)"
-                    )));
-                }
+                Ok(None) => break None,
+                Err(err) => break Some(err),
             };
             let decoder = *decoder.get_or_insert_with(|| Decoder {
                 format: self
@@ -394,9 +534,14 @@ impl<'a> FileScan<'a> {
                 self.match_lines(matcher, scratch, &decoder, &joined, Some(&map), mtime);
             }
         }
-        self.bytes = reader.bytes;
-        self.truncated = reader.truncated;
-        result
+        Scanned {
+            hits: self.hits,
+            lines: self.lines,
+            bytes: reader.bytes,
+            truncated: reader.truncated,
+            last_ts: self.carried_ts,
+            error,
+        }
     }
 
     /// Matches one buffer of whole lines and advances the line count.
@@ -460,7 +605,8 @@ impl<'a> FileScan<'a> {
             found.push(HitRecord {
                 signature: hit.signature_index(),
                 ts,
-                input: self.index,
+                input: self.input,
+                origin: self.origin.clone(),
                 line_no,
                 labels,
                 captures: hit
@@ -520,6 +666,7 @@ mod tests {
             signature: 0,
             ts,
             input: 0,
+            origin: "test.log".into(),
             line_no,
             labels: Labels::new(),
             captures: Vec::new(),
@@ -536,6 +683,7 @@ mod tests {
             truncated: 0,
             last_ts,
             error: None,
+            files: 1,
         })
     }
 

@@ -8,13 +8,12 @@ use faultline_core::Severity;
 use faultline_matcher::Matcher;
 use serde::Serialize;
 
-use super::input::{Input, InputError};
+use super::input::InputError;
 use super::{HitRecord, Totals};
 
 /// Everything a replay found, ready to print.
 pub struct Report<'a> {
     pub matcher: &'a Matcher,
-    pub inputs: &'a [Input],
     pub hits: &'a [HitRecord],
     pub totals: &'a Totals,
     pub errors: &'a [InputError],
@@ -65,7 +64,7 @@ pub fn use_color() -> bool {
 
 impl Report<'_> {
     fn origin(&self, hit: &HitRecord) -> String {
-        format!("{}:{}", self.inputs[hit.input].path.display(), hit.line_no)
+        format!("{}:{}", hit.origin, hit.line_no)
     }
 
     fn summary_of(&self, hit: &HitRecord) -> String {
