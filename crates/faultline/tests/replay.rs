@@ -394,3 +394,58 @@ fn zstd_files_are_decompressed() {
     );
     assert_eq!(summary["lines"], 5);
 }
+
+#[test]
+fn kubernetes_events_are_records_and_an_inventory_is_not_a_log() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("events.json"),
+        r#"{
+    "apiVersion": "v1",
+    "items": [
+        {
+            "apiVersion": "v1",
+            "count": 40,
+            "firstTimestamp": "2026-02-25T10:06:00Z",
+            "involvedObject": {"kind": "Pod", "name": "immich-machine-learning-7d9f-abcde", "namespace": "immich-prod"},
+            "kind": "Event",
+            "lastTimestamp": "2026-02-27T10:06:00Z",
+            "message": "Container immich-machine-learning failed liveness probe, will be restarted",
+            "reason": "Killing",
+            "source": {"component": "kubelet", "host": "talos-519-vmy"},
+            "type": "Normal"
+        }
+    ],
+    "kind": "List"
+}
+"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("inventory.json"),
+        "{\n    \"apiVersion\": \"v1\",\n    \"items\": [{\"apiVersion\": \"v1\", \"kind\": \"Pod\", \"status\": {\"containerStatuses\": [{\"state\": {\"waiting\": {\"reason\": \"CrashLoopBackOff\"}}}]}}],\n    \"kind\": \"List\"\n}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("EXPECTED.md"),
+        format!("must find: {FAILURE}\n"),
+    )
+    .unwrap();
+    let out = replay(&[dir.path().to_str().unwrap()]);
+    let (hits, summary) = records(&out);
+    assert_eq!(hits.len(), 1, "{hits:?}");
+    assert_eq!(hits[0]["signature"], "kubelet-probe-kill");
+    assert_eq!(hits[0]["ts"], "2026-02-27T10:06:00.000000000Z");
+    assert_eq!(hits[0]["labels"]["namespace"], "immich-prod");
+    assert_eq!(
+        hits[0]["labels"]["pod"],
+        "immich-machine-learning-7d9f-abcde"
+    );
+    assert_eq!(hits[0]["labels"]["node"], "talos-519-vmy");
+    let skipped = summary["skipped"][0].as_str().unwrap();
+    assert!(
+        skipped.ends_with("inventory.json: a Kubernetes object list (Pod), not a log; not matched"),
+        "{skipped}"
+    );
+    assert_eq!(summary["files"], 2, "EXPECTED.md is not read");
+}

@@ -56,8 +56,13 @@ pub fn path_labels(path: &Path) -> Labels {
     labels
 }
 
-/// Labels a line carries itself: the host of a syslog line (`node`), and
-/// CloudNativePG's `logging_pod` (`pod`). Only called for matched lines.
+/// Labels a line carries itself. Only called for matched lines.
+///
+/// * syslog: the host (`node`);
+/// * JSON (a whole line, or the JSON a CRI line carries): CloudNativePG's
+///   `logging_pod`, kubelet's `pod` (`{"name","namespace"}` or `ns/name`),
+///   and top-level `namespace`, `node`, `container`/`containerName`;
+/// * klog text: kubelet's `pod="ns/name"` and `containerName="…"`.
 pub fn line_labels(format: crate::Format, line: &[u8]) -> Labels {
     let mut labels = Labels::new();
     match format {
@@ -73,17 +78,72 @@ pub fn line_labels(format: crate::Format, line: &[u8]) -> Labels {
                 labels.insert("node".into(), host.into());
             }
         }
+        crate::Format::Klog => {
+            if let Some(pod) = klog_value(line, b" pod=\"") {
+                insert_pod(&mut labels, &pod);
+            }
+            if let Some(container) = klog_value(line, b" containerName=\"") {
+                labels.insert("container".into(), container);
+            }
+        }
         _ => {
             if let Some(start) = memchr::memchr(b'{', line)
                 && let Some(Value::Object(map)) =
                     serde_json::from_slice::<Value>(&line[start..]).ok()
-                && let Some(Value::String(pod)) = map.get("logging_pod")
             {
-                labels.insert("pod".into(), pod.clone());
+                json_labels(&map, &mut labels);
             }
         }
     }
     labels
+}
+
+fn json_labels(map: &serde_json::Map<String, Value>, labels: &mut Labels) {
+    match map.get("pod") {
+        Some(Value::String(pod)) => insert_pod(labels, pod),
+        Some(Value::Object(pod)) => {
+            if let Some(Value::String(name)) = pod.get("name") {
+                labels.insert("pod".into(), name.clone());
+            }
+            if let Some(Value::String(namespace)) = pod.get("namespace") {
+                labels.insert("namespace".into(), namespace.clone());
+            }
+        }
+        _ => {}
+    }
+    if let Some(Value::String(pod)) = map.get("logging_pod") {
+        labels.entry("pod".into()).or_insert_with(|| pod.clone());
+    }
+    for (key, label) in [
+        ("namespace", "namespace"),
+        ("node", "node"),
+        ("container", "container"),
+        ("containerName", "container"),
+    ] {
+        if let Some(Value::String(value)) = map.get(key) {
+            labels.entry(label.into()).or_insert_with(|| value.clone());
+        }
+    }
+}
+
+/// `pod` as `namespace/name` or a bare name.
+fn insert_pod(labels: &mut Labels, pod: &str) {
+    match pod.split_once('/') {
+        Some((namespace, name)) => {
+            labels.insert("namespace".into(), namespace.into());
+            labels.insert("pod".into(), name.into());
+        }
+        None => {
+            labels.insert("pod".into(), pod.into());
+        }
+    }
+}
+
+/// The quoted value after `key` (which ends with the opening quote).
+fn klog_value(line: &[u8], key: &[u8]) -> Option<String> {
+    let start = memchr::memmem::find(line, key)? + key.len();
+    let len = memchr::memchr(b'"', &line[start..])?;
+    Some(String::from_utf8_lossy(&line[start..start + len]).into_owned())
 }
 
 #[cfg(test)]

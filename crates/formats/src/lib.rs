@@ -10,12 +10,15 @@
 //! * [`path_labels`] reads namespace, pod, container and node from where a
 //!   file sits (the kubelet's `/var/log/pods` layout and friends);
 //! * [`line_labels`] reads the few labels a line carries itself (a syslog
-//!   host, CloudNativePG's `logging_pod`).
+//!   host, CloudNativePG's `logging_pod`, kubelet's `pod`);
+//! * [`kubernetes::document`] turns `kubectl get events -o json` into
+//!   dated records and recognises other API object lists as not logs.
 //!
 //! Lines without a time of their own inherit the previous line's time; the
 //! caller does that, because it knows what "previous" means for its input.
 
 mod detect;
+pub mod kubernetes;
 mod labels;
 mod time;
 

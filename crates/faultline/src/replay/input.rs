@@ -28,8 +28,14 @@ impl std::fmt::Display for InputError {
     }
 }
 
+/// Files in a directory that are never logs: notes and scripts kept beside
+/// an archive (`README.md`, a generator script). Named explicitly, they are
+/// read like any file.
+const NOT_LOGS: &[&str] = &["md", "py", "sh", "rs", "toml"];
+
 /// Expands `paths`: files as given, directories recursively (sorted by
-/// name, symlinked directories followed once), `-` as standard input.
+/// name, symlinked directories followed once, files with an extension in
+/// [`NOT_LOGS`] left out), `-` as standard input.
 /// Problems (missing paths, unreadable directories, empty directories) are
 /// returned beside the inputs that were found.
 pub fn expand(paths: &[PathBuf]) -> (Vec<Input>, Vec<InputError>) {
@@ -98,7 +104,15 @@ fn walk(
     for path in paths {
         match std::fs::metadata(&path) {
             Ok(meta) if meta.is_dir() => walk(&path, inputs, errors, visited),
-            Ok(meta) if meta.is_file() => inputs.push(Input { path }),
+            Ok(meta) if meta.is_file() => {
+                let ext = path
+                    .extension()
+                    .and_then(|e| e.to_str())
+                    .unwrap_or_default();
+                if !NOT_LOGS.contains(&ext) {
+                    inputs.push(Input { path });
+                }
+            }
             Ok(_) => {}
             Err(err) => errors.push(InputError {
                 path,
@@ -364,6 +378,7 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("b/c")).unwrap();
         std::fs::write(dir.path().join("b/c/2.log"), "x").unwrap();
         std::fs::write(dir.path().join("a.log"), "x").unwrap();
+        std::fs::write(dir.path().join("README.md"), "notes").unwrap();
         std::os::unix::fs::symlink(dir.path(), dir.path().join("b/loop")).unwrap();
         std::fs::create_dir(dir.path().join("empty")).unwrap();
         let (inputs, errors) = expand(&[

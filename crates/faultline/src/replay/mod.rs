@@ -11,7 +11,7 @@ mod input;
 mod lines;
 mod output;
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Mutex;
@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use faultline_core::SourceKind;
+use faultline_formats::kubernetes::{self, Document};
 use faultline_formats::{Decoder, Format, Labels, line_labels, path_labels};
 use faultline_matcher::{Hit, Matcher};
 use faultline_signatures::Library;
@@ -117,6 +118,8 @@ pub struct Totals {
     pub bytes: u64,
     /// Lines cut at the line-length cap.
     pub truncated: u64,
+    /// Inputs that are not logs (Kubernetes object lists), and why.
+    pub skipped: Vec<String>,
 }
 
 /// Runs `replay` and prints the report.
@@ -242,6 +245,8 @@ struct Part {
     error: Option<InputError>,
     /// Files read: 1, or the members of a tar archive.
     files: u64,
+    /// Why the input was not matched, when it is not a log.
+    skipped: Option<String>,
 }
 
 /// Joins the parts of each input in order: line numbers continue from the
@@ -271,6 +276,7 @@ fn stitch(tasks: &[Task], parts: Vec<Option<Part>>) -> (Vec<HitRecord>, Totals, 
         totals.lines += part.lines;
         totals.bytes += part.bytes;
         totals.truncated += part.truncated;
+        totals.skipped.extend(part.skipped);
         errors.extend(part.error);
     }
     (hits, totals, errors)
@@ -285,8 +291,11 @@ struct FileScan<'a> {
     progress: &'a Progress,
 }
 
-/// Tar headers are this long; the magic sits inside the first one.
-const TAR_HEADER: usize = 512;
+/// Bytes looked at to tell a tar archive or a Kubernetes API document
+/// from a log (tar's magic sits inside its first 512-byte header).
+const HEAD: usize = 4096;
+/// Largest Kubernetes API document read whole.
+const MAX_DOCUMENT: u64 = 256 << 20;
 
 impl<'a> FileScan<'a> {
     fn new(
@@ -313,6 +322,7 @@ impl<'a> FileScan<'a> {
             last_ts: None,
             error: None,
             files: 1,
+            skipped: None,
         };
         let fail = |path: String, message: String| InputError {
             path: path.into(),
@@ -326,7 +336,7 @@ impl<'a> FileScan<'a> {
                 return part;
             }
         };
-        let (head, reader) = match input::peek(opened.reader, TAR_HEADER) {
+        let (head, reader) = match input::peek(opened.reader, HEAD) {
             Ok(peeked) => peeked,
             Err(err) => {
                 part.error = Some(fail(
@@ -397,13 +407,38 @@ impl<'a> FileScan<'a> {
             }
             return part;
         }
-        let stream = StreamScan::new(
+        let mut stream = StreamScan::new(
             self.task.input,
             display.clone(),
             labels,
             self.args,
             self.progress,
         );
+        let mut reader = reader;
+        if self.task.range.is_none() && kubernetes::looks_like_document(&head) {
+            let mut whole = Vec::new();
+            if let Err(err) = (&mut reader).take(MAX_DOCUMENT).read_to_end(&mut whole) {
+                part.error = Some(fail(
+                    display,
+                    format!("{}: {err}", opened.encoding.failure()),
+                ));
+                return part;
+            }
+            match kubernetes::document(&whole) {
+                Some(Document::Events(lines)) => {
+                    stream.source = Some(SourceKind::Events);
+                    reader = Box::new(std::io::Cursor::new(lines));
+                }
+                Some(Document::Objects { kinds }) => {
+                    part.skipped = Some(format!(
+                        "{display}: a Kubernetes object list ({}), not a log; not matched",
+                        kinds.join(", ")
+                    ));
+                    return part;
+                }
+                None => reader = Box::new(std::io::Cursor::new(whole).chain(reader)),
+            }
+        }
         let scanned = stream.scan(matcher, scratch, reader, opened.mtime_ns);
         let at = opened.raw_offset.load(Ordering::Relaxed);
         part.absorb(scanned, |err| {
@@ -461,6 +496,9 @@ struct StreamScan<'a> {
     line_map: cri::LineMap,
     /// Where bytes read and hits found are shown (hidden when piped).
     progress: &'a Progress,
+    /// Where the records come from, when the input says so rather than
+    /// the format (Kubernetes Events).
+    source: Option<SourceKind>,
 }
 
 /// Lines looked back through for a time to inherit.
@@ -486,6 +524,7 @@ impl<'a> StreamScan<'a> {
             joined: Vec::new(),
             line_map: cri::LineMap::default(),
             progress,
+            source: None,
         }
     }
 
@@ -582,7 +621,9 @@ impl<'a> StreamScan<'a> {
         line_map: Option<&cri::LineMap>,
         mtime: Option<i64>,
     ) {
-        let source = source_kind(decoder.format, &self.path_labels);
+        let source = self
+            .source
+            .or_else(|| source_kind(decoder.format, &self.path_labels));
         let mut counted_to = 0usize;
         let mut index = 0u64;
         let mut found = Vec::new();
@@ -684,6 +725,7 @@ mod tests {
             last_ts,
             error: None,
             files: 1,
+            skipped: None,
         })
     }
 

@@ -47,6 +47,7 @@ struct JsonSummary<'a> {
     decode_errors: usize,
     lines_truncated: u64,
     errors: Vec<String>,
+    skipped: &'a [String],
     signatures: BTreeMap<&'a str, usize>,
 }
 
@@ -123,6 +124,7 @@ impl Report<'_> {
             decode_errors: self.errors.len(),
             lines_truncated: self.totals.truncated,
             errors: self.errors.iter().map(ToString::to_string).collect(),
+            skipped: &self.totals.skipped,
             signatures: self.per_signature(),
         };
         serde_json::to_writer(&mut *out, &summary)?;

@@ -1,0 +1,201 @@
+//! Kubernetes API documents found among logs: `kubectl get events -o json`
+//! becomes a stream of dated records; any other object list (an inventory
+//! snapshot) is recognised so it is not matched as if it were a log.
+
+use serde_json::{Map, Value, json};
+
+/// What a JSON document from the Kubernetes API is, for replay.
+#[derive(Debug, PartialEq)]
+pub enum Document {
+    /// Events, one JSON line each: `ts`, `namespace`, `pod` (when the
+    /// event is about a pod), `kind`, `object`, `type`, `reason`, `count`,
+    /// `source` and `msg`, oldest first.
+    Events(Vec<u8>),
+    /// Objects that are not events (pods, PVCs, nodes …): not a log.
+    Objects {
+        /// The kinds found, sorted, e.g. `["Node", "Pod"]`.
+        kinds: Vec<String>,
+    },
+}
+
+/// Whether `head` (the start of a file) looks like a pretty-printed
+/// Kubernetes API document rather than a log.
+pub fn looks_like_document(head: &[u8]) -> bool {
+    let text = head.trim_ascii_start();
+    text.starts_with(b"{")
+        && memchr::memchr(b'\n', text).is_some_and(|end| text[..end].trim_ascii_end() == b"{")
+        && memchr::memmem::find(head, b"\"apiVersion\"").is_some()
+}
+
+/// Reads a Kubernetes API document: a single object or a `…List` of them.
+/// `None` when `bytes` is not such a document.
+pub fn document(bytes: &[u8]) -> Option<Document> {
+    let Value::Object(root) = serde_json::from_slice::<Value>(bytes).ok()? else {
+        return None;
+    };
+    let items: Vec<Map<String, Value>> = match root.get("items") {
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(|v| v.as_object().cloned())
+            .collect(),
+        _ => vec![root.clone()],
+    };
+    let kind_of =
+        |item: &Map<String, Value>| item.get("kind").and_then(Value::as_str).map(str::to_string);
+    let list_kind = root.get("kind").and_then(Value::as_str).unwrap_or_default();
+    let all_events = !items.is_empty()
+        && items
+            .iter()
+            .all(|i| kind_of(i).map_or(list_kind == "EventList", |k| k == "Event"));
+    if !all_events {
+        let mut kinds: Vec<String> = items.iter().filter_map(kind_of).collect();
+        kinds.sort();
+        kinds.dedup();
+        return root
+            .contains_key("apiVersion")
+            .then_some(Document::Objects { kinds });
+    }
+    let mut records: Vec<(String, Value)> = items.iter().map(event_record).collect();
+    records.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut out = Vec::new();
+    for (_, record) in records {
+        serde_json::to_writer(&mut out, &record).ok()?;
+        out.push(b'\n');
+    }
+    Some(Document::Events(out))
+}
+
+fn text<'a>(map: &'a Map<String, Value>, path: &[&str]) -> Option<&'a str> {
+    let (last, parents) = path.split_last()?;
+    let mut node = map;
+    for key in parents {
+        node = node.get(*key)?.as_object()?;
+    }
+    node.get(*last)?.as_str().filter(|s| !s.is_empty())
+}
+
+/// (sort key, record) of one core/v1 or events.k8s.io/v1 Event.
+fn event_record(event: &Map<String, Value>) -> (String, Value) {
+    let object = event
+        .get("involvedObject")
+        .or_else(|| event.get("regarding"))
+        .and_then(Value::as_object);
+    let about = |key: &str| {
+        object
+            .and_then(|o| o.get(key))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    };
+    let ts = ["lastTimestamp", "eventTime", "firstTimestamp"]
+        .iter()
+        .find_map(|k| text(event, &[k]))
+        .or_else(|| text(event, &["series", "lastObservedTime"]))
+        .or_else(|| text(event, &["metadata", "creationTimestamp"]))
+        .unwrap_or_default()
+        .to_string();
+    let mut record = json!({
+        "ts": ts,
+        "namespace": about("namespace"),
+        "kind": about("kind"),
+        "object": about("name"),
+        "type": text(event, &["type"]).unwrap_or_default(),
+        "reason": text(event, &["reason"]).unwrap_or_default(),
+        "count": event.get("count").or_else(|| event.get("deprecatedCount")).cloned().unwrap_or(Value::Null),
+        "source": text(event, &["source", "component"]).or_else(|| text(event, &["reportingController"])).unwrap_or_default(),
+        "msg": text(event, &["message"]).or_else(|| text(event, &["note"])).unwrap_or_default(),
+    });
+    if about("kind") == "Pod"
+        && let Some(map) = record.as_object_mut()
+    {
+        map.insert("pod".into(), Value::String(about("name").to_string()));
+    }
+    if let Some(host) = text(event, &["source", "host"])
+        && let Some(map) = record.as_object_mut()
+    {
+        map.insert("node".into(), Value::String(host.to_string()));
+    }
+    (ts, record)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EVENTS: &str = r#"{
+    "apiVersion": "v1",
+    "items": [
+        {
+            "apiVersion": "v1",
+            "count": 2334,
+            "firstTimestamp": "2026-02-19T04:00:00Z",
+            "involvedObject": {"kind": "Pod", "name": "promtail-cqcqm", "namespace": "monitoring"},
+            "kind": "Event",
+            "lastTimestamp": "2026-02-27T23:59:00Z",
+            "message": "Readiness probe failed: HTTP probe failed with statuscode: 500",
+            "metadata": {"name": "promtail-cqcqm.17f", "namespace": "monitoring"},
+            "reason": "Unhealthy",
+            "source": {"component": "kubelet", "host": "talos-519-vmy"},
+            "type": "Warning"
+        },
+        {
+            "apiVersion": "events.k8s.io/v1",
+            "deprecatedCount": 40,
+            "eventTime": "2026-02-25T10:06:00.000000Z",
+            "kind": "Event",
+            "note": "Container immich-machine-learning failed liveness probe, will be restarted",
+            "reason": "Killing",
+            "regarding": {"kind": "Pod", "name": "immich-machine-learning-7d9f-abcde", "namespace": "immich-prod"},
+            "reportingController": "kubelet",
+            "type": "Normal"
+        }
+    ],
+    "kind": "List",
+    "metadata": {"resourceVersion": ""}
+}"#;
+
+    #[test]
+    fn events_become_dated_json_records_oldest_first() {
+        assert!(looks_like_document(EVENTS.as_bytes()));
+        let Some(Document::Events(lines)) = document(EVENTS.as_bytes()) else {
+            panic!("an event list")
+        };
+        let lines: Vec<Value> = String::from_utf8(lines)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0]["ts"], "2026-02-25T10:06:00.000000Z");
+        assert_eq!(lines[0]["pod"], "immich-machine-learning-7d9f-abcde");
+        assert_eq!(lines[0]["namespace"], "immich-prod");
+        assert_eq!(lines[0]["count"], 40);
+        assert_eq!(
+            lines[0]["msg"],
+            "Container immich-machine-learning failed liveness probe, will be restarted"
+        );
+        assert_eq!(lines[1]["reason"], "Unhealthy");
+        assert_eq!(lines[1]["node"], "talos-519-vmy");
+        assert_eq!(lines[1]["count"], 2334);
+    }
+
+    #[test]
+    fn an_inventory_is_recognised_as_not_a_log() {
+        let inventory = r#"{
+    "apiVersion": "v1",
+    "items": [{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "x"}},
+              {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "y"}}],
+    "kind": "List"
+}"#;
+        assert!(looks_like_document(inventory.as_bytes()));
+        assert_eq!(
+            document(inventory.as_bytes()),
+            Some(Document::Objects {
+                kinds: vec!["PersistentVolumeClaim".into(), "Pod".into()]
+            })
+        );
+        assert!(!looks_like_document(
+            br#"{"level":"info","msg":"a JSON log line"}"#
+        ));
+        assert_eq!(document(b"{not json"), None);
+    }
+}
