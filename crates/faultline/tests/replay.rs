@@ -449,3 +449,27 @@ fn kubernetes_events_are_records_and_an_inventory_is_not_a_log() {
     );
     assert_eq!(summary["files"], 2, "EXPECTED.md is not read");
 }
+
+#[test]
+fn a_saved_loki_query_response_is_read_entry_by_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("query_range.json"),
+        r#"{"status":"success","data":{"resultType":"streams","result":[{"stream":{"namespace":"monitoring","pod":"loki-0","container":"loki"},"values":[["1772013600000000000","level=error ts=2026-02-25T10:00:00Z caller=flush.go:1 msg=\"failed to flush\" err=\"write /var/loki/wal/00001449: read-only file system\""],["1772013590000000000","level=info msg=\"healthy\""]]}],"stats":{}}}"#,
+    )
+    .unwrap();
+    let out = replay(&[dir.path().to_str().unwrap()]);
+    let (hits, summary) = records(&out);
+    assert_eq!(hits.len(), 1, "{}", stderr(&out));
+    assert_eq!(hits[0]["signature"], "loki-wal-read-only");
+    assert_eq!(hits[0]["ts"], "2026-02-25T10:00:00.000000000Z");
+    assert_eq!(hits[0]["labels"]["pod"], "loki-0");
+    assert!(
+        hits[0]["origin"]
+            .as_str()
+            .unwrap()
+            .ends_with("query_range.json:2"),
+        "entries in time order"
+    );
+    assert_eq!(summary["lines"], 2);
+}

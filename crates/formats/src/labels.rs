@@ -99,6 +99,24 @@ pub fn line_labels(format: crate::Format, line: &[u8]) -> Labels {
 }
 
 fn json_labels(map: &serde_json::Map<String, Value>, labels: &mut Labels) {
+    // logcli `--output=jsonl` and Loki API records carry the stream's
+    // labels in `labels`.
+    if let Some(Value::Object(stream)) = map.get("labels") {
+        for (key, label) in [
+            ("namespace", "namespace"),
+            ("pod", "pod"),
+            ("container", "container"),
+            ("node_name", "node"),
+            ("node", "node"),
+        ] {
+            if let Some(Value::String(value)) = stream.get(key) {
+                labels.insert(label.into(), value.clone());
+            }
+        }
+    }
+    if let Some(Value::String(host)) = map.get("_HOSTNAME") {
+        labels.entry("node".into()).or_insert_with(|| host.clone());
+    }
     match map.get("pod") {
         Some(Value::String(pod)) => insert_pod(labels, pod),
         Some(Value::Object(pod)) => {

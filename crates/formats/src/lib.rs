@@ -12,7 +12,9 @@
 //! * [`line_labels`] reads the few labels a line carries itself (a syslog
 //!   host, CloudNativePG's `logging_pod`, kubelet's `pod`);
 //! * [`kubernetes::document`] turns `kubectl get events -o json` into
-//!   dated records and recognises other API object lists as not logs.
+//!   dated records and recognises other API object lists as not logs;
+//! * [`loki::response`] turns a saved Loki `query_range` response into
+//!   records in logcli's `jsonl` shape.
 //!
 //! Lines without a time of their own inherit the previous line's time; the
 //! caller does that, because it knows what "previous" means for its input.
@@ -20,6 +22,7 @@
 mod detect;
 pub mod kubernetes;
 mod labels;
+pub mod loki;
 mod time;
 
 pub use detect::Format;

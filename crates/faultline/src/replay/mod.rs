@@ -21,6 +21,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use faultline_core::SourceKind;
 use faultline_formats::kubernetes::{self, Document};
+use faultline_formats::loki;
 use faultline_formats::{Decoder, Format, Labels, line_labels, path_labels};
 use faultline_matcher::{Hit, Matcher};
 use faultline_signatures::Library;
@@ -415,7 +416,8 @@ impl<'a> FileScan<'a> {
             self.progress,
         );
         let mut reader = reader;
-        if self.task.range.is_none() && kubernetes::looks_like_document(&head) {
+        let is_loki = loki::looks_like_response(&head);
+        if self.task.range.is_none() && (is_loki || kubernetes::looks_like_document(&head)) {
             let mut whole = Vec::new();
             if let Err(err) = (&mut reader).take(MAX_DOCUMENT).read_to_end(&mut whole) {
                 part.error = Some(fail(
@@ -424,9 +426,16 @@ impl<'a> FileScan<'a> {
                 ));
                 return part;
             }
-            match kubernetes::document(&whole) {
+            let document = if is_loki {
+                loki::response(&whole).map(Document::Events)
+            } else {
+                kubernetes::document(&whole)
+            };
+            match document {
                 Some(Document::Events(lines)) => {
-                    stream.source = Some(SourceKind::Events);
+                    if !is_loki {
+                        stream.source = Some(SourceKind::Events);
+                    }
                     reader = Box::new(std::io::Cursor::new(lines));
                 }
                 Some(Document::Objects { kinds }) => {
