@@ -6,7 +6,8 @@
 mod check;
 mod count;
 mod list;
-mod replay;
+
+use faultline::replay;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -123,26 +123,79 @@ pub struct Totals {
     pub skipped: Vec<String>,
 }
 
+/// How inputs are read, independent of how results are printed.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Force this format for every input instead of detecting it.
+    pub input_format: Option<Format>,
+    /// Year for formats that print none.
+    pub year: Option<i16>,
+    /// Boot time (UTC ns) for kernel times relative to boot.
+    pub boot_time: Option<i64>,
+    /// Worker threads (at least 1).
+    pub threads: usize,
+}
+
+/// Everything a replay found.
+#[derive(Debug)]
+pub struct Replay {
+    /// Hits in event-time order.
+    pub hits: Vec<HitRecord>,
+    /// Totals over all inputs.
+    pub totals: Totals,
+    /// Inputs that could not be read (in part or at all).
+    pub errors: Vec<InputError>,
+}
+
+/// Reads `paths` and matches them with `matcher`. `None` when none of the
+/// paths could be expanded into anything to read (the errors say why).
+pub fn replay_paths(
+    matcher: &Matcher,
+    paths: &[PathBuf],
+    options: &Options,
+) -> Result<Replay, Vec<InputError>> {
+    let (inputs, mut errors) = input::expand(paths);
+    if inputs.is_empty() && !errors.is_empty() {
+        return Err(errors);
+    }
+    let (mut hits, totals, read_errors) = scan_all(matcher, &inputs, options);
+    errors.extend(read_errors);
+    // Event-time order; ties (and undated lines) keep input and line order.
+    hits.sort_by_key(|h| (h.ts.unwrap_or(i64::MIN), h.input, h.line_no));
+    Ok(Replay {
+        hits,
+        totals,
+        errors,
+    })
+}
+
 /// Runs `replay` and prints the report.
 pub fn run(args: &ReplayArgs) -> Result<ExitCode> {
     let library = Library::load(&args.signature_dirs)
         .map_err(|problems| anyhow::anyhow!("signature problems:\n{problems}"))?;
     let matcher = Matcher::new(library.signatures()).context("compiling the signature library")?;
-    let (inputs, mut errors) = input::expand(&args.paths);
-    if inputs.is_empty() && !errors.is_empty() {
-        for error in &errors {
-            eprintln!("faultline: {error}");
+    let options = Options {
+        input_format: args.input_format,
+        year: args.year,
+        boot_time: args.boot_time,
+        threads: args
+            .threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+            .max(1),
+    };
+    let Replay {
+        hits,
+        totals,
+        errors,
+    } = match replay_paths(&matcher, &args.paths, &options) {
+        Ok(replay) => replay,
+        Err(errors) => {
+            for error in &errors {
+                eprintln!("faultline: {error}");
+            }
+            bail!("nothing to read");
         }
-        bail!("nothing to read");
-    }
-    let threads = args
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .max(1);
-    let (mut hits, totals, read_errors) = scan_all(&matcher, &inputs, args, threads);
-    errors.extend(read_errors);
-    // Event-time order; ties (and undated lines) keep input and line order.
-    hits.sort_by_key(|h| (h.ts.unwrap_or(i64::MIN), h.input, h.line_no));
+    };
 
     let format = args.format.unwrap_or(if std::io::stdout().is_terminal() {
         OutputFormat::Text
@@ -178,9 +231,9 @@ pub fn run(args: &ReplayArgs) -> Result<ExitCode> {
 fn scan_all(
     matcher: &Matcher,
     inputs: &[Input],
-    args: &ReplayArgs,
-    threads: usize,
+    options: &Options,
 ) -> (Vec<HitRecord>, Totals, Vec<InputError>) {
+    let threads = options.threads.max(1);
     let tasks = input::plan(inputs, threads);
     let progress = Progress {
         bar: progress_bar(inputs),
@@ -195,7 +248,7 @@ fn scan_all(
                 loop {
                     let slot = next.fetch_add(1, Ordering::Relaxed);
                     let Some(task) = tasks.get(slot) else { break };
-                    let scan = FileScan::new(task, &inputs[task.input], args, &progress);
+                    let scan = FileScan::new(task, &inputs[task.input], options, &progress);
                     let part = scan.run(matcher, &mut scratch);
                     parts
                         .lock()
@@ -288,7 +341,7 @@ fn stitch(tasks: &[Task], parts: Vec<Option<Part>>) -> (Vec<HitRecord>, Totals, 
 struct FileScan<'a> {
     task: &'a Task,
     input: &'a Input,
-    args: &'a ReplayArgs,
+    options: &'a Options,
     progress: &'a Progress,
 }
 
@@ -302,13 +355,13 @@ impl<'a> FileScan<'a> {
     fn new(
         task: &'a Task,
         input: &'a Input,
-        args: &'a ReplayArgs,
+        options: &'a Options,
         progress: &'a Progress,
     ) -> FileScan<'a> {
         FileScan {
             task,
             input,
-            args,
+            options,
             progress,
         }
     }
@@ -394,7 +447,7 @@ impl<'a> FileScan<'a> {
                     self.task.input,
                     origin.clone(),
                     member_labels,
-                    self.args,
+                    self.options,
                     self.progress,
                 );
                 let scanned = stream.scan(matcher, scratch, reader, mtime);
@@ -412,7 +465,7 @@ impl<'a> FileScan<'a> {
             self.task.input,
             display.clone(),
             labels,
-            self.args,
+            self.options,
             self.progress,
         );
         let mut reader = reader;
@@ -492,7 +545,7 @@ struct StreamScan<'a> {
     input: usize,
     /// Where hits say they come from: the path, or `ARCHIVE:MEMBER`.
     origin: std::sync::Arc<str>,
-    args: &'a ReplayArgs,
+    options: &'a Options,
     path_labels: Labels,
     hits: Vec<HitRecord>,
     lines: u64,
@@ -518,13 +571,13 @@ impl<'a> StreamScan<'a> {
         input: usize,
         origin: String,
         path_labels: Labels,
-        args: &'a ReplayArgs,
+        options: &'a Options,
         progress: &'a Progress,
     ) -> StreamScan<'a> {
         StreamScan {
             input,
             origin: origin.into(),
-            args,
+            options,
             path_labels,
             hits: Vec::new(),
             lines: 0,
@@ -546,7 +599,7 @@ impl<'a> StreamScan<'a> {
         reader: impl std::io::Read,
         mtime: Option<i64>,
     ) -> Scanned {
-        let year = self.args.year.unwrap_or_else(|| year_of(mtime));
+        let year = self.options.year.unwrap_or_else(|| year_of(mtime));
         let mut reader = LineReader::new(reader);
         let mut decoder: Option<Decoder> = None;
         let error = loop {
@@ -557,11 +610,11 @@ impl<'a> StreamScan<'a> {
             };
             let decoder = *decoder.get_or_insert_with(|| Decoder {
                 format: self
-                    .args
+                    .options
                     .input_format
                     .unwrap_or_else(|| Format::detect(buf.split(|&b| b == b'\n').take(20))),
                 year,
-                boot_ns: self.args.boot_time,
+                boot_ns: self.options.boot_time,
             });
             let hits_before = self.hits.len();
             self.scan_buffer(matcher, scratch, &decoder, buf, mtime);
