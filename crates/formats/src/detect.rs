@@ -104,6 +104,14 @@ re!(
     r#"^(?:[A-Za-z_][\w.-]*=(?:"(?:[^"\\]|\\.)*"|\S*) +){2,}"#
 );
 
+re!(NODE_PREFIX, r"^[A-Za-z0-9][A-Za-z0-9.:_-]*: ");
+
+/// The line after a `<node>: ` prefix (as `talosctl logs` prints), or
+/// `None` when it has none.
+pub fn strip_node_prefix(line: &[u8]) -> Option<&[u8]> {
+    NODE_PREFIX.find(line).map(|m| &line[m.end()..])
+}
+
 impl Format {
     /// The name used by `--input-format` and in output.
     pub fn name(self) -> &'static str {
@@ -159,8 +167,33 @@ impl Format {
     /// The format of a file from its first lines: the most common format
     /// among them (the first seen wins ties), `Plain` when there are none.
     pub fn detect<'a>(lines: impl IntoIterator<Item = &'a [u8]>) -> Format {
+        Format::vote(lines.into_iter().filter_map(Format::of_line))
+    }
+
+    /// Like [`Format::detect`], and also whether every line carries a
+    /// `<node>: ` prefix (`talosctl logs`) before a line in that format.
+    /// The prefix is only considered when the lines as they are read as
+    /// plain text.
+    pub fn detect_prefixed<'a>(
+        lines: impl IntoIterator<Item = &'a [u8]> + Clone,
+    ) -> (Format, bool) {
+        let plain = Format::detect(lines.clone());
+        if plain != Format::Plain {
+            return (plain, false);
+        }
+        let stripped: Vec<&[u8]> = lines
+            .into_iter()
+            .map(|l| strip_node_prefix(l).unwrap_or(b""))
+            .collect();
+        match Format::detect(stripped) {
+            Format::Plain => (Format::Plain, false),
+            inner => (inner, true),
+        }
+    }
+
+    fn vote(formats: impl Iterator<Item = Format>) -> Format {
         let mut votes: Vec<(Format, usize)> = Vec::new();
-        for format in lines.into_iter().filter_map(Format::of_line) {
+        for format in formats {
             match votes.iter_mut().find(|(f, _)| *f == format) {
                 Some((_, n)) => *n += 1,
                 None => votes.push((format, 1)),
@@ -263,6 +296,21 @@ mod tests {
         let lines: [&[u8]; 4] = [b"garbage first", b"[1.0] a", b"[2.0] b", b""];
         assert_eq!(Format::detect(lines), Format::Dmesg);
         assert_eq!(Format::detect(std::iter::empty()), Format::Plain);
+    }
+
+    #[test]
+    fn talosctl_logs_node_prefixes_are_seen_through() {
+        let lines: [&[u8]; 2] = [
+            br#"10.0.10.21: {"ts":1771211045000.5,"caller":"prober/prober.go:107","msg":"Probe failed","v":0}"#,
+            br#"10.0.10.21: {"ts":1771211046000.5,"caller":"kubelet/kubelet.go:1","msg":"SyncLoop","v":2}"#,
+        ];
+        assert_eq!(Format::detect(lines), Format::Plain);
+        assert_eq!(Format::detect_prefixed(lines), (Format::Json, true));
+        let dmesg: [&[u8]; 1] =
+            [b"10.0.0.2: kern:     err: [2026-02-19T03:04:05.1Z]: EXT4-fs (sdb): x"];
+        assert_eq!(Format::detect_prefixed(dmesg), (Format::TalosDmesg, false));
+        let text: [&[u8]; 1] = [b"note: nothing structured here"];
+        assert_eq!(Format::detect_prefixed(text), (Format::Plain, false));
     }
 
     #[test]

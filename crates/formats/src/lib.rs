@@ -25,6 +25,6 @@ mod labels;
 pub mod loki;
 mod time;
 
-pub use detect::Format;
+pub use detect::{Format, strip_node_prefix};
 pub use labels::{Labels, line_labels, path_labels};
 pub use time::{Decoder, parse_rfc3339};

@@ -22,12 +22,19 @@ pub struct Decoder {
     pub year: i16,
     /// Boot time, for times relative to boot (from `--boot-time`).
     pub boot_ns: Option<i64>,
+    /// Lines carry a `<node>: ` prefix before the format (`talosctl logs`).
+    pub node_prefixed: bool,
 }
 
 impl Decoder {
     /// The line's own time, or `None` when it has none (or an unreadable one).
     pub fn timestamp(&self, line: &[u8]) -> Option<i64> {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let line = if self.node_prefixed {
+            crate::detect::strip_node_prefix(line).unwrap_or(line)
+        } else {
+            line
+        };
         match self.format {
             Format::Cri | Format::Timestamped => leading_rfc3339(line),
             Format::Syslog => leading_rfc3339(line).or_else(|| bsd_syslog(line, self.year)),
@@ -265,6 +272,7 @@ mod tests {
             format,
             year: 2026,
             boot_ns: Some(FEB16),
+            node_prefixed: false,
         }
         .timestamp(line.as_bytes())
     }
@@ -390,7 +398,19 @@ mod tests {
             format: Format::Dmesg,
             year: 2026,
             boot_ns: None,
+            node_prefixed: false,
         };
+        assert_eq!(decoder.timestamp(b"[   12.500000] x"), None);
+        let talos = Decoder {
+            format: Format::Json,
+            year: 2026,
+            boot_ns: None,
+            node_prefixed: true,
+        };
+        assert_eq!(
+            talos.timestamp(br#"10.0.10.21: {"ts":1771211045000,"msg":"x"}"#),
+            Some(FEB16)
+        );
         assert_eq!(decoder.timestamp(b"[   12.500000] x"), None);
     }
 

@@ -608,13 +608,18 @@ impl<'a> StreamScan<'a> {
                 Ok(None) => break None,
                 Err(err) => break Some(err),
             };
-            let decoder = *decoder.get_or_insert_with(|| Decoder {
-                format: self
-                    .options
-                    .input_format
-                    .unwrap_or_else(|| Format::detect(buf.split(|&b| b == b'\n').take(20))),
-                year,
-                boot_ns: self.options.boot_time,
+            let decoder = *decoder.get_or_insert_with(|| {
+                let first_lines = buf.split(|&b| b == b'\n').take(20);
+                let (format, node_prefixed) = match self.options.input_format {
+                    Some(format) => (format, false),
+                    None => Format::detect_prefixed(first_lines),
+                };
+                Decoder {
+                    format,
+                    year,
+                    boot_ns: self.options.boot_time,
+                    node_prefixed,
+                }
             });
             let hits_before = self.hits.len();
             self.scan_buffer(matcher, scratch, &decoder, buf, mtime);

@@ -173,6 +173,9 @@ impl Report<'_> {
                 String::new()
             },
         )?;
+        for skipped in &t.skipped {
+            writeln!(out, "skipped {skipped}")?;
+        }
         out.flush()
     }
 }

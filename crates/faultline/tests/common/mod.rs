@@ -1,4 +1,6 @@
-//! Running the `faultline` binary from end-to-end tests.
+//! Running the `faultline` binary from end-to-end tests. Each test binary
+//! uses a subset of these helpers.
+#![allow(dead_code)]
 
 use std::io::Write;
 use std::process::{Command, Output, Stdio};

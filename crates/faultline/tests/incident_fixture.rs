@@ -1,0 +1,240 @@
+//! The README's main command: replaying the bundled reconstruction of the
+//! 2026-02-28 incident (`fixtures/incident-2026-02-28`, see its
+//! EXPECTED.md) must find every failure family, on the right pods and
+//! node, and none of the planted near-misses.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use common::faultline;
+use serde_json::Value;
+
+fn fixture() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/incident-2026-02-28")
+}
+
+struct Replayed {
+    hits: Vec<Value>,
+    summary: Value,
+    /// (namespace/pod, or node) → the signatures that hit it.
+    by_subject: BTreeMap<String, BTreeSet<String>>,
+}
+
+fn replay() -> Replayed {
+    let out = faultline(&["replay", "--format", "json", fixture().to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "hits found: exit 1\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut records: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let summary = records.pop().unwrap();
+    let mut by_subject: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for hit in &records {
+        let labels = &hit["labels"];
+        let subject = match (
+            labels["namespace"].as_str(),
+            labels["pod"].as_str(),
+            labels["node"].as_str(),
+        ) {
+            (Some(ns), Some(pod), _) => format!("{ns}/{pod}"),
+            (_, _, Some(node)) => format!("node/{node}"),
+            _ => "unlabelled".to_string(),
+        };
+        by_subject
+            .entry(subject)
+            .or_default()
+            .insert(hit["signature"].as_str().unwrap().to_string());
+    }
+    Replayed {
+        hits: records,
+        summary,
+        by_subject,
+    }
+}
+
+fn signatures<'a>(r: &'a Replayed, subject: &str) -> &'a BTreeSet<String> {
+    r.by_subject
+        .get(subject)
+        .unwrap_or_else(|| panic!("no hit for {subject}; subjects: {:?}", r.by_subject.keys()))
+}
+
+fn class_of(r: &Replayed, subject: &str, class: &str) -> bool {
+    r.hits.iter().any(|h| {
+        let l = &h["labels"];
+        format!(
+            "{}/{}",
+            l["namespace"].as_str().unwrap_or(""),
+            l["pod"].as_str().unwrap_or("")
+        ) == subject
+            && h["class"] == class
+    })
+}
+
+#[test]
+fn every_file_is_read_and_the_inventory_is_not_matched_as_a_log() {
+    let r = replay();
+    assert_eq!(r.summary["errors"], serde_json::json!([]));
+    assert_eq!(r.summary["decode_errors"], 0);
+    assert!(r.summary["files"].as_u64().unwrap() >= 60, "{}", r.summary);
+    let skipped = r.summary["skipped"][0].as_str().unwrap();
+    assert!(
+        skipped.contains("inventory.json: a Kubernetes object list"),
+        "{skipped}"
+    );
+    // Healthy noise stays quiet: well under 5 % of lines are hits.
+    let (lines, hits) = (
+        r.summary["lines"].as_u64().unwrap(),
+        r.summary["hits"].as_u64().unwrap(),
+    );
+    assert!(hits * 20 < lines, "{hits} hits in {lines} lines");
+    let times: Vec<&str> = r
+        .hits
+        .iter()
+        .map(|h| h["ts"].as_str().expect("every hit is dated"))
+        .collect();
+    assert!(
+        times.windows(2).all(|w| w[0] <= w[1]),
+        "hits are in event-time order"
+    );
+}
+
+#[test]
+fn the_node_shows_iscsi_drops_and_ext4_going_read_only_from_the_first_day() {
+    let r = replay();
+    let node = signatures(&r, "node/talos-519-vmy");
+    for sig in [
+        "kernel-iscsi-connection-error",
+        "kernel-iscsi-session-recovery-timeout",
+        "kernel-scsi-device-offline",
+        "kernel-block-io-error",
+        "kernel-buffer-io-error",
+        "kernel-ext4-journal-aborted",
+        "kernel-ext4-remount-read-only",
+    ] {
+        assert!(node.contains(sig), "{sig} missing on the node: {node:?}");
+    }
+    let first_remount = r
+        .hits
+        .iter()
+        .find(|h| h["signature"] == "kernel-ext4-remount-read-only")
+        .unwrap();
+    assert!(
+        first_remount["ts"]
+            .as_str()
+            .unwrap()
+            .starts_with("2026-02-16T03:14"),
+        "{}",
+        first_remount["ts"]
+    );
+}
+
+#[test]
+fn read_only_vitals_and_empty_linkding_and_memos_replicas_fail_differently() {
+    let r = replay();
+    // Empty or uninitialised PGDATA: pg_controldata fails.
+    for pod in [
+        "linkding-prod/linkding-db-production-cnpg-v1-2",
+        "linkding-stage/linkding-db-staging-cnpg-v1-2",
+        "linkding-stage/linkding-db-staging-cnpg-v1-3",
+        "memos-stage/memos-db-staging-cnpg-v1-2",
+        "memos-stage/memos-db-staging-cnpg-v1-3",
+    ] {
+        let sigs = signatures(&r, pod);
+        assert!(
+            sigs.contains("cnpg-pg-controldata-failed") && sigs.contains("cnpg-pgdata-empty"),
+            "{pod}: {sigs:?}"
+        );
+        assert!(
+            sigs.contains("kubelet-crashloop-backoff"),
+            "{pod}: {sigs:?}"
+        );
+    }
+    // Read-only volumes under every vitals-prod instance, primary included;
+    // their data directory is intact, so pg_controldata does not fail.
+    for i in 1..=3 {
+        let pod = format!("vitals-prod/vitals-db-production-cnpg-v1-{i}");
+        assert!(
+            class_of(&r, &pod, "volume-read-only"),
+            "{pod}: {:?}",
+            signatures(&r, &pod)
+        );
+        assert!(
+            !class_of(&r, &pod, "pg-controldata"),
+            "{pod}: {:?}",
+            signatures(&r, &pod)
+        );
+    }
+    assert!(
+        signatures(&r, "vitals-stage/vitals-db-staging-cnpg-v1-1")
+            .contains("postgres-wal-read-only")
+    );
+}
+
+#[test]
+fn healthy_primaries_and_other_apps_produce_no_hit() {
+    let r = replay();
+    for pod in [
+        "linkding-prod/linkding-db-production-cnpg-v1-1",
+        "linkding-prod/linkding-db-production-cnpg-v1-3",
+        "linkding-stage/linkding-db-staging-cnpg-v1-1",
+        "memos-stage/memos-db-staging-cnpg-v1-1",
+        "immich-prod/immich-redis-master-0",
+    ] {
+        assert!(
+            !r.by_subject.contains_key(pod),
+            "{pod} is healthy but hit: {:?}",
+            r.by_subject[pod]
+        );
+    }
+    // Planted near-misses: hot-standby read-only transactions, LogQL text
+    // quoting the phrases, healthy pg_controldata output.
+    for hit in &r.hits {
+        let line = hit["line"].as_str().unwrap();
+        assert!(
+            !line.contains("read-only transaction"),
+            "near-miss matched: {line}"
+        );
+        assert!(
+            !line.contains("|= \\\"read-only file system\\\"")
+                && !line.contains("|= \"read-only file system\""),
+            "LogQL matched: {line}"
+        );
+        assert!(
+            !line.contains("Database cluster state:"),
+            "healthy pg_controldata matched: {line}"
+        );
+    }
+}
+
+#[test]
+fn the_log_pipeline_and_the_ml_probe_loop_are_found() {
+    let r = replay();
+    let loki = signatures(&r, "monitoring/loki-0");
+    assert!(
+        loki.contains("loki-wal-read-only") && loki.contains("loki-push-5xx"),
+        "{loki:?}"
+    );
+    assert!(
+        class_of(&r, "monitoring/promtail-cqcqm", "log-push-failure"),
+        "{:?}",
+        signatures(&r, "monitoring/promtail-cqcqm")
+    );
+    for pod in [
+        "immich-prod/immich-machine-learning-7d4b9c6f58-6rtdn",
+        "immich-stage/immich-machine-learning-b9d7f5c684-7wqbd",
+    ] {
+        let sigs = signatures(&r, pod);
+        assert!(
+            sigs.contains("kubelet-probe-kill") && sigs.contains("kubelet-liveness-probe-failed"),
+            "{pod}: {sigs:?}"
+        );
+    }
+}
