@@ -17,6 +17,8 @@ fn fixture() -> PathBuf {
 
 struct Replayed {
     hits: Vec<Value>,
+    /// Incidents by key.
+    incidents: BTreeMap<String, Value>,
     summary: Value,
     /// (namespace/pod, or node) → the signatures that hit it.
     by_subject: BTreeMap<String, BTreeSet<String>>,
@@ -36,6 +38,12 @@ fn replay() -> Replayed {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     let summary = records.pop().unwrap();
+    let incidents: BTreeMap<String, Value> = records
+        .iter()
+        .filter(|r| r["type"] == "incident")
+        .map(|r| (r["key"].as_str().unwrap().to_string(), r.clone()))
+        .collect();
+    records.retain(|r| r["type"] == "hit");
     let mut by_subject: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for hit in &records {
         let labels = &hit["labels"];
@@ -55,6 +63,7 @@ fn replay() -> Replayed {
     }
     Replayed {
         hits: records,
+        incidents,
         summary,
         by_subject,
     }
@@ -237,4 +246,143 @@ fn the_log_pipeline_and_the_ml_probe_loop_are_found() {
             "{pod}: {sigs:?}"
         );
     }
+}
+
+fn incident<'a>(r: &'a Replayed, key: &str) -> &'a Value {
+    r.incidents
+        .get(key)
+        .unwrap_or_else(|| panic!("no incident {key}; incidents: {:?}", r.incidents.keys()))
+}
+
+/// Seconds from RFC 3339 `a` to `b`.
+fn seconds_between(a: &str, b: &str) -> i64 {
+    let a: jiff::Timestamp = a.parse().unwrap();
+    let b: jiff::Timestamp = b.parse().unwrap();
+    (b.as_second() - a.as_second()).abs()
+}
+
+#[test]
+fn each_broken_pvc_is_one_incident_fired_within_a_minute_with_the_right_fix() {
+    let r = replay();
+    let empty = [
+        ("linkding-prod", "linkding-db-production-cnpg-v1-2"),
+        ("linkding-stage", "linkding-db-staging-cnpg-v1-2"),
+        ("linkding-stage", "linkding-db-staging-cnpg-v1-3"),
+        ("memos-stage", "memos-db-staging-cnpg-v1-2"),
+        ("memos-stage", "memos-db-staging-cnpg-v1-3"),
+    ];
+    let read_only = [
+        ("vitals-prod", "vitals-db-production-cnpg-v1-1"),
+        ("vitals-prod", "vitals-db-production-cnpg-v1-2"),
+        ("vitals-prod", "vitals-db-production-cnpg-v1-3"),
+        ("vitals-stage", "vitals-db-staging-cnpg-v1-1"),
+        ("vitals-stage", "vitals-db-staging-cnpg-v1-3"),
+        ("monitoring", "storage-loki-0"),
+    ];
+    for (ns, pvc) in empty.iter().chain(&read_only) {
+        let i = incident(&r, &format!("pvc/{ns}/{pvc}"));
+        let fired = i["fired_at"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{pvc} never fired: {i}"));
+        assert!(
+            seconds_between(i["first_seen"].as_str().unwrap(), fired) <= 60,
+            "{i}"
+        );
+        assert!(
+            i["related"]
+                .as_array()
+                .unwrap()
+                .contains(&Value::from("node/talos-519-vmy")),
+            "{i}"
+        );
+    }
+    // The PVC is recreated only for the empty replicas.
+    for (ns, pvc) in empty {
+        let fix = incident(&r, &format!("pvc/{ns}/{pvc}"))["remediation"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            fix.contains(&format!("kubectl delete pvc {pvc} -n {ns}")),
+            "{fix}"
+        );
+    }
+    for (ns, pvc) in read_only {
+        let fix = incident(&r, &format!("pvc/{ns}/{pvc}"))["remediation"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(!fix.contains("kubectl delete pvc"), "{fix}");
+        assert!(fix.contains("kubectl delete pod"), "{fix}");
+    }
+    // Healthy instances have none.
+    for key in r.incidents.keys() {
+        for healthy in [
+            "linkding-db-production-cnpg-v1-1",
+            "linkding-db-production-cnpg-v1-3",
+            "linkding-db-staging-cnpg-v1-1",
+            "memos-db-staging-cnpg-v1-1",
+        ] {
+            assert!(!key.ends_with(healthy), "{key}");
+        }
+    }
+    // Every hit names the broken thing it is about.
+    assert!(r.hits.iter().all(|h| h["entity"].is_string()));
+}
+
+#[test]
+fn the_story_is_told_per_cluster_node_pipeline_and_workload() {
+    let r = replay();
+    let vitals = incident(&r, "cnpg/vitals-prod/vitals-db-production-cnpg-v1");
+    let summary = vitals["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("3 of 3 instances on read-only volumes")
+            && summary.contains("primary affected"),
+        "{summary}"
+    );
+    let linkding = incident(&r, "cnpg/linkding-stage/linkding-db-staging-cnpg-v1");
+    assert!(
+        linkding["summary"]
+            .as_str()
+            .unwrap()
+            .contains("2 of 3 instances with an empty"),
+        "{linkding}"
+    );
+    let node = incident(&r, "node/talos-519-vmy");
+    assert_eq!(node["first_seen"], "2026-02-16T03:12:07.412338000Z");
+    assert!(node["related"].as_array().unwrap().len() >= 11, "{node}");
+    let pipeline = incident(&r, "pipeline/loki");
+    assert!(
+        pipeline["related"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::from("pvc/monitoring/storage-loki-0")),
+        "{pipeline}"
+    );
+    assert!(
+        pipeline["remediation"]
+            .as_str()
+            .unwrap()
+            .contains("kubectl delete pod loki-0 -n monitoring")
+    );
+    for ns in ["immich-prod", "immich-stage"] {
+        let ml = incident(
+            &r,
+            &format!("workload/{ns}/Deployment/immich-machine-learning"),
+        );
+        assert_eq!(ml["state"], "firing");
+        assert!(
+            ml["remediation"].as_str().unwrap().contains("startupProbe"),
+            "{ml}"
+        );
+    }
+    // The single readiness failure of the new loki-0 at start-up pages nobody.
+    assert_eq!(
+        incident(&r, "workload/monitoring/StatefulSet/loki")["state"],
+        "pending"
+    );
+    assert_eq!(
+        r.summary["incidents"].as_u64().unwrap() as usize,
+        r.incidents.len()
+    );
 }

@@ -23,7 +23,8 @@ fn replay(args: &[&str]) -> Output {
     faultline(&all)
 }
 
-/// The JSON records printed, and the summary (the last one).
+/// The hit records printed, and the summary (the last record). Incident
+/// records are checked by the fixture test.
 fn records(out: &Output) -> (Vec<Value>, Value) {
     let mut all: Vec<Value> = String::from_utf8(out.stdout.clone())
         .expect("JSON output is UTF-8")
@@ -32,6 +33,7 @@ fn records(out: &Output) -> (Vec<Value>, Value) {
         .collect();
     let summary = all.pop().expect("a summary record");
     assert_eq!(summary["type"], "summary");
+    all.retain(|r| r["type"] == "hit");
     (all, summary)
 }
 
@@ -116,7 +118,15 @@ fn hits_come_out_in_event_time_order_with_labels_and_captures() {
         "{}",
         pg["origin"]
     );
-    assert_eq!(pg["entity"], Value::Null);
+    assert_eq!(
+        pg["entity"], "pvc/vitals-prod/vitals-db-production-cnpg-v1-2",
+        "by CloudNativePG's naming convention"
+    );
+    assert_eq!(hits[0]["entity"], "node/talos-519-vmy");
+    assert_eq!(
+        summary["incidents"], 3,
+        "the PVC, the node, and the CNPG cluster rollup"
+    );
     assert_eq!(hits[0]["labels"]["node"], "talos-519-vmy");
     assert_eq!(hits[0]["captures"]["device"], "sdb");
     assert_eq!(summary["files"], 2);
@@ -444,7 +454,9 @@ fn kubernetes_events_are_records_and_an_inventory_is_not_a_log() {
     assert_eq!(hits[0]["labels"]["node"], "talos-519-vmy");
     let skipped = summary["skipped"][0].as_str().unwrap();
     assert!(
-        skipped.ends_with("inventory.json: a Kubernetes object list (Pod), not a log; not matched"),
+        skipped.ends_with(
+            "inventory.json: a Kubernetes object list (Pod), not a log; used as inventory"
+        ),
         "{skipped}"
     );
     assert_eq!(summary["files"], 2, "EXPECTED.md is not read");

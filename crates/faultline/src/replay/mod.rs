@@ -59,6 +59,11 @@ pub struct ReplayArgs {
     /// Worker threads (default: all cores).
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
+    /// `kubectl get pods,pvc,pv,nodes -A -o json` output, to tell which PVC,
+    /// node and workload each failure belongs to (repeatable). Object lists
+    /// found among the inputs are used the same way.
+    #[arg(long, value_name = "FILE")]
+    inventory: Vec<PathBuf>,
 }
 
 /// How `replay` prints what it found.
@@ -103,6 +108,8 @@ pub struct HitRecord {
     pub captures: Vec<(String, String)>,
     /// The raw line, lossily decoded.
     pub line: String,
+    /// The key of the broken thing it is about, once correlated.
+    pub entity: Option<String>,
     /// No dated line came before it in its part of the input: its time is
     /// a fallback that an earlier part of the same input may improve on.
     pub undated_before: bool,
@@ -121,6 +128,8 @@ pub struct Totals {
     pub truncated: u64,
     /// Inputs that are not logs (Kubernetes object lists), and why.
     pub skipped: Vec<String>,
+    /// The object lists among the inputs, used as inventory.
+    pub inventories: Vec<Vec<u8>>,
 }
 
 /// How inputs are read, independent of how results are printed.
@@ -145,6 +154,8 @@ pub struct Replay {
     pub totals: Totals,
     /// Inputs that could not be read (in part or at all).
     pub errors: Vec<InputError>,
+    /// Incidents formed from the hits, by first sight.
+    pub incidents: Vec<faultline_correlate::Report>,
 }
 
 /// Reads `paths` and matches them with `matcher`. `None` when none of the
@@ -154,6 +165,22 @@ pub fn replay_paths(
     paths: &[PathBuf],
     options: &Options,
 ) -> Result<Replay, Vec<InputError>> {
+    replay_with_inventory(
+        matcher,
+        paths,
+        options,
+        faultline_correlate::Inventory::default(),
+    )
+}
+
+/// [`replay_paths`] with an inventory to resolve entities with; object
+/// lists found among the inputs are added to it.
+pub fn replay_with_inventory(
+    matcher: &Matcher,
+    paths: &[PathBuf],
+    options: &Options,
+    mut inventory: faultline_correlate::Inventory,
+) -> Result<Replay, Vec<InputError>> {
     let (inputs, mut errors) = input::expand(paths);
     if inputs.is_empty() && !errors.is_empty() {
         return Err(errors);
@@ -162,11 +189,59 @@ pub fn replay_paths(
     errors.extend(read_errors);
     // Event-time order; ties (and undated lines) keep input and line order.
     hits.sort_by_key(|h| (h.ts.unwrap_or(i64::MIN), h.input, h.line_no));
+    for (i, bytes) in totals.inventories.iter().enumerate() {
+        if let Err(err) = inventory.add_json(bytes) {
+            errors.push(InputError {
+                path: format!("inventory #{}", i + 1).into(),
+                message: err,
+            });
+        }
+    }
+    let incidents = correlate(matcher, &mut hits, inventory);
     Ok(Replay {
         hits,
         totals,
         errors,
+        incidents,
     })
+}
+
+/// Feeds the hits, in event-time order, to a correlator; records on each
+/// hit the entity it is about; returns the incidents as of the last hit.
+fn correlate(
+    matcher: &Matcher,
+    hits: &mut [HitRecord],
+    inventory: faultline_correlate::Inventory,
+) -> Vec<faultline_correlate::Report> {
+    let mut correlator = faultline_correlate::Correlator::new(inventory);
+    let mut last = None;
+    for hit in hits.iter_mut() {
+        let Some(ts) = hit.ts else { continue };
+        let sig = &matcher.signatures()[hit.signature];
+        let evidence = format!(
+            "{}:{} {}",
+            hit.origin,
+            hit.line_no,
+            output::clip(&hit.line, 300)
+        );
+        let key = correlator.observe(&faultline_correlate::Observation {
+            ts,
+            signature: &sig.id,
+            class: sig.class,
+            severity: sig.severity,
+            labels: &hit.labels,
+            captures: &hit.captures,
+            summary: &output::fill(&sig.summary, hit),
+            remediation: &output::fill(&sig.remediation, hit),
+            evidence: &evidence,
+        });
+        hit.entity = Some(key);
+        last = Some(ts);
+    }
+    if let Some(end) = last {
+        correlator.advance(end);
+    }
+    correlator.reports()
 }
 
 /// Runs `replay` and prints the report.
@@ -183,11 +258,20 @@ pub fn run(args: &ReplayArgs) -> Result<ExitCode> {
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
             .max(1),
     };
+    let mut inventory = faultline_correlate::Inventory::default();
+    for file in &args.inventory {
+        let bytes =
+            std::fs::read(file).with_context(|| format!("reading inventory {}", file.display()))?;
+        inventory
+            .add_json(&bytes)
+            .map_err(|err| anyhow::anyhow!("inventory {}: {err}", file.display()))?;
+    }
     let Replay {
         hits,
         totals,
         errors,
-    } = match replay_paths(&matcher, &args.paths, &options) {
+        incidents,
+    } = match replay_with_inventory(&matcher, &args.paths, &options, inventory) {
         Ok(replay) => replay,
         Err(errors) => {
             for error in &errors {
@@ -207,6 +291,7 @@ pub fn run(args: &ReplayArgs) -> Result<ExitCode> {
         hits: &hits,
         totals: &totals,
         errors: &errors,
+        incidents: &incidents,
     };
     match format {
         OutputFormat::Json => report.write_json(&mut std::io::stdout().lock())?,
@@ -301,6 +386,8 @@ struct Part {
     files: u64,
     /// Why the input was not matched, when it is not a log.
     skipped: Option<String>,
+    /// A Kubernetes object list found among the inputs, for correlation.
+    inventory: Option<Vec<u8>>,
 }
 
 /// Joins the parts of each input in order: line numbers continue from the
@@ -331,6 +418,7 @@ fn stitch(tasks: &[Task], parts: Vec<Option<Part>>) -> (Vec<HitRecord>, Totals, 
         totals.bytes += part.bytes;
         totals.truncated += part.truncated;
         totals.skipped.extend(part.skipped);
+        totals.inventories.extend(part.inventory);
         errors.extend(part.error);
     }
     (hits, totals, errors)
@@ -377,6 +465,7 @@ impl<'a> FileScan<'a> {
             error: None,
             files: 1,
             skipped: None,
+            inventory: None,
         };
         let fail = |path: String, message: String| InputError {
             path: path.into(),
@@ -493,9 +582,10 @@ impl<'a> FileScan<'a> {
                 }
                 Some(Document::Objects { kinds }) => {
                     part.skipped = Some(format!(
-                        "{display}: a Kubernetes object list ({}), not a log; not matched",
+                        "{display}: a Kubernetes object list ({}), not a log; used as inventory",
                         kinds.join(", ")
                     ));
+                    part.inventory = Some(whole);
                     return part;
                 }
                 None => reader = Box::new(std::io::Cursor::new(whole).chain(reader)),
@@ -727,6 +817,7 @@ impl<'a> StreamScan<'a> {
                     })
                     .collect(),
                 line: String::from_utf8_lossy(hit.line()).into_owned(),
+                entity: None,
                 undated_before: own.is_none(),
             });
         });
@@ -779,6 +870,7 @@ mod tests {
             labels: Labels::new(),
             captures: Vec::new(),
             line: String::new(),
+            entity: None,
             undated_before,
         }
     }
@@ -793,6 +885,7 @@ mod tests {
             error: None,
             files: 1,
             skipped: None,
+            inventory: None,
         })
     }
 

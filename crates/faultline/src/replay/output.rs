@@ -6,6 +6,7 @@ use std::io::{self, IsTerminal, Write};
 
 use faultline_core::Severity;
 use faultline_matcher::Matcher;
+use faultline_signatures::Template;
 use serde::Serialize;
 
 use super::input::InputError;
@@ -17,6 +18,52 @@ pub struct Report<'a> {
     pub hits: &'a [HitRecord],
     pub totals: &'a Totals,
     pub errors: &'a [InputError],
+    pub incidents: &'a [faultline_correlate::Report],
+}
+
+/// `template` filled from the hit's captures, then its labels.
+pub fn fill(template: &Template, hit: &HitRecord) -> String {
+    template.render(|name| {
+        hit.captures
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+            .or_else(|| hit.labels.get(name).map(String::as_str))
+    })
+}
+
+/// At most `max` bytes of `text`, cut at a character boundary, with `…`
+/// when cut.
+pub fn clip(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+#[derive(Serialize)]
+struct JsonIncident<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    key: &'a str,
+    state: &'static str,
+    severity: &'static str,
+    first_seen: String,
+    fired_at: Option<String>,
+    last_fired_at: Option<String>,
+    fired_count: u32,
+    last_seen: String,
+    resolved_at: Option<String>,
+    signatures: &'a BTreeMap<String, u64>,
+    hits: u64,
+    summary: &'a str,
+    remediation: &'a str,
+    related: Vec<&'a str>,
+    evidence: Vec<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -69,14 +116,7 @@ impl Report<'_> {
     }
 
     fn summary_of(&self, hit: &HitRecord) -> String {
-        let sig = &self.matcher.signatures()[hit.signature];
-        sig.summary.render(|name| {
-            hit.captures
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, v)| v.as_str())
-                .or_else(|| hit.labels.get(name).map(String::as_str))
-        })
+        fill(&self.matcher.signatures()[hit.signature].summary, hit)
     }
 
     fn per_signature(&self) -> BTreeMap<&str, usize> {
@@ -107,9 +147,32 @@ impl Report<'_> {
                     .iter()
                     .map(|(k, v)| (k.as_str(), v.as_str()))
                     .collect(),
-                entity: None,
+                entity: hit.entity.clone(),
                 summary: self.summary_of(hit),
                 line: &hit.line,
+            };
+            serde_json::to_writer(&mut *out, &record)?;
+            out.write_all(b"\n")?;
+        }
+        for report in self.incidents {
+            let i = &report.incident;
+            let record = JsonIncident {
+                kind: "incident",
+                key: &report.key,
+                state: i.state.as_str(),
+                severity: i.severity.as_str(),
+                first_seen: rfc3339(i.first_seen),
+                fired_at: i.fired_at.map(rfc3339),
+                last_fired_at: i.last_fired_at.map(rfc3339),
+                fired_count: i.fired_count,
+                last_seen: rfc3339(i.last_seen),
+                resolved_at: i.resolved_at.map(rfc3339),
+                signatures: &i.signatures,
+                hits: i.hits,
+                summary: &report.summary,
+                remediation: &report.remediation,
+                related: i.related.iter().map(String::as_str).collect(),
+                evidence: i.evidence().map(String::as_str).collect(),
             };
             serde_json::to_writer(&mut *out, &record)?;
             out.write_all(b"\n")?;
@@ -120,7 +183,7 @@ impl Report<'_> {
             lines: self.totals.lines,
             bytes: self.totals.bytes,
             hits: self.hits.len(),
-            incidents: 0,
+            incidents: self.incidents.len(),
             decode_errors: self.errors.len(),
             lines_truncated: self.totals.truncated,
             errors: self.errors.iter().map(ToString::to_string).collect(),
@@ -157,6 +220,45 @@ impl Report<'_> {
             writeln!(out, "{when}  {severity}  {}  {who}", paint("1", &sig.id))?;
             writeln!(out, "    {}", self.summary_of(hit))?;
             writeln!(out, "    {}", paint("2", &self.origin(hit)))?;
+        }
+        if !self.incidents.is_empty() {
+            let count = |state| {
+                self.incidents
+                    .iter()
+                    .filter(|r| r.incident.state == state)
+                    .count()
+            };
+            writeln!(
+                out,
+                "\n{} incidents ({} firing, {} resolved, {} pending)",
+                self.incidents.len(),
+                count(faultline_correlate::State::Firing),
+                count(faultline_correlate::State::Resolved),
+                count(faultline_correlate::State::Pending)
+            )?;
+        }
+        for report in self.incidents {
+            let i = &report.incident;
+            let state = match i.state {
+                faultline_correlate::State::Firing => paint("1;31", "FIRING  "),
+                faultline_correlate::State::Resolved => paint("32", "RESOLVED"),
+                faultline_correlate::State::Pending => paint("33", "PENDING "),
+            };
+            writeln!(
+                out,
+                "{state}  {:8}  {}",
+                i.severity.as_str(),
+                paint("1", &report.key)
+            )?;
+            writeln!(out, "    {}", report.summary)?;
+            writeln!(out, "    fix: {}", report.remediation)?;
+            if !i.related.is_empty() {
+                writeln!(
+                    out,
+                    "    related: {}",
+                    i.related.iter().cloned().collect::<Vec<_>>().join(", ")
+                )?;
+            }
         }
         let t = self.totals;
         writeln!(

@@ -1,0 +1,168 @@
+//! What the cluster looked like: pods, their PVCs and nodes, owners, from
+//! `kubectl get pods,pvc,pv,nodes -A -o json` (a `v1 List`).
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+
+/// One pod, as far as correlation cares.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Pod {
+    /// `spec.nodeName`.
+    pub node: Option<String>,
+    /// PVC names of its volumes, in `spec.volumes` order.
+    pub claims: Vec<String>,
+    /// The controlling owner: (kind, name), e.g. `("ReplicaSet", "x-7d4b")`.
+    pub owner: Option<(String, String)>,
+    /// `cnpg.io/cluster` when the pod is a CloudNativePG instance.
+    pub cnpg_cluster: Option<String>,
+    /// CloudNativePG's `cnpg.io/instanceRole` (or legacy `role`) is `primary`.
+    pub primary: bool,
+}
+
+/// Pods and PVCs by namespace and name.
+#[derive(Clone, Debug, Default)]
+pub struct Inventory {
+    pods: HashMap<(String, String), Pod>,
+    /// PVC (namespace, name) → bound PV name.
+    pvcs: HashMap<(String, String), Option<String>>,
+}
+
+fn text<'a>(value: &'a Value, path: &[&str]) -> Option<&'a str> {
+    path.iter().try_fold(value, |v, key| v.get(key))?.as_str()
+}
+
+impl Inventory {
+    /// Adds the objects of one `kubectl … -o json` document (a `List` or a
+    /// single object). Kinds other than Pod and PersistentVolumeClaim are
+    /// ignored. The error says what is not as expected.
+    pub fn add_json(&mut self, bytes: &[u8]) -> Result<usize, String> {
+        let root: Value = serde_json::from_slice(bytes).map_err(|e| format!("not JSON: {e}"))?;
+        let items: Vec<&Value> = match root.get("items") {
+            Some(Value::Array(items)) => items.iter().collect(),
+            _ => vec![&root],
+        };
+        let mut added = 0;
+        for item in items {
+            let (Some(kind), Some(name)) =
+                (text(item, &["kind"]), text(item, &["metadata", "name"]))
+            else {
+                continue;
+            };
+            let namespace = text(item, &["metadata", "namespace"])
+                .unwrap_or("default")
+                .to_string();
+            match kind {
+                "Pod" => {
+                    let claims = item
+                        .pointer("/spec/volumes")
+                        .and_then(Value::as_array)
+                        .map(|volumes| {
+                            volumes
+                                .iter()
+                                .filter_map(|v| {
+                                    text(v, &["persistentVolumeClaim", "claimName"])
+                                        .map(str::to_string)
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    let owner = item
+                        .pointer("/metadata/ownerReferences")
+                        .and_then(Value::as_array)
+                        .and_then(|owners| {
+                            owners
+                                .iter()
+                                .find(|o| o.get("controller") == Some(&Value::Bool(true)))
+                                .or(owners.first())
+                        })
+                        .and_then(|o| {
+                            Some((
+                                text(o, &["kind"])?.to_string(),
+                                text(o, &["name"])?.to_string(),
+                            ))
+                        });
+                    let label = |key: &str| {
+                        item.pointer("/metadata/labels")
+                            .and_then(|l| l.get(key))
+                            .and_then(Value::as_str)
+                    };
+                    let pod = Pod {
+                        node: text(item, &["spec", "nodeName"]).map(str::to_string),
+                        claims,
+                        owner,
+                        cnpg_cluster: label("cnpg.io/cluster").map(str::to_string),
+                        primary: label("cnpg.io/instanceRole").or_else(|| label("role"))
+                            == Some("primary"),
+                    };
+                    self.pods.insert((namespace, name.to_string()), pod);
+                    added += 1;
+                }
+                "PersistentVolumeClaim" => {
+                    let volume = text(item, &["spec", "volumeName"]).map(str::to_string);
+                    self.pvcs.insert((namespace, name.to_string()), volume);
+                    added += 1;
+                }
+                _ => {}
+            }
+        }
+        Ok(added)
+    }
+
+    /// The pod `namespace/name`, if known.
+    pub fn pod(&self, namespace: &str, name: &str) -> Option<&Pod> {
+        self.pods.get(&(namespace.to_string(), name.to_string()))
+    }
+
+    /// The instances (pod name, is primary) of CloudNativePG cluster
+    /// `namespace/cluster`, sorted by name.
+    pub fn cnpg_instances(&self, namespace: &str, cluster: &str) -> Vec<(String, bool)> {
+        let mut out: Vec<(String, bool)> = self
+            .pods
+            .iter()
+            .filter(|((ns, _), pod)| {
+                ns == namespace && pod.cnpg_cluster.as_deref() == Some(cluster)
+            })
+            .map(|((_, name), pod)| (name.clone(), pod.primary))
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Whether the PVC `namespace/name` is known.
+    pub fn has_pvc(&self, namespace: &str, name: &str) -> bool {
+        self.pvcs
+            .contains_key(&(namespace.to_string(), name.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pods_claims_owners_and_roles_are_read() {
+        let list = br#"{"apiVersion":"v1","kind":"List","items":[
+          {"apiVersion":"v1","kind":"Pod","metadata":{"name":"pg-1","namespace":"db",
+            "labels":{"cnpg.io/cluster":"pg","cnpg.io/instanceRole":"primary"},
+            "ownerReferences":[{"kind":"Cluster","name":"pg","controller":true}]},
+           "spec":{"nodeName":"n1","volumes":[{"name":"pgdata","persistentVolumeClaim":{"claimName":"pg-1"}},{"name":"shm","emptyDir":{}}]}},
+          {"apiVersion":"v1","kind":"PersistentVolumeClaim","metadata":{"name":"pg-1","namespace":"db"},"spec":{"volumeName":"pvc-123"}},
+          {"apiVersion":"v1","kind":"Node","metadata":{"name":"n1"}}]}"#;
+        let mut inventory = Inventory::default();
+        assert_eq!(inventory.add_json(list), Ok(2));
+        let pod = inventory.pod("db", "pg-1").unwrap();
+        assert_eq!(pod.claims, ["pg-1"]);
+        assert_eq!(pod.node.as_deref(), Some("n1"));
+        assert_eq!(pod.owner, Some(("Cluster".into(), "pg".into())));
+        assert_eq!(pod.cnpg_cluster.as_deref(), Some("pg"));
+        assert!(pod.primary);
+        assert!(inventory.has_pvc("db", "pg-1"));
+        assert!(
+            inventory
+                .add_json(b"[oops")
+                .unwrap_err()
+                .starts_with("not JSON")
+        );
+    }
+}

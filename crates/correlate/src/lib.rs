@@ -1,0 +1,178 @@
+//! faultline's correlator: from hits to incidents.
+//!
+//! A hit is one line matching one signature; an incident is one broken
+//! thing — a PVC, a node, the log pipeline, a workload — with everything
+//! seen about it. The correlator resolves each hit to the entity it is about
+//! ([`resolve`]), keeps one [`Incident`] per entity key moving through
+//! `pending → firing → resolved` by the rules of [`incident::default_rule`],
+//! links incidents that are one story (a PVC, its node, its CloudNativePG
+//! cluster, the log pipeline it carries) and writes the remediation with the
+//! real names.
+//!
+//! It never reads a clock: time is what the hits say (replay) or what the
+//! caller passes to [`Correlator::advance`] (watch). So replay reproduces
+//! exactly what live watching would have done, and tests are exact.
+
+pub mod incident;
+pub mod inventory;
+mod remedy;
+pub mod resolve;
+
+use std::collections::{BTreeMap, HashMap};
+
+use faultline_core::{Class, Severity};
+
+pub use incident::{Incident, Rule, State};
+pub use inventory::Inventory;
+pub use resolve::Subject;
+
+/// One hit, as the correlator needs it.
+#[derive(Clone, Debug)]
+pub struct Observation<'a> {
+    /// When the line was written, UTC ns.
+    pub ts: i64,
+    /// The signature id.
+    pub signature: &'a str,
+    /// Its class.
+    pub class: Class,
+    /// Its severity.
+    pub severity: Severity,
+    /// The record's labels (namespace, pod, container, node …).
+    pub labels: &'a BTreeMap<String, String>,
+    /// The signature's captures.
+    pub captures: &'a [(String, String)],
+    /// The signature's summary, filled in.
+    pub summary: &'a str,
+    /// The signature's remediation, filled in.
+    pub remediation: &'a str,
+    /// A line of evidence: where it was seen and what it said.
+    pub evidence: &'a str,
+}
+
+/// An incident ready to report: its key, state, story and remedy.
+#[derive(Clone, Debug)]
+pub struct Report {
+    /// The entity key.
+    pub key: String,
+    /// The incident (or the rollup built for it).
+    pub incident: Incident,
+    /// One sentence: what broke, where, since when.
+    pub summary: String,
+    /// What to do, with the real names.
+    pub remediation: String,
+}
+
+/// Most incidents kept at once by default.
+pub const MAX_INCIDENTS: usize = 100_000;
+
+/// Turns hits, in time order, into incidents.
+#[derive(Debug)]
+pub struct Correlator {
+    inventory: Inventory,
+    incidents: HashMap<String, Incident>,
+    max_incidents: usize,
+    /// Incidents dropped to stay within `max_incidents`.
+    pub evicted: u64,
+}
+
+impl Correlator {
+    /// A correlator that resolves entities with `inventory`.
+    pub fn new(inventory: Inventory) -> Correlator {
+        Correlator {
+            inventory,
+            incidents: HashMap::new(),
+            max_incidents: MAX_INCIDENTS,
+            evicted: 0,
+        }
+    }
+
+    /// Keeps at most `max` incidents; beyond it the one seen longest ago
+    /// that is not firing is dropped (and counted in `evicted`).
+    pub fn with_max_incidents(mut self, max: usize) -> Correlator {
+        self.max_incidents = max.max(1);
+        self
+    }
+
+    /// Records one hit and returns the key of the entity it is about. Hits
+    /// must come in time order.
+    pub fn observe(&mut self, hit: &Observation) -> String {
+        self.advance(hit.ts);
+        let subject = resolve::resolve(hit, &self.inventory);
+        let key = subject.key();
+        let related = subject.related(hit.signature);
+        if !self.incidents.contains_key(&key) && self.incidents.len() >= self.max_incidents {
+            self.evict();
+        }
+        let incident = self
+            .incidents
+            .entry(key.clone())
+            .or_insert_with(|| Incident::new(subject, hit.ts));
+        incident.related.extend(related);
+        incident.observe(hit, incident::default_rule);
+        key
+    }
+
+    /// Moves time to `now`, resolving incidents that went quiet.
+    pub fn advance(&mut self, now: i64) {
+        for incident in self.incidents.values_mut() {
+            incident.advance(now);
+        }
+    }
+
+    fn evict(&mut self) {
+        let victim = self
+            .incidents
+            .iter()
+            .filter(|(_, i)| i.state != State::Firing)
+            .min_by_key(|(_, i)| i.last_seen)
+            .or_else(|| self.incidents.iter().min_by_key(|(_, i)| i.last_seen))
+            .map(|(k, _)| k.clone());
+        if let Some(key) = victim {
+            self.incidents.remove(&key);
+            self.evicted += 1;
+        }
+    }
+
+    /// Every incident with its story, rollups per CloudNativePG cluster
+    /// included, links made both ways, ordered by first sight.
+    pub fn reports(&self) -> Vec<Report> {
+        let mut incidents: BTreeMap<String, Incident> = self
+            .incidents
+            .iter()
+            .map(|(k, i)| (k.clone(), i.clone()))
+            .collect();
+        remedy::add_rollups(&mut incidents, &self.inventory);
+        // Links go both ways: a PVC that names its node makes the node name it.
+        let links: Vec<(String, String)> = incidents
+            .iter()
+            .flat_map(|(k, i)| i.related.iter().map(move |r| (r.clone(), k.clone())))
+            .collect();
+        for (from, to) in links {
+            if let Some(incident) = incidents.get_mut(&from) {
+                incident.related.insert(to);
+            }
+        }
+        let keys: Vec<String> = incidents.keys().cloned().collect();
+        for incident in incidents.values_mut() {
+            incident.related.retain(|r| keys.contains(r));
+        }
+        let mut reports: Vec<Report> = incidents
+            .iter()
+            .map(|(key, incident)| {
+                let (summary, remediation) = remedy::story(incident, &incidents);
+                Report {
+                    key: key.clone(),
+                    incident: incident.clone(),
+                    summary,
+                    remediation,
+                }
+            })
+            .collect();
+        reports
+            .sort_by(|a, b| (a.incident.first_seen, &a.key).cmp(&(b.incident.first_seen, &b.key)));
+        reports
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,327 @@
+//! The story of an incident in words, and what to do, with real names;
+//! and rollups that tell one CloudNativePG cluster's story at once.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use faultline_core::Class;
+
+use crate::incident::{Incident, State};
+use crate::inventory::Inventory;
+use crate::resolve::Subject;
+
+fn when(ns: i64) -> String {
+    jiff::Timestamp::from_nanosecond(i128::from(ns))
+        .map(|t| format!("{t:.0}"))
+        .unwrap_or_default()
+}
+
+/// Adds a `cnpg/<ns>/<cluster>` incident for every CloudNativePG cluster
+/// with an instance volume in trouble, linking the instance incidents (or
+/// enriches the one its own hits made).
+pub fn add_rollups(incidents: &mut BTreeMap<String, Incident>, inventory: &Inventory) {
+    let mut members: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+    for (key, incident) in incidents.iter() {
+        if let Subject::Pvc {
+            namespace,
+            cnpg: Some(cluster),
+            ..
+        } = &incident.subject
+        {
+            members
+                .entry((namespace.clone(), cluster.clone()))
+                .or_default()
+                .push(key.clone());
+        }
+    }
+    for ((namespace, cluster), keys) in members {
+        let parts: Vec<Incident> = keys
+            .iter()
+            .filter_map(|k| incidents.get(k).cloned())
+            .collect();
+        let first_seen = parts.iter().map(|i| i.first_seen).min().unwrap_or_default();
+        let key = format!("cnpg/{namespace}/{cluster}");
+        let rollup = incidents.entry(key).or_insert_with(|| {
+            Incident::new(
+                Subject::Cnpg {
+                    namespace: namespace.clone(),
+                    cluster: cluster.clone(),
+                },
+                first_seen,
+            )
+        });
+        rollup.first_seen = rollup.first_seen.min(first_seen);
+        for part in &parts {
+            rollup.hits += part.hits;
+            rollup.severity = rollup.severity.max(part.severity);
+            rollup.classes.extend(part.classes.iter().copied());
+            rollup.last_seen = rollup.last_seen.max(part.last_seen);
+            for (sig, n) in &part.signatures {
+                *rollup.signatures.entry(sig.clone()).or_insert(0) += n;
+            }
+            rollup.fired_at = match (rollup.fired_at, part.fired_at) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        rollup.related.extend(keys.iter().cloned());
+        rollup.state = if parts.iter().any(|p| p.state == State::Firing) {
+            State::Firing
+        } else if parts.iter().all(|p| p.state == State::Resolved) {
+            State::Resolved
+        } else {
+            rollup.state
+        };
+        rollup.resolved_at = (rollup.state == State::Resolved)
+            .then(|| parts.iter().filter_map(|p| p.resolved_at).max())
+            .flatten();
+        if rollup.evidence_first.is_empty() {
+            rollup.evidence_first = parts
+                .iter()
+                .filter_map(|p| p.evidence_first.first().cloned())
+                .take(3)
+                .collect();
+        }
+        let total = inventory.cnpg_instances(&namespace, &cluster).len();
+        rollup
+            .captures
+            .insert("instances".into(), BTreeSet::from([total.to_string()]));
+    }
+}
+
+/// (summary, remediation) of `incident`; `all` holds the incidents it
+/// may refer to.
+pub fn story(incident: &Incident, all: &BTreeMap<String, Incident>) -> (String, String) {
+    let since = when(incident.first_seen);
+    let classes = &incident.classes;
+    match &incident.subject {
+        Subject::Pvc {
+            namespace,
+            name,
+            pod,
+            node,
+            primary,
+            cnpg,
+            ..
+        } => {
+            let on = node
+                .as_ref()
+                .map(|n| format!(" on node {n}"))
+                .unwrap_or_default();
+            let read_only = classes.contains(&Class::VolumeReadOnly);
+            let empty = classes.contains(&Class::PgControldata);
+            let what = match (read_only, empty) {
+                (true, true) => {
+                    "the volume is read-only and PGDATA is empty or unreadable (pg_controldata finds no cluster)"
+                }
+                (false, true) => {
+                    "PGDATA is empty or uninitialised (pg_controldata finds no cluster)"
+                }
+                (true, false) => "the volume is read-only: every write fails",
+                _ if classes.contains(&Class::DiskIoError) => "I/O errors on the volume",
+                _ if classes.contains(&Class::DiskFull) => "the volume is full",
+                _ => "",
+            };
+            let summary = if what.is_empty() {
+                format!(
+                    "PVC {namespace}/{name} (pod {pod}{on}): {} — since {since}",
+                    incident.first_summary
+                )
+            } else {
+                format!("PVC {namespace}/{name} (pod {pod}{on}): {what} — since {since}")
+            };
+            let storage = node
+                .as_ref()
+                .map(|n| format!("First make sure the storage path to node {n} is healthy again (iSCSI sessions: `iscsiadm -m session -P 3`, the storage array). "))
+                .unwrap_or_default();
+            let remediation = if empty && cnpg.is_some() && !primary {
+                format!(
+                    "{storage}This replica's volume holds no usable data directory, so a restart cannot help. Delete the pod and its PVC so CloudNativePG provisions a new volume and re-clones it from the primary: `kubectl delete pod {pod} -n {namespace} && kubectl delete pvc {name} -n {namespace}`."
+                )
+            } else if empty && *primary {
+                format!(
+                    "{storage}This is the primary: do NOT delete PVC {name}. Promote a healthy replica (`kubectl cnpg promote <cluster> <instance> -n {namespace}`) or restore from backup, then rebuild this instance."
+                )
+            } else if read_only || classes.contains(&Class::DiskIoError) {
+                format!(
+                    "{storage}Then delete the pod so the CSI driver detaches and re-attaches the volume read-write: `kubectl delete pod {pod} -n {namespace}`. Do not delete PVC {name}: its data is intact."
+                )
+            } else {
+                incident.first_remediation.clone()
+            };
+            (summary, remediation)
+        }
+        Subject::Node { name } => {
+            let devices = incident
+                .captures
+                .get("device")
+                .map(|d| d.iter().cloned().collect::<Vec<_>>().join(", "))
+                .unwrap_or_default();
+            let pvcs: Vec<&String> = incident
+                .related
+                .iter()
+                .filter(|r| r.starts_with("pvc/"))
+                .collect();
+            let summary = format!(
+                "Node {name}: {} storage failures in its kernel log{} — since {since}",
+                incident.hits,
+                if devices.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (devices {devices})")
+                }
+            );
+            let remediation = format!(
+                "Restore the node's storage path (iSCSI sessions: `iscsiadm -m session -P 3`; the storage array's health), then recover the volumes on it{}. {}",
+                if pvcs.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        ": see {}",
+                        pvcs.iter()
+                            .map(|s| s.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                },
+                incident.first_remediation
+            );
+            (summary, remediation)
+        }
+        Subject::Pipeline { name } => {
+            let cause = incident.related.iter().find(|r| r.starts_with("pvc/"));
+            let summary = format!(
+                "The log pipeline ({name}) is broken: {} push failures and storage errors, logs are being dropped — since {since}{}",
+                incident.hits,
+                cause.map(|c| format!("; cause: {c}")).unwrap_or_default()
+            );
+            let remediation = match cause.and_then(|c| all.get(c)) {
+                Some(Incident {
+                    subject:
+                        Subject::Pvc {
+                            namespace,
+                            name: pvc,
+                            pod,
+                            ..
+                        },
+                    ..
+                }) => format!(
+                    "Loki's volume {namespace}/{pvc} cannot be written. Once the storage is healthy, delete the Loki pod so the volume is re-attached read-write: `kubectl delete pod {pod} -n {namespace}`; then check that the shippers' pushes succeed again. Until then, read pod logs directly (`kubectl logs`)."
+                ),
+                _ => incident.first_remediation.clone(),
+            };
+            (summary, remediation)
+        }
+        Subject::Workload {
+            namespace,
+            kind,
+            name,
+            pod,
+        } => {
+            let kills = incident
+                .signatures
+                .iter()
+                .filter(|(s, _)| s.contains("probe-kill"))
+                .map(|(_, n)| n)
+                .sum::<u64>();
+            if classes.contains(&Class::ProbeKill) {
+                (
+                    format!(
+                        "{kind} {namespace}/{name} (pod {pod}) is killed by its liveness probe and restarts in a loop: {kills} kills — since {since}"
+                    ),
+                    format!(
+                        "The container is killed before it finishes starting. Give startup the time it needs: add a startupProbe (failureThreshold × periodSeconds longer than the slowest start), or raise the liveness probe's initialDelaySeconds/failureThreshold: `kubectl -n {namespace} edit {} {name}`.",
+                        kind.to_lowercase()
+                    ),
+                )
+            } else if classes.contains(&Class::OomKill) {
+                (
+                    format!(
+                        "{kind} {namespace}/{name} (pod {pod}) is killed for memory — since {since}"
+                    ),
+                    format!(
+                        "Raise the container's memory limit or reduce its usage: `kubectl -n {namespace} edit {} {name}`.",
+                        kind.to_lowercase()
+                    ),
+                )
+            } else {
+                (
+                    format!(
+                        "{kind} {namespace}/{name}: {} — since {since}",
+                        incident.first_summary
+                    ),
+                    incident.first_remediation.clone(),
+                )
+            }
+        }
+        Subject::Cnpg { namespace, cluster } => {
+            let members: Vec<&Incident> = incident
+                .related
+                .iter()
+                .filter(|r| r.starts_with("pvc/"))
+                .filter_map(|r| all.get(r))
+                .collect();
+            let total = incident
+                .captures
+                .get("instances")
+                .and_then(|s| s.iter().next())
+                .cloned()
+                .unwrap_or_default();
+            let primary = members
+                .iter()
+                .any(|m| matches!(m.subject, Subject::Pvc { primary: true, .. }));
+            let read_only = members
+                .iter()
+                .filter(|m| {
+                    m.classes.contains(&Class::VolumeReadOnly)
+                        && !m.classes.contains(&Class::PgControldata)
+                })
+                .count();
+            let empty = members
+                .iter()
+                .filter(|m| m.classes.contains(&Class::PgControldata))
+                .count();
+            let of = if total.is_empty() || total == "0" {
+                String::new()
+            } else {
+                format!(" of {total}")
+            };
+            let mut parts = Vec::new();
+            if read_only > 0 {
+                parts.push(format!("{read_only}{of} instances on read-only volumes"));
+            }
+            if empty > 0 {
+                parts.push(format!(
+                    "{empty}{of} instances with an empty or unreadable PGDATA"
+                ));
+            }
+            if parts.is_empty() {
+                parts.push(incident.first_summary.clone());
+            }
+            let impact = if primary {
+                " — primary affected, writes failing"
+            } else {
+                " — primary healthy, running without those replicas"
+            };
+            (
+                format!(
+                    "CloudNativePG cluster {namespace}/{cluster}: {}{impact} — since {since}",
+                    parts.join(", ")
+                ),
+                format!(
+                    "Recover each instance as its PVC incident says ({}).",
+                    incident
+                        .related
+                        .iter()
+                        .filter(|r| r.starts_with("pvc/"))
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )
+        }
+        Subject::Pod { .. } | Subject::Unknown { .. } => (
+            format!("{} — since {since}", incident.first_summary),
+            incident.first_remediation.clone(),
+        ),
+    }
+}

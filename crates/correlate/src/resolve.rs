@@ -1,0 +1,323 @@
+//! Which broken thing a hit is about: its entity key.
+//!
+//! In order of trust: the inventory (pod → PVC, node, owner), then naming
+//! conventions (a CloudNativePG instance pod `<cluster>-<n>` uses PVC
+//! `<cluster>-<n>`; a ReplicaSet pod `<deployment>-<hash>-<id>` belongs to
+//! Deployment `<deployment>`), then the record's own labels (pod, node).
+
+use faultline_core::Class;
+
+use crate::Observation;
+use crate::inventory::Inventory;
+
+/// The entity a hit is about, with what is known of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Subject {
+    /// A PersistentVolumeClaim and the pod that uses it.
+    Pvc {
+        namespace: String,
+        name: String,
+        pod: String,
+        node: Option<String>,
+        cnpg: Option<String>,
+        primary: bool,
+    },
+    /// A node (kernel and node-service failures).
+    Node { name: String },
+    /// The log pipeline.
+    Pipeline { name: String },
+    /// A workload (Deployment, StatefulSet, DaemonSet …) and its pod.
+    Workload {
+        namespace: String,
+        kind: String,
+        name: String,
+        pod: String,
+    },
+    /// A CloudNativePG cluster.
+    Cnpg { namespace: String, cluster: String },
+    /// A pod no better owner is known for.
+    Pod { namespace: String, name: String },
+    /// Nothing known: the signature itself.
+    Unknown { signature: String },
+}
+
+impl Subject {
+    /// The stable key: `pvc/<ns>/<name>`, `node/<name>`, `pipeline/<name>`,
+    /// `workload/<ns>/<kind>/<name>`, `cnpg/<ns>/<cluster>`, `pod/<ns>/<name>`
+    /// or `signature/<id>`.
+    pub fn key(&self) -> String {
+        match self {
+            Subject::Pvc {
+                namespace, name, ..
+            } => format!("pvc/{namespace}/{name}"),
+            Subject::Node { name } => format!("node/{name}"),
+            Subject::Pipeline { name } => format!("pipeline/{name}"),
+            Subject::Workload {
+                namespace,
+                kind,
+                name,
+                ..
+            } => format!("workload/{namespace}/{kind}/{name}"),
+            Subject::Cnpg { namespace, cluster } => format!("cnpg/{namespace}/{cluster}"),
+            Subject::Pod { namespace, name } => format!("pod/{namespace}/{name}"),
+            Subject::Unknown { signature } => format!("signature/{signature}"),
+        }
+    }
+
+    /// Keys of the other things this one is part of (its node, its
+    /// CloudNativePG cluster, the log pipeline).
+    pub fn related(&self, signature: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Subject::Pvc {
+            namespace,
+            node,
+            cnpg,
+            ..
+        } = self
+        {
+            out.extend(node.iter().map(|n| format!("node/{n}")));
+            out.extend(cnpg.iter().map(|c| format!("cnpg/{namespace}/{c}")));
+        }
+        if signature.starts_with("loki-") && !matches!(self, Subject::Pipeline { .. }) {
+            out.push("pipeline/loki".to_string());
+        }
+        out
+    }
+}
+
+/// Classes that are about a volume when they come from a pod's log.
+fn is_storage(class: Class) -> bool {
+    matches!(
+        class,
+        Class::VolumeReadOnly
+            | Class::DiskFull
+            | Class::PgControldata
+            | Class::DiskIoError
+            | Class::PgWalArchive
+            | Class::VolumeMount
+    )
+}
+
+/// `<cluster>-<n>` → `<cluster>`.
+fn cnpg_cluster_by_name(pod: &str) -> Option<&str> {
+    let (cluster, serial) = pod.rsplit_once('-')?;
+    (!serial.is_empty() && serial.bytes().all(|b| b.is_ascii_digit())).then_some(cluster)
+}
+
+/// The workload of a pod from its owner, or from its name: `<d>-<hash>-<id>`
+/// is Deployment `<d>`, `<s>-<n>` is StatefulSet `<s>`.
+fn workload_of(pod: &str, owner: Option<&(String, String)>) -> (String, String) {
+    match owner {
+        Some((kind, name)) if kind == "ReplicaSet" => {
+            let deployment = name.rsplit_once('-').map_or(name.as_str(), |(d, _)| d);
+            ("Deployment".to_string(), deployment.to_string())
+        }
+        Some((kind, name)) => (kind.clone(), name.clone()),
+        None => {
+            let parts: Vec<&str> = pod.rsplitn(3, '-').collect();
+            match parts.as_slice() {
+                [id, hash, deployment] if id.len() == 5 && hash.len() >= 8 => {
+                    ("Deployment".into(), deployment.to_string())
+                }
+                _ => match cnpg_cluster_by_name(pod) {
+                    Some(set) => ("StatefulSet".into(), set.to_string()),
+                    None => ("Pod".into(), pod.to_string()),
+                },
+            }
+        }
+    }
+}
+
+/// Resolves the entity `hit` is about.
+pub fn resolve(hit: &Observation, inventory: &Inventory) -> Subject {
+    let label = |k: &str| hit.labels.get(k).map(String::as_str);
+    let capture = |k: &str| {
+        hit.captures
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.as_str())
+    };
+    if hit.class == Class::LogPushFailure {
+        return Subject::Pipeline {
+            name: "loki".into(),
+        };
+    }
+    if hit.class == Class::PgInstanceStatus
+        && let (Some(namespace), Some(cluster)) = (label("namespace"), capture("cluster"))
+    {
+        return Subject::Cnpg {
+            namespace: namespace.into(),
+            cluster: cluster.into(),
+        };
+    }
+    let (Some(namespace), Some(pod)) = (label("namespace"), label("pod")) else {
+        return match label("node") {
+            Some(node) => Subject::Node { name: node.into() },
+            None => Subject::Unknown {
+                signature: hit.signature.into(),
+            },
+        };
+    };
+    let known = inventory.pod(namespace, pod);
+    let cnpg = known.and_then(|p| p.cnpg_cluster.clone()).or_else(|| {
+        let by_name = hit.signature.starts_with("cnpg-") || hit.signature.starts_with("postgres-");
+        by_name
+            .then(|| cnpg_cluster_by_name(pod))
+            .flatten()
+            .map(str::to_string)
+    });
+    // A CloudNativePG instance's troubles (its crash loop included) are
+    // its volume's; other pods' storage errors are their volume's too.
+    if is_storage(hit.class) || cnpg.is_some() {
+        let claim = match known {
+            Some(p) => p
+                .claims
+                .iter()
+                .find(|c| c.as_str() == pod)
+                .or(p.claims.first())
+                .cloned(),
+            None => cnpg.as_ref().map(|_| pod.to_string()),
+        };
+        if let Some(name) = claim {
+            return Subject::Pvc {
+                namespace: namespace.into(),
+                name,
+                pod: pod.into(),
+                node: known
+                    .and_then(|p| p.node.clone())
+                    .or_else(|| label("node").map(str::to_string)),
+                cnpg,
+                primary: known.is_some_and(|p| p.primary),
+            };
+        }
+    }
+    if matches!(
+        hit.class,
+        Class::ProbeKill | Class::ProbeFailure | Class::RestartLoop | Class::OomKill
+    ) {
+        let (kind, name) = workload_of(pod, known.and_then(|p| p.owner.as_ref()));
+        return Subject::Workload {
+            namespace: namespace.into(),
+            kind,
+            name,
+            pod: pod.into(),
+        };
+    }
+    Subject::Pod {
+        namespace: namespace.into(),
+        name: pod.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use faultline_core::Severity;
+    use std::collections::BTreeMap;
+
+    fn hit<'a>(
+        signature: &'a str,
+        class: Class,
+        labels: &'a BTreeMap<String, String>,
+    ) -> Observation<'a> {
+        Observation {
+            ts: 0,
+            signature,
+            class,
+            severity: Severity::Critical,
+            labels,
+            captures: &[],
+            summary: "",
+            remediation: "",
+            evidence: "",
+        }
+    }
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn the_inventory_is_trusted_first() {
+        let mut inventory = Inventory::default();
+        inventory
+            .add_json(br#"{"kind":"List","items":[{"kind":"Pod","metadata":{"name":"loki-0","namespace":"monitoring",
+              "ownerReferences":[{"kind":"StatefulSet","name":"loki","controller":true}]},
+              "spec":{"nodeName":"n1","volumes":[{"name":"storage","persistentVolumeClaim":{"claimName":"storage-loki-0"}}]}}]}"#)
+            .unwrap();
+        let l = labels(&[("namespace", "monitoring"), ("pod", "loki-0")]);
+        let subject = resolve(
+            &hit("loki-wal-read-only", Class::VolumeReadOnly, &l),
+            &inventory,
+        );
+        assert_eq!(subject.key(), "pvc/monitoring/storage-loki-0");
+        assert_eq!(
+            subject.related("loki-wal-read-only"),
+            ["node/n1", "pipeline/loki"]
+        );
+        let probe = resolve(
+            &hit("kubelet-readiness-probe-failed", Class::ProbeFailure, &l),
+            &inventory,
+        );
+        assert_eq!(probe.key(), "workload/monitoring/StatefulSet/loki");
+    }
+
+    #[test]
+    fn conventions_apply_without_an_inventory() {
+        let none = Inventory::default();
+        let l = labels(&[
+            ("namespace", "vitals-prod"),
+            ("pod", "vitals-db-production-cnpg-v1-2"),
+        ]);
+        assert_eq!(
+            resolve(
+                &hit("postgres-wal-read-only", Class::VolumeReadOnly, &l),
+                &none
+            )
+            .key(),
+            "pvc/vitals-prod/vitals-db-production-cnpg-v1-2"
+        );
+        let ml = labels(&[
+            ("namespace", "immich-prod"),
+            ("pod", "immich-machine-learning-7d4b9c6f58-6rtdn"),
+        ]);
+        assert_eq!(
+            resolve(&hit("kubelet-probe-kill", Class::ProbeKill, &ml), &none).key(),
+            "workload/immich-prod/Deployment/immich-machine-learning"
+        );
+        let kernel = labels(&[("node", "talos-519-vmy")]);
+        assert_eq!(
+            resolve(
+                &hit(
+                    "kernel-ext4-remount-read-only",
+                    Class::VolumeReadOnly,
+                    &kernel
+                ),
+                &none
+            )
+            .key(),
+            "node/talos-519-vmy"
+        );
+        assert_eq!(
+            resolve(
+                &hit("promtail-push-server-error", Class::LogPushFailure, &ml),
+                &none
+            )
+            .key(),
+            "pipeline/loki"
+        );
+        let bare = labels(&[]);
+        assert_eq!(
+            resolve(&hit("x", Class::DiskFull, &bare), &none).key(),
+            "signature/x"
+        );
+        let web = labels(&[("namespace", "web"), ("pod", "nginx")]);
+        assert_eq!(
+            resolve(&hit("y", Class::DiskFull, &web), &none).key(),
+            "pod/web/nginx"
+        );
+    }
+}

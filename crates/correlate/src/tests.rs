@@ -1,0 +1,259 @@
+use std::collections::BTreeMap;
+
+use faultline_core::{Class, Severity};
+
+use super::*;
+
+const INVENTORY: &[u8] = br#"{"apiVersion":"v1","kind":"List","items":[
+  {"kind":"Pod","metadata":{"name":"db-1","namespace":"app","labels":{"cnpg.io/cluster":"db","cnpg.io/instanceRole":"primary"}},
+   "spec":{"nodeName":"n1","volumes":[{"name":"pgdata","persistentVolumeClaim":{"claimName":"db-1"}}]}},
+  {"kind":"Pod","metadata":{"name":"db-2","namespace":"app","labels":{"cnpg.io/cluster":"db","cnpg.io/instanceRole":"replica"}},
+   "spec":{"nodeName":"n1","volumes":[{"name":"pgdata","persistentVolumeClaim":{"claimName":"db-2"}}]}},
+  {"kind":"Pod","metadata":{"name":"loki-0","namespace":"monitoring","ownerReferences":[{"kind":"StatefulSet","name":"loki","controller":true}]},
+   "spec":{"nodeName":"n1","volumes":[{"name":"storage","persistentVolumeClaim":{"claimName":"storage-loki-0"}}]}}]}"#;
+
+const MINUTE: i64 = 60_000_000_000;
+
+fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn observe(
+    c: &mut Correlator,
+    ts: i64,
+    signature: &str,
+    class: Class,
+    severity: Severity,
+    l: &BTreeMap<String, String>,
+) {
+    c.observe(&Observation {
+        ts,
+        signature,
+        class,
+        severity,
+        labels: l,
+        captures: &[],
+        summary: "first summary",
+        remediation: "signature remediation",
+        evidence: "evidence",
+    });
+}
+
+fn correlator() -> Correlator {
+    let mut inventory = Inventory::default();
+    inventory.add_json(INVENTORY).unwrap();
+    Correlator::new(inventory)
+}
+
+fn report<'a>(reports: &'a [Report], key: &str) -> &'a Report {
+    reports.iter().find(|r| r.key == key).unwrap_or_else(|| {
+        panic!(
+            "no {key} in {:?}",
+            reports.iter().map(|r| &r.key).collect::<Vec<_>>()
+        )
+    })
+}
+
+#[test]
+fn an_empty_replica_gets_its_pvc_recreated_and_a_read_only_primary_only_a_pod_bounce() {
+    let mut c = correlator();
+    let replica = labels(&[("namespace", "app"), ("pod", "db-2")]);
+    let primary = labels(&[("namespace", "app"), ("pod", "db-1")]);
+    observe(
+        &mut c,
+        0,
+        "cnpg-pg-controldata-failed",
+        Class::PgControldata,
+        Severity::Critical,
+        &replica,
+    );
+    observe(
+        &mut c,
+        MINUTE,
+        "cnpg-pgdata-read-only",
+        Class::VolumeReadOnly,
+        Severity::Critical,
+        &primary,
+    );
+    observe(
+        &mut c,
+        2 * MINUTE,
+        "kubelet-crashloop-backoff",
+        Class::RestartLoop,
+        Severity::Warning,
+        &replica,
+    );
+    let reports = c.reports();
+    let empty = report(&reports, "pvc/app/db-2");
+    assert_eq!(
+        (
+            empty.incident.state,
+            empty.incident.fired_at,
+            empty.incident.hits
+        ),
+        (State::Firing, Some(0), 2)
+    );
+    assert!(
+        empty
+            .remediation
+            .contains("kubectl delete pod db-2 -n app && kubectl delete pvc db-2 -n app"),
+        "{}",
+        empty.remediation
+    );
+    let ro = report(&reports, "pvc/app/db-1");
+    assert!(
+        ro.remediation.contains("kubectl delete pod db-1 -n app"),
+        "{}",
+        ro.remediation
+    );
+    assert!(
+        ro.remediation.contains("Do not delete PVC db-1"),
+        "{}",
+        ro.remediation
+    );
+    assert!(
+        ro.summary.contains("read-only") && ro.summary.contains("node n1"),
+        "{}",
+        ro.summary
+    );
+    let rollup = report(&reports, "cnpg/app/db");
+    assert_eq!(rollup.incident.state, State::Firing);
+    assert!(
+        rollup
+            .summary
+            .contains("1 of 2 instances on read-only volumes"),
+        "{}",
+        rollup.summary
+    );
+    assert!(
+        rollup.summary.contains("primary affected"),
+        "{}",
+        rollup.summary
+    );
+    assert!(
+        rollup.incident.related.contains("pvc/app/db-1")
+            && rollup.incident.related.contains("pvc/app/db-2")
+    );
+    assert!(
+        empty.incident.related.contains("cnpg/app/db"),
+        "links go both ways"
+    );
+}
+
+#[test]
+fn lokis_volume_and_the_failing_pushes_are_one_story() {
+    let mut c = correlator();
+    let loki = labels(&[("namespace", "monitoring"), ("pod", "loki-0")]);
+    let promtail = labels(&[("namespace", "monitoring"), ("pod", "promtail-abcde")]);
+    observe(
+        &mut c,
+        0,
+        "loki-wal-read-only",
+        Class::VolumeReadOnly,
+        Severity::Critical,
+        &loki,
+    );
+    observe(
+        &mut c,
+        MINUTE,
+        "promtail-push-batch-dropped",
+        Class::LogPushFailure,
+        Severity::Critical,
+        &promtail,
+    );
+    let reports = c.reports();
+    let pipeline = report(&reports, "pipeline/loki");
+    assert!(
+        pipeline
+            .incident
+            .related
+            .contains("pvc/monitoring/storage-loki-0")
+    );
+    assert!(
+        pipeline
+            .summary
+            .contains("cause: pvc/monitoring/storage-loki-0"),
+        "{}",
+        pipeline.summary
+    );
+    assert!(
+        pipeline
+            .remediation
+            .contains("kubectl delete pod loki-0 -n monitoring"),
+        "{}",
+        pipeline.remediation
+    );
+}
+
+#[test]
+fn a_probe_kill_loop_gets_a_startup_probe_remediation() {
+    let mut c = Correlator::new(Inventory::default());
+    let ml = labels(&[
+        ("namespace", "immich"),
+        ("pod", "immich-machine-learning-7d4b9c6f58-6rtdn"),
+    ]);
+    for i in 0..3 {
+        observe(
+            &mut c,
+            i * 6 * MINUTE / 2,
+            "kubelet-probe-kill",
+            Class::ProbeKill,
+            Severity::Warning,
+            &ml,
+        );
+    }
+    let reports = c.reports();
+    let workload = report(
+        &reports,
+        "workload/immich/Deployment/immich-machine-learning",
+    );
+    assert_eq!(workload.incident.state, State::Firing);
+    assert!(
+        workload.remediation.contains("startupProbe"),
+        "{}",
+        workload.remediation
+    );
+    assert!(workload.summary.contains("3 kills"), "{}", workload.summary);
+}
+
+#[test]
+fn time_comes_from_the_hits_and_quiet_incidents_resolve() {
+    let mut c = correlator();
+    let node = labels(&[("node", "n1")]);
+    observe(
+        &mut c,
+        0,
+        "kernel-ext4-remount-read-only",
+        Class::VolumeReadOnly,
+        Severity::Critical,
+        &node,
+    );
+    c.advance(2 * 60 * MINUTE);
+    let reports = c.reports();
+    let n = report(&reports, "node/n1");
+    assert_eq!(
+        (n.incident.state, n.incident.resolved_at),
+        (State::Resolved, Some(60 * MINUTE))
+    );
+}
+
+#[test]
+fn the_number_of_incidents_is_bounded_and_evictions_are_counted() {
+    let mut c = Correlator::new(Inventory::default()).with_max_incidents(10);
+    for i in 0..100 {
+        let l = labels(&[("node", &format!("n{i}"))]);
+        observe(
+            &mut c,
+            i,
+            "kernel-hung-task",
+            Class::KernelHang,
+            Severity::Info,
+            &l,
+        );
+    }
+    assert_eq!(c.reports().len(), 10);
+    assert_eq!(c.evicted, 90);
+}
