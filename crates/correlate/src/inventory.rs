@@ -20,12 +20,27 @@ pub struct Pod {
     pub primary: bool,
 }
 
-/// Pods and PVCs by namespace and name.
+/// Pods and PVCs by namespace and name, and nodes' mount tables.
 #[derive(Clone, Debug, Default)]
 pub struct Inventory {
     pods: HashMap<(String, String), Pod>,
+    /// Pod UID → (namespace, name).
+    uids: HashMap<String, (String, String)>,
     /// PVC (namespace, name) → bound PV name.
     pvcs: HashMap<(String, String), Option<String>>,
+    /// Node → device → the pod volume it backs.
+    mounts: HashMap<String, HashMap<String, crate::mounts::VolumeMount>>,
+}
+
+/// Where a device on a node leads: the PVC and the pod using it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceVolume {
+    /// The PVC's namespace.
+    pub namespace: String,
+    /// The PVC's name.
+    pub pvc: String,
+    /// The pod it is mounted for, when the inventory knows its UID.
+    pub pod: Option<String>,
 }
 
 fn text<'a>(value: &'a Value, path: &[&str]) -> Option<&'a str> {
@@ -95,6 +110,10 @@ impl Inventory {
                         primary: label("cnpg.io/instanceRole").or_else(|| label("role"))
                             == Some("primary"),
                     };
+                    if let Some(uid) = text(item, &["metadata", "uid"]) {
+                        self.uids
+                            .insert(uid.to_string(), (namespace.clone(), name.to_string()));
+                    }
                     self.pods.insert((namespace, name.to_string()), pod);
                     added += 1;
                 }
@@ -107,6 +126,37 @@ impl Inventory {
             }
         }
         Ok(added)
+    }
+
+    /// Adds the mount table (mountinfo text) of `node`.
+    pub fn add_mounts(&mut self, node: &str, mountinfo: &str) -> usize {
+        let table = crate::mounts::parse_mountinfo(mountinfo);
+        let count = table.len();
+        self.mounts
+            .entry(node.to_string())
+            .or_default()
+            .extend(table);
+        count
+    }
+
+    /// The PVC behind `device` (`sdc`, or a partition such as `sdc1`) on
+    /// `node`: mount table → PV → the PVC bound to it.
+    pub fn device_volume(&self, node: &str, device: &str) -> Option<DeviceVolume> {
+        let table = self.mounts.get(node)?;
+        let mount = table
+            .get(device)
+            .or_else(|| table.get(device.trim_end_matches(|c: char| c.is_ascii_digit())))?;
+        let (namespace, pvc) = self
+            .pvcs
+            .iter()
+            .find(|(_, volume)| volume.as_deref() == Some(mount.pv.as_str()))
+            .map(|((ns, name), _)| (ns.clone(), name.clone()))?;
+        let pod = self.uids.get(&mount.pod_uid).map(|(_, name)| name.clone());
+        Some(DeviceVolume {
+            namespace,
+            pvc,
+            pod,
+        })
     }
 
     /// The pod `namespace/name`, if known.

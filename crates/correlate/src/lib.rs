@@ -15,6 +15,7 @@
 
 pub mod incident;
 pub mod inventory;
+pub mod mounts;
 mod remedy;
 pub mod resolve;
 

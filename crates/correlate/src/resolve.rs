@@ -151,12 +151,28 @@ pub fn resolve(hit: &Observation, inventory: &Inventory) -> Subject {
         };
     }
     let (Some(namespace), Some(pod)) = (label("namespace"), label("pod")) else {
-        return match label("node") {
-            Some(node) => Subject::Node { name: node.into() },
-            None => Subject::Unknown {
+        let Some(node) = label("node") else {
+            return Subject::Unknown {
                 signature: hit.signature.into(),
-            },
+            };
         };
+        // A kernel error on a device that backs a pod volume is that
+        // volume's (the node's mount table says which).
+        if let Some(found) = capture("device").and_then(|d| inventory.device_volume(node, d)) {
+            let known = found
+                .pod
+                .as_deref()
+                .and_then(|p| inventory.pod(&found.namespace, p));
+            return Subject::Pvc {
+                namespace: found.namespace,
+                name: found.pvc,
+                pod: found.pod.clone().unwrap_or_default(),
+                node: Some(node.to_string()),
+                cnpg: known.and_then(|p| p.cnpg_cluster.clone()),
+                primary: known.is_some_and(|p| p.primary),
+            };
+        }
+        return Subject::Node { name: node.into() };
     };
     let known = inventory.pod(namespace, pod);
     let cnpg = known.and_then(|p| p.cnpg_cluster.clone()).or_else(|| {
@@ -263,6 +279,34 @@ mod tests {
             &inventory,
         );
         assert_eq!(probe.key(), "workload/monitoring/StatefulSet/loki");
+    }
+
+    #[test]
+    fn a_kernel_error_on_a_mounted_device_belongs_to_its_pvc() {
+        let mut inventory = Inventory::default();
+        inventory
+            .add_json(br#"{"kind":"List","items":[
+              {"kind":"Pod","metadata":{"name":"pg-2","namespace":"db","uid":"u-2","labels":{"cnpg.io/cluster":"pg"}},"spec":{"nodeName":"n1","volumes":[{"name":"d","persistentVolumeClaim":{"claimName":"pg-2"}}]}},
+              {"kind":"PersistentVolumeClaim","metadata":{"name":"pg-2","namespace":"db"},"spec":{"volumeName":"pvc-22"}}]}"#)
+            .unwrap();
+        inventory.add_mounts("n1", "60 36 8:32 / /var/lib/kubelet/pods/u-2/volumes/kubernetes.io~csi/pvc-22/mount rw - ext4 /dev/sdc rw\n");
+        let l = labels(&[("node", "n1")]);
+        let captures = [("device".to_string(), "sdc".to_string())];
+        let mut remount = hit("kernel-ext4-remount-read-only", Class::VolumeReadOnly, &l);
+        remount.captures = &captures;
+        let subject = resolve(&remount, &inventory);
+        assert_eq!(subject.key(), "pvc/db/pg-2");
+        assert_eq!(
+            subject.related("kernel-ext4-remount-read-only"),
+            ["node/n1", "cnpg/db/pg"]
+        );
+        let other = [("device".to_string(), "sdz".to_string())];
+        remount.captures = &other;
+        assert_eq!(
+            resolve(&remount, &inventory).key(),
+            "node/n1",
+            "a device the mount table does not know"
+        );
     }
 
     #[test]

@@ -130,6 +130,8 @@ pub struct Totals {
     pub skipped: Vec<String>,
     /// The object lists among the inputs, used as inventory.
     pub inventories: Vec<Vec<u8>>,
+    /// Nodes' mount tables among the inputs: (node, mountinfo).
+    pub mounts: Vec<(String, String)>,
 }
 
 /// How inputs are read, independent of how results are printed.
@@ -196,6 +198,9 @@ pub fn replay_with_inventory(
                 message: err,
             });
         }
+    }
+    for (node, table) in &totals.mounts {
+        inventory.add_mounts(node, table);
     }
     let incidents = correlate(matcher, &mut hits, inventory);
     Ok(Replay {
@@ -388,6 +393,8 @@ struct Part {
     skipped: Option<String>,
     /// A Kubernetes object list found among the inputs, for correlation.
     inventory: Option<Vec<u8>>,
+    /// A node's mount table found among the inputs: (node, mountinfo).
+    mounts: Option<(String, String)>,
 }
 
 /// Joins the parts of each input in order: line numbers continue from the
@@ -419,6 +426,7 @@ fn stitch(tasks: &[Task], parts: Vec<Option<Part>>) -> (Vec<HitRecord>, Totals, 
         totals.truncated += part.truncated;
         totals.skipped.extend(part.skipped);
         totals.inventories.extend(part.inventory);
+        totals.mounts.extend(part.mounts);
         errors.extend(part.error);
     }
     (hits, totals, errors)
@@ -466,6 +474,7 @@ impl<'a> FileScan<'a> {
             files: 1,
             skipped: None,
             inventory: None,
+            mounts: None,
         };
         let fail = |path: String, message: String| InputError {
             path: path.into(),
@@ -553,11 +562,34 @@ impl<'a> FileScan<'a> {
         let mut stream = StreamScan::new(
             self.task.input,
             display.clone(),
-            labels,
+            labels.clone(),
             self.options,
             self.progress,
         );
         let mut reader = reader;
+        if self.task.range.is_none() && faultline_correlate::mounts::looks_like_mountinfo(&head) {
+            let mut text = String::new();
+            if let Err(err) = (&mut reader).take(MAX_DOCUMENT).read_to_string(&mut text) {
+                part.error = Some(fail(
+                    display,
+                    format!("{}: {err}", opened.encoding.failure()),
+                ));
+                return part;
+            }
+            part.skipped = Some(match labels.get("node") {
+                Some(node) => {
+                    let note = format!(
+                        "{display}: the mount table of node {node}, not a log; used to map devices to volumes"
+                    );
+                    part.mounts = Some((node.clone(), text));
+                    note
+                }
+                None => format!(
+                    "{display}: a mount table of an unknown node (keep it under node/<name>/); not used"
+                ),
+            });
+            return part;
+        }
         let is_loki = loki::looks_like_response(&head);
         if self.task.range.is_none() && (is_loki || kubernetes::looks_like_document(&head)) {
             let mut whole = Vec::new();
@@ -886,6 +918,7 @@ mod tests {
             files: 1,
             skipped: None,
             inventory: None,
+            mounts: None,
         })
     }
 
