@@ -389,3 +389,103 @@ fn the_story_is_told_per_cluster_node_pipeline_and_workload() {
         r.incidents.len()
     );
 }
+
+#[test]
+fn the_markdown_report_tells_each_incident_with_its_fix_and_evidence() {
+    let out = faultline(&[
+        "replay",
+        "--format",
+        "markdown",
+        fixture().to_str().unwrap(),
+    ]);
+    let md = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        md.starts_with("# faultline incident report\n"),
+        "{}",
+        &md[..200.min(md.len())]
+    );
+    let section = md
+        .split("\n## ")
+        .find(|s| s.starts_with("`cnpg/vitals-prod/vitals-db-production-cnpg-v1`"))
+        .expect("a section for the vitals-prod cluster");
+    assert!(
+        section.contains("3 of 3 instances on read-only volumes"),
+        "{section}"
+    );
+    assert!(
+        section.contains("**Same story:**")
+            && section.contains("`pvc/vitals-prod/vitals-db-production-cnpg-v1-1`")
+    );
+    let replica = md
+        .split("\n## ")
+        .find(|s| s.starts_with("`pvc/memos-stage/memos-db-staging-cnpg-v1-2`"))
+        .expect("a section for the memos replica");
+    assert!(
+        replica.contains("kubectl delete pvc memos-db-staging-cnpg-v1-2 -n memos-stage"),
+        "{replica}"
+    );
+    assert!(replica.contains("Evidence:\n\n```\n"), "{replica}");
+}
+
+/// Debian's Chromium, if installed.
+fn chromium() -> Option<PathBuf> {
+    ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+}
+
+#[test]
+fn the_html_report_renders_in_a_real_browser_without_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("report.html");
+    let out = faultline(&["replay", "--format", "html", fixture().to_str().unwrap()]);
+    std::fs::write(&page, &out.stdout).unwrap();
+    let html = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        html.starts_with("<!DOCTYPE html>") && html.contains("<svg") && !html.contains("<script")
+    );
+    let Some(browser) = chromium() else {
+        assert!(
+            std::env::var_os("FAULTLINE_REQUIRE_TOOLS").is_none(),
+            "Chromium is required here (apt-get install chromium)"
+        );
+        eprintln!("chromium is not installed: the page was checked as text only");
+        return;
+    };
+    let profile = tempfile::tempdir().unwrap();
+    let rendered = std::process::Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--enable-logging=stderr",
+            "--v=0",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg("--dump-dom")
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .expect("chromium runs");
+    assert!(
+        rendered.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rendered.stderr)
+    );
+    let dom = String::from_utf8_lossy(&rendered.stdout);
+    assert!(
+        dom.contains("<svg") && dom.contains("incident timeline"),
+        "the timeline is in the rendered page"
+    );
+    assert!(dom.contains("pvc/vitals-prod/vitals-db-production-cnpg-v1-1"));
+    assert!(dom.contains("kubectl delete pod loki-0 -n monitoring"));
+    let log = String::from_utf8_lossy(&rendered.stderr);
+    for bad in ["CONSOLE", "Uncaught", "Failed to load resource"] {
+        assert!(!log.contains(bad), "browser reported {bad}:\n{log}");
+    }
+}

@@ -10,6 +10,7 @@ mod cri;
 mod input;
 mod lines;
 mod output;
+mod report;
 
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
@@ -73,6 +74,10 @@ pub enum OutputFormat {
     Text,
     /// One JSON object per line (documented in docs/output.md).
     Json,
+    /// An incident report in Markdown, for a post-mortem.
+    Markdown,
+    /// The incident report as one self-contained HTML page with a timeline.
+    Html,
 }
 
 fn parse_input_format(name: &str) -> Result<Format, String> {
@@ -303,6 +308,8 @@ pub fn run(args: &ReplayArgs) -> Result<ExitCode> {
         OutputFormat::Text => {
             report.write_text(&mut std::io::stdout().lock(), output::use_color())?
         }
+        OutputFormat::Markdown => report.write_markdown(&mut std::io::stdout().lock())?,
+        OutputFormat::Html => report.write_html(&mut std::io::stdout().lock())?,
     }
     for error in &errors {
         eprintln!("faultline: {error}");
