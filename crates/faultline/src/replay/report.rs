@@ -13,13 +13,9 @@ fn minute(ns: i64) -> String {
     format!("{}Z", full.get(..16).unwrap_or(&full))
 }
 
-fn state_name(state: State) -> &'static str {
-    state.as_str()
-}
-
 /// Incidents that paged (firing or resolved after firing) first, then the
 /// ones that never fired; each group by first sight.
-fn ordered<'a>(incidents: &'a [Incident]) -> Vec<&'a Incident> {
+fn ordered(incidents: &[Incident]) -> Vec<&Incident> {
     let mut out: Vec<&Incident> = incidents
         .iter()
         .filter(|r| r.incident.fired_at.is_some())
@@ -50,7 +46,7 @@ impl Report<'_> {
             let _ = writeln!(
                 md,
                 "| {} | {} | `{}` | {} | {} |",
-                state_name(i.state),
+                i.state.as_str(),
                 i.severity,
                 r.key,
                 minute(i.first_seen),
@@ -59,7 +55,7 @@ impl Report<'_> {
         }
         for r in ordered(self.incidents) {
             let i = &r.incident;
-            let _ = writeln!(md, "\n## `{}` — {}\n", r.key, state_name(i.state));
+            let _ = writeln!(md, "\n## `{}` — {}\n", r.key, i.state.as_str());
             let _ = writeln!(md, "{}\n", r.summary);
             let _ = writeln!(
                 md,
@@ -120,7 +116,7 @@ impl Report<'_> {
             let _ = writeln!(
                 h,
                 "<tr><td class=\"{0}\">{0}</td><td>{1}</td><td><a href=\"#{2}\"><code>{2}</code></a></td><td>{3}</td><td>{4}</td></tr>",
-                state_name(i.state),
+                i.state.as_str(),
                 i.severity,
                 escape(&r.key),
                 minute(i.first_seen),
@@ -134,7 +130,7 @@ impl Report<'_> {
                 h,
                 "<section id=\"{0}\"><h2><code>{0}</code> — <span class=\"{1}\">{1}</span></h2>",
                 escape(&r.key),
-                state_name(i.state)
+                i.state.as_str()
             );
             let _ = writeln!(h, "<p>{}</p>", escape(&r.summary));
             let _ = writeln!(
