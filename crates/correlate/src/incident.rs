@@ -101,7 +101,12 @@ pub struct Incident {
     pub evidence_last: VecDeque<String>,
     /// Times of recent hits per severity, for the rule's window.
     recent: BTreeMap<Severity, VecDeque<i64>>,
+    /// Times of the latest liveness-probe kills (at most [`KILLS`]).
+    pub kills: VecDeque<i64>,
 }
+
+/// Probe kills remembered per incident, to measure their rhythm.
+pub const KILLS: usize = 64;
 
 impl Incident {
     /// A new pending incident about `subject`, first seen at `ts`.
@@ -126,6 +131,7 @@ impl Incident {
             evidence_first: Vec::new(),
             evidence_last: VecDeque::new(),
             recent: BTreeMap::new(),
+            kills: VecDeque::new(),
         }
     }
 
@@ -145,6 +151,12 @@ impl Incident {
         self.last_seen = hit.ts;
         self.severity = self.severity.max(hit.severity);
         self.classes.insert(hit.class);
+        if hit.class == Class::ProbeKill {
+            if self.kills.len() == KILLS {
+                self.kills.pop_front();
+            }
+            self.kills.push_back(hit.ts);
+        }
         *self
             .signatures
             .entry(hit.signature.to_string())

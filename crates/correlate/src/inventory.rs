@@ -5,6 +5,39 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
+/// A liveness probe's timing: a container that has not answered it after
+/// `initial_delay_s + failure_threshold × period_s` seconds is killed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Probe {
+    /// `initialDelaySeconds` (default 0).
+    pub initial_delay_s: u32,
+    /// `periodSeconds` (default 10).
+    pub period_s: u32,
+    /// `failureThreshold` (default 3).
+    pub failure_threshold: u32,
+}
+
+impl Probe {
+    /// Seconds of start-up the probe allows before it kills the container.
+    pub fn allows_s(&self) -> u32 {
+        self.initial_delay_s + self.failure_threshold * self.period_s
+    }
+
+    fn from_json(probe: &Value) -> Probe {
+        let field = |k: &str, default: u32| {
+            probe
+                .get(k)
+                .and_then(Value::as_u64)
+                .map_or(default, |v| v as u32)
+        };
+        Probe {
+            initial_delay_s: field("initialDelaySeconds", 0),
+            period_s: field("periodSeconds", 10),
+            failure_threshold: field("failureThreshold", 3),
+        }
+    }
+}
+
 /// One pod, as far as correlation cares.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Pod {
@@ -18,6 +51,8 @@ pub struct Pod {
     pub cnpg_cluster: Option<String>,
     /// CloudNativePG's `cnpg.io/instanceRole` (or legacy `role`) is `primary`.
     pub primary: bool,
+    /// Liveness probes by container name.
+    pub liveness: std::collections::BTreeMap<String, Probe>,
 }
 
 /// Pods and PVCs by namespace and name, and nodes' mount tables.
@@ -102,7 +137,23 @@ impl Inventory {
                             .and_then(|l| l.get(key))
                             .and_then(Value::as_str)
                     };
+                    let liveness = item
+                        .pointer("/spec/containers")
+                        .and_then(Value::as_array)
+                        .map(|containers| {
+                            containers
+                                .iter()
+                                .filter_map(|c| {
+                                    Some((
+                                        text(c, &["name"])?.to_string(),
+                                        Probe::from_json(c.get("livenessProbe")?),
+                                    ))
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default();
                     let pod = Pod {
+                        liveness,
                         node: text(item, &["spec", "nodeName"]).map(str::to_string),
                         claims,
                         owner,
@@ -207,6 +258,7 @@ mod tests {
         assert_eq!(pod.owner, Some(("Cluster".into(), "pg".into())));
         assert_eq!(pod.cnpg_cluster.as_deref(), Some("pg"));
         assert!(pod.primary);
+        assert!(pod.liveness.is_empty());
         assert!(inventory.has_pvc("db", "pg-1"));
         assert!(
             inventory
@@ -214,5 +266,50 @@ mod tests {
                 .unwrap_err()
                 .starts_with("not JSON")
         );
+    }
+
+    #[test]
+    fn liveness_probes_are_read_with_kubernetes_defaults() {
+        let mut inventory = Inventory::default();
+        inventory
+            .add_json(br#"{"kind":"Pod","metadata":{"name":"ml","namespace":"a"},"spec":{"containers":[
+              {"name":"ml","livenessProbe":{"httpGet":{"path":"/ping"},"initialDelaySeconds":300,"failureThreshold":6}},
+              {"name":"side"}]}}"#)
+            .unwrap();
+        let probe = inventory.pod("a", "ml").unwrap().liveness["ml"];
+        assert_eq!(
+            probe,
+            Probe {
+                initial_delay_s: 300,
+                period_s: 10,
+                failure_threshold: 6
+            }
+        );
+        assert_eq!(probe.allows_s(), 360);
+    }
+
+    #[test]
+    fn a_device_leads_through_the_mount_table_to_its_pvc_and_pod() {
+        let mut inventory = Inventory::default();
+        inventory
+            .add_json(br#"{"kind":"List","items":[
+              {"kind":"Pod","metadata":{"name":"pg-2","namespace":"db","uid":"u-2"},"spec":{"volumes":[{"name":"d","persistentVolumeClaim":{"claimName":"pg-2"}}]}},
+              {"kind":"PersistentVolumeClaim","metadata":{"name":"pg-2","namespace":"db"},"spec":{"volumeName":"pvc-22"}}]}"#)
+            .unwrap();
+        let table = "60 36 8:32 / /var/lib/kubelet/pods/u-2/volumes/kubernetes.io~csi/pvc-22/mount rw - ext4 /dev/sdc rw\n";
+        assert_eq!(inventory.add_mounts("n1", table), 1);
+        let expected = DeviceVolume {
+            namespace: "db".into(),
+            pvc: "pg-2".into(),
+            pod: Some("pg-2".into()),
+        };
+        assert_eq!(inventory.device_volume("n1", "sdc"), Some(expected.clone()));
+        assert_eq!(
+            inventory.device_volume("n1", "sdc1"),
+            Some(expected),
+            "a partition of the device"
+        );
+        assert_eq!(inventory.device_volume("n2", "sdc"), None);
+        assert_eq!(inventory.device_volume("n1", "sdd"), None);
     }
 }

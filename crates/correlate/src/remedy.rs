@@ -15,6 +15,37 @@ fn when(ns: i64) -> String {
         .unwrap_or_default()
 }
 
+/// The shortest time between distinct probe kills (kills reported twice,
+/// by kubelet's log and by an Event, within a minute count once). Logs
+/// are often sampled or rotated, so the shortest gap is the best view of
+/// the loop's period.
+fn kill_interval_s(kills: &std::collections::VecDeque<i64>) -> Option<i64> {
+    const SAME_KILL_NS: i64 = 60_000_000_000;
+    let mut distinct: Vec<i64> = Vec::new();
+    let mut sorted: Vec<i64> = kills.iter().copied().collect();
+    sorted.sort_unstable();
+    for t in sorted {
+        if distinct.last().is_none_or(|&last| t - last > SAME_KILL_NS) {
+            distinct.push(t);
+        }
+    }
+    let mut gaps: Vec<i64> = distinct
+        .windows(2)
+        .map(|w| (w[1] - w[0]) / 1_000_000_000)
+        .collect();
+    gaps.sort_unstable();
+    gaps.get(gaps.len() / 2).copied()
+}
+
+/// `6m0s`-style duration.
+fn duration(seconds: i64) -> String {
+    match seconds {
+        s if s >= 3600 => format!("{}h{}m", s / 3600, (s % 3600) / 60),
+        s if s >= 60 => format!("{}m{}s", s / 60, s % 60),
+        s => format!("{s}s"),
+    }
+}
+
 /// Adds a `cnpg/<ns>/<cluster>` incident for every CloudNativePG cluster
 /// with an instance volume in trouble, linking the instance incidents (or
 /// enriches the one its own hits made).
@@ -216,6 +247,7 @@ pub fn story(incident: &Incident, all: &BTreeMap<String, Incident>) -> (String, 
             kind,
             name,
             pod,
+            liveness,
         } => {
             let kills = incident
                 .signatures
@@ -223,25 +255,47 @@ pub fn story(incident: &Incident, all: &BTreeMap<String, Incident>) -> (String, 
                 .filter(|(s, _)| s.contains("probe-kill"))
                 .map(|(_, n)| n)
                 .sum::<u64>();
+            let edit = format!(
+                "`kubectl -n {namespace} edit {} {name}`",
+                kind.to_lowercase()
+            );
             if classes.contains(&Class::ProbeKill) {
-                (
-                    format!(
-                        "{kind} {namespace}/{name} (pod {pod}) is killed by its liveness probe and restarts in a loop: {kills} kills — since {since}"
+                // A gap of more than half an hour says more about gaps in
+                // the logs than about the loop: leave it out.
+                let rhythm = kill_interval_s(&incident.kills).filter(|&s| s <= 1800);
+                let every = rhythm
+                    .map(|s| format!(", as often as every {}", duration(s)))
+                    .unwrap_or_default();
+                let summary = format!(
+                    "{kind} {namespace}/{name} (pod {pod}) is killed by its liveness probe and restarts in a loop: {kills} kills{every} — since {since}"
+                );
+                let remediation = match liveness {
+                    Some(probe) => {
+                        let allows = probe.allows_s();
+                        let period = probe.period_s.max(1);
+                        let threshold = (allows * 2).max(600).div_ceil(period);
+                        format!(
+                            "The liveness probe allows {allows} s of start-up (initialDelaySeconds {} + failureThreshold {} × periodSeconds {}){}, and the container is killed before it finishes starting. Add a startupProbe that allows more — the liveness probe's check with periodSeconds {period} and failureThreshold {threshold} ({} s) — so the liveness probe only starts once the container is up; or raise initialDelaySeconds/failureThreshold: {edit}.",
+                            probe.initial_delay_s,
+                            probe.failure_threshold,
+                            probe.period_s,
+                            rhythm
+                                .map(|s| format!("; kills come as often as every {}", duration(s)))
+                                .unwrap_or_default(),
+                            threshold * period
+                        )
+                    }
+                    None => format!(
+                        "The container is killed before it finishes starting{every}. Give start-up the time it needs: add a startupProbe (failureThreshold × periodSeconds longer than the slowest start), or raise the liveness probe's initialDelaySeconds/failureThreshold: {edit}."
                     ),
-                    format!(
-                        "The container is killed before it finishes starting. Give startup the time it needs: add a startupProbe (failureThreshold × periodSeconds longer than the slowest start), or raise the liveness probe's initialDelaySeconds/failureThreshold: `kubectl -n {namespace} edit {} {name}`.",
-                        kind.to_lowercase()
-                    ),
-                )
+                };
+                (summary, remediation)
             } else if classes.contains(&Class::OomKill) {
                 (
                     format!(
                         "{kind} {namespace}/{name} (pod {pod}) is killed for memory — since {since}"
                     ),
-                    format!(
-                        "Raise the container's memory limit or reduce its usage: `kubectl -n {namespace} edit {} {name}`.",
-                        kind.to_lowercase()
-                    ),
+                    format!("Raise the container's memory limit or reduce its usage: {edit}."),
                 )
             } else {
                 (
@@ -323,5 +377,23 @@ pub fn story(incident: &Incident, all: &BTreeMap<String, Incident>) -> (String, 
             format!("{} — since {since}", incident.first_summary),
             incident.first_remediation.clone(),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_kill_rhythm_is_the_shortest_gap_between_distinct_kills() {
+        let s = 1_000_000_000;
+        let kills: std::collections::VecDeque<i64> =
+            [0, 10 * s, 370 * s, 740 * s, 745 * s, 1110 * s]
+                .into_iter()
+                .collect();
+        assert_eq!(kill_interval_s(&kills), Some(370));
+        assert_eq!(kill_interval_s(&[5 * s].into_iter().collect()), None);
+        assert_eq!(duration(370), "6m10s");
+        assert_eq!(duration(7300), "2h1m");
     }
 }

@@ -32,6 +32,8 @@ pub enum Subject {
         kind: String,
         name: String,
         pod: String,
+        /// The liveness probe of the container the hit is about, if known.
+        liveness: Option<crate::inventory::Probe>,
     },
     /// A CloudNativePG cluster.
     Cnpg { namespace: String, cluster: String },
@@ -212,11 +214,19 @@ pub fn resolve(hit: &Observation, inventory: &Inventory) -> Subject {
         Class::ProbeKill | Class::ProbeFailure | Class::RestartLoop | Class::OomKill
     ) {
         let (kind, name) = workload_of(pod, known.and_then(|p| p.owner.as_ref()));
+        let container = capture("container").or_else(|| label("container"));
+        let liveness = known.and_then(|p| match container {
+            Some(c) => p.liveness.get(c).copied(),
+            None => (p.liveness.len() == 1)
+                .then(|| p.liveness.values().next().copied())
+                .flatten(),
+        });
         return Subject::Workload {
             namespace: namespace.into(),
             kind,
             name,
             pod: pod.into(),
+            liveness,
         };
     }
     Subject::Pod {

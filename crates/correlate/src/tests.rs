@@ -257,3 +257,42 @@ fn the_number_of_incidents_is_bounded_and_evictions_are_counted() {
     assert_eq!(c.reports().len(), 10);
     assert_eq!(c.evicted, 90);
 }
+
+#[test]
+fn a_probe_kill_loop_names_the_probe_budget_and_the_kill_rhythm() {
+    let mut inventory = Inventory::default();
+    inventory
+        .add_json(br#"{"kind":"Pod","metadata":{"name":"ml-7d4b9c6f58-6rtdn","namespace":"immich",
+          "ownerReferences":[{"kind":"ReplicaSet","name":"ml-7d4b9c6f58","controller":true}]},
+          "spec":{"containers":[{"name":"ml","livenessProbe":{"initialDelaySeconds":300,"failureThreshold":6,"periodSeconds":10}}]}}"#)
+        .unwrap();
+    let mut c = Correlator::new(inventory);
+    let l = labels(&[
+        ("namespace", "immich"),
+        ("pod", "ml-7d4b9c6f58-6rtdn"),
+        ("container", "ml"),
+    ]);
+    for i in 0..4 {
+        observe(
+            &mut c,
+            i * 6 * MINUTE,
+            "kubelet-probe-kill",
+            Class::ProbeKill,
+            Severity::Warning,
+            &l,
+        );
+    }
+    let reports = c.reports();
+    let ml = report(&reports, "workload/immich/Deployment/ml");
+    assert!(
+        ml.summary.contains("4 kills, as often as every 6m0s"),
+        "{}",
+        ml.summary
+    );
+    assert!(ml.remediation.contains("allows 360 s of start-up (initialDelaySeconds 300 + failureThreshold 6 × periodSeconds 10)"), "{}", ml.remediation);
+    assert!(
+        ml.remediation.contains("failureThreshold 72 (720 s)"),
+        "{}",
+        ml.remediation
+    );
+}
