@@ -54,6 +54,15 @@ const COMMON_WORDS: &[&str] = &[
     "file",
     "code",
     "name",
+    // Healthy Kubernetes nodes print these all the time: every volume
+    // mount (`MountVolume.SetUp succeeded`), every path under /var/lib
+    // (kubelet, PostgreSQL data directories), every probe type, every
+    // missing-file message.
+    "mountvolume",
+    "/var/lib/",
+    "postgresql",
+    "startup",
+    "no such file or directory",
 ];
 
 /// A rarity score: higher is rarer. Grows with length and with uncommon
