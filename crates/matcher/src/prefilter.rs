@@ -50,11 +50,18 @@ impl Searcher {
         {
             return Searcher::Packed(packed);
         }
-        let automaton = AhoCorasick::builder()
-            .match_kind(MatchKind::LeftmostFirst)
-            .kind(Some(AhoCorasickKind::DFA))
-            .build(needles)
-            .expect("a DFA over a few hundred short literals always builds");
+        // A DFA is fastest; a very large literal set may exceed its size
+        // limit, and then the (slower, compact) NFA is built instead.
+        let builder = |kind| {
+            AhoCorasick::builder()
+                .match_kind(MatchKind::LeftmostFirst)
+                .kind(kind)
+                .build(needles)
+        };
+        let automaton = builder(Some(AhoCorasickKind::DFA))
+            .or_else(|_| builder(Some(AhoCorasickKind::ContiguousNFA)))
+            .or_else(|_| builder(Some(AhoCorasickKind::NoncontiguousNFA)))
+            .expect("an Aho-Corasick NFA builds for any set of fewer than 2^31 literals");
         Searcher::Automaton(automaton)
     }
 
