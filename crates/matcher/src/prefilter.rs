@@ -1,5 +1,7 @@
 //! Finding candidate lines in a buffer without looking at most of them.
 
+use std::collections::HashMap;
+
 use aho_corasick::{AhoCorasick, AhoCorasickKind, Input, MatchKind, packed};
 use regex_syntax::hir::Hir;
 
@@ -12,6 +14,11 @@ use crate::literals::{self, Alphabet, Preference};
 /// Measured in BENCHMARKS.md: Teddy over up to 127 literals beat both
 /// 4-byte anchors and the automaton on the built-in library.
 const FAST_LITERALS: usize = 127;
+
+/// Most literals an anchor cover is computed for; a larger set (thousands
+/// of user patterns) goes straight into an automaton, whose build time
+/// stays linear.
+const MAX_ANCHORED: usize = 4096;
 
 /// Finds the lines of a buffer that may match one of a set of patterns.
 ///
@@ -94,20 +101,37 @@ impl Prefilter {
             .collect();
         let has_literal: Vec<bool> = selective.iter().map(Option::is_some).collect();
         let mut chosen = selective.clone();
-        if distinct(&chosen).len() > FAST_LITERALS {
+        // How many chosen sets hold each literal, to know the distinct
+        // count as sets change without recounting everything.
+        let mut uses: HashMap<Vec<u8>, usize> = HashMap::new();
+        for literal in chosen.iter().flatten().flatten() {
+            *uses.entry(literal.clone()).or_insert(0) += 1;
+        }
+        if uses.len() > FAST_LITERALS {
             // Give up selectivity where it costs the most literals first.
             let mut order: Vec<usize> = (0..patterns.len()).collect();
             order.sort_by_key(|&i| std::cmp::Reverse(selective[i].as_ref().map_or(0, Vec::len)));
             for i in order {
-                if distinct(&chosen).len() <= FAST_LITERALS {
+                if uses.len() <= FAST_LITERALS {
                     break;
                 }
+                for literal in chosen[i].iter().flatten() {
+                    if let Some(n) = uses.get_mut(literal) {
+                        *n -= 1;
+                        if *n == 0 {
+                            uses.remove(literal);
+                        }
+                    }
+                }
                 chosen[i] = literals::required(&patterns[i], alphabet, Preference::Few);
+                for literal in chosen[i].iter().flatten() {
+                    *uses.entry(literal.clone()).or_insert(0) += 1;
+                }
             }
         }
         let literals = distinct(&chosen);
         let every_line = has_literal.iter().any(|&h| !h);
-        let needles = if literals.len() > FAST_LITERALS {
+        let needles = if (FAST_LITERALS + 1..=MAX_ANCHORED).contains(&literals.len()) {
             anchors::cover(&literals, FAST_LITERALS).unwrap_or_else(|| literals.clone())
         } else {
             literals.clone()

@@ -161,3 +161,14 @@ fn a_bad_pattern_is_reported_by_its_index() {
     assert_eq!(err.index, 1);
     assert!(err.to_string().starts_with("pattern 2: "), "{err}");
 }
+
+#[test]
+fn thousands_of_patterns_go_through_the_automaton_and_count_exactly() {
+    let patterns: Vec<String> = (0..5000).map(|i| format!("error code {i:05}x")).collect();
+    let set = GrepSet::new(&patterns).unwrap();
+    let buf = b"error code 00042x\nerror code 99999x\nfine\nsee error code 04999x here\n";
+    assert_eq!(set.count_lines(buf, &mut set.cache()), 2);
+    let anchored: Vec<String> = (0..300).map(|i| format!("component{i} failed hard")).collect();
+    let set = GrepSet::new(&anchored).unwrap();
+    assert_eq!(set.count_lines(b"component7 failed hard\ncomponent7 failed\n", &mut set.cache()), 1);
+}
