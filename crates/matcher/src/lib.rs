@@ -45,6 +45,7 @@ use faultline_core::SourceKind;
 use faultline_signatures::Signature;
 use regex::bytes::CaptureLocations;
 use regex_automata::meta;
+use regex_automata::nfa::thompson::WhichCaptures;
 use regex_automata::util::syntax;
 use regex_automata::{Input, MatchKind, PatternSet};
 use regex_syntax::hir::Hir;
@@ -96,6 +97,10 @@ fn build_set(hirs: &[Hir]) -> Result<meta::Regex, BuildError> {
     meta::Builder::new()
         .configure(
             meta::Config::new()
+                // Only which patterns match is asked of the set: without
+                // capture slots its caches stay small with thousands of
+                // patterns (captures come from each signature's own regex).
+                .which_captures(WhichCaptures::None)
                 .match_kind(MatchKind::All)
                 .utf8_empty(false),
         )
@@ -345,7 +350,11 @@ impl GrepSet {
         let hirs = parse_all(patterns)?;
         let (prefilter, _) = Prefilter::new(&hirs, Alphabet::Raw);
         let set = meta::Builder::new()
-            .configure(meta::Config::new().utf8_empty(false))
+            .configure(
+                meta::Config::new()
+                    .utf8_empty(false)
+                    .which_captures(WhichCaptures::None),
+            )
             .syntax(syntax_config())
             .build_many_from_hir(&hirs)
             .map_err(|err| BuildError {
@@ -369,11 +378,7 @@ impl GrepSet {
     pub fn count_lines(&self, buf: &[u8], cache: &mut meta::Cache) -> u64 {
         let mut count = 0;
         self.prefilter.for_each_candidate(buf, |start, end| {
-            if self
-                .set
-                .search_with(cache, &Input::new(&buf[start..end]).earliest(true))
-                .is_some()
-            {
+            if self.set.is_match_with(cache, &Input::new(&buf[start..end])) {
                 count += 1;
             }
             true

@@ -15,6 +15,9 @@ use crate::literals::{self, Alphabet, Preference};
 /// 4-byte anchors and the automaton on the built-in library.
 const FAST_LITERALS: usize = 127;
 
+/// Most literals put in a DFA.
+const MAX_DFA_LITERALS: usize = 512;
+
 /// Most literals an anchor cover is computed for; a larger set (thousands
 /// of user patterns) goes straight into an automaton, whose build time
 /// stays linear.
@@ -57,18 +60,20 @@ impl Searcher {
         {
             return Searcher::Packed(packed);
         }
-        // A DFA is fastest; a very large literal set may exceed its size
-        // limit, and then the (slower, compact) NFA is built instead.
-        let builder = |kind| {
-            AhoCorasick::builder()
-                .match_kind(MatchKind::LeftmostFirst)
-                .kind(kind)
-                .build(needles)
-        };
-        let automaton = builder(Some(AhoCorasickKind::DFA))
-            .or_else(|_| builder(Some(AhoCorasickKind::ContiguousNFA)))
-            .or_else(|_| builder(Some(AhoCorasickKind::NoncontiguousNFA)))
-            .expect("an Aho-Corasick NFA builds for any set of fewer than 2^31 literals");
+        // A DFA is fastest, but its size grows with the literals: beyond a
+        // few hundred, let aho-corasick pick (a contiguous NFA), which
+        // builds in linear time.
+        let kind = (needles.len() <= MAX_DFA_LITERALS).then_some(AhoCorasickKind::DFA);
+        let automaton = AhoCorasick::builder()
+            .match_kind(MatchKind::LeftmostFirst)
+            .kind(kind)
+            .build(needles)
+            .or_else(|_| {
+                AhoCorasick::builder()
+                    .match_kind(MatchKind::LeftmostFirst)
+                    .build(needles)
+            })
+            .expect("an Aho-Corasick automaton builds for any set of fewer than 2^31 literals");
         Searcher::Automaton(automaton)
     }
 

@@ -168,7 +168,15 @@ fn thousands_of_patterns_go_through_the_automaton_and_count_exactly() {
     let set = GrepSet::new(&patterns).unwrap();
     let buf = b"error code 00042x\nerror code 99999x\nfine\nsee error code 04999x here\n";
     assert_eq!(set.count_lines(buf, &mut set.cache()), 2);
-    let anchored: Vec<String> = (0..300).map(|i| format!("component{i} failed hard")).collect();
+    let anchored: Vec<String> = (0..300)
+        .map(|i| format!("component{i} failed hard"))
+        .collect();
     let set = GrepSet::new(&anchored).unwrap();
-    assert_eq!(set.count_lines(b"component7 failed hard\ncomponent7 failed\n", &mut set.cache()), 1);
+    assert_eq!(
+        set.count_lines(
+            b"component7 failed hard\ncomponent7 failed\n",
+            &mut set.cache()
+        ),
+        1
+    );
 }
