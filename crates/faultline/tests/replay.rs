@@ -485,3 +485,23 @@ fn a_saved_loki_query_response_is_read_entry_by_entry() {
     );
     assert_eq!(summary["lines"], 2);
 }
+
+#[test]
+fn a_kubectl_get_events_table_is_dated_from_when_it_was_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.txt");
+    std::fs::write(
+        &path,
+        "LAST SEEN   TYPE      REASON    OBJECT                       MESSAGE\n\
+         5m          Normal    Killing   pod/ml-7d4b9c6f58-6rtdn      Container ml failed liveness probe, will be restarted\n",
+    )
+    .unwrap();
+    let printed = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_772_236_800); // 2026-02-28T00:00:00Z
+    std::fs::File::options().write(true).open(&path).unwrap().set_modified(printed).unwrap();
+    let out = replay(&[path.to_str().unwrap()]);
+    let (hits, _) = records(&out);
+    assert_eq!(hits.len(), 1, "{}", stderr(&out));
+    assert_eq!(hits[0]["signature"], "kubelet-probe-kill");
+    assert_eq!(hits[0]["ts"], "2026-02-27T23:55:00.000000000Z");
+    assert_eq!(hits[0]["labels"]["pod"], "ml-7d4b9c6f58-6rtdn");
+}

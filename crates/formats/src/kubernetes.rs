@@ -199,3 +199,150 @@ mod tests {
         assert_eq!(document(b"{not json"), None);
     }
 }
+
+/// Whether `head` (the start of a file) is the table `kubectl get events`
+/// prints (with or without `-A`'s NAMESPACE column).
+pub fn looks_like_events_table(head: &[u8]) -> bool {
+    let first = head.split(|&b| b == b'\n').next().unwrap_or_default();
+    let words: Vec<&[u8]> = first
+        .split(|&b| b == b' ')
+        .filter(|w| !w.is_empty())
+        .collect();
+    let start = usize::from(words.first() == Some(&&b"NAMESPACE"[..]));
+    words.get(start..start + 6)
+        == Some(
+            &[
+                &b"LAST"[..],
+                b"SEEN",
+                b"TYPE",
+                b"REASON",
+                b"OBJECT",
+                b"MESSAGE",
+            ][..],
+        )
+}
+
+/// `3m`, `2d4h`, `45s`, `90m` → seconds.
+fn age_seconds(age: &str) -> Option<i64> {
+    let mut total = 0i64;
+    let mut number = String::new();
+    for c in age.chars() {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        let n: i64 = number.parse().ok()?;
+        number.clear();
+        total += n * match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            'y' => 365 * 86_400,
+            _ => return None,
+        };
+    }
+    number.is_empty().then_some(total)
+}
+
+/// The rows of a `kubectl get events` table as JSON records (the shape
+/// [`document`] gives events), oldest first. The table only says how long
+/// ago each event was last seen, so `now_ns` — when the table was printed
+/// (the file's modification time) — dates them. A row whose age cannot be
+/// read keeps `ts` empty. `None` when `text` is not such a table.
+pub fn events_table(text: &str, now_ns: Option<i64>) -> Option<Vec<u8>> {
+    let mut lines = text.lines();
+    let header = lines.next()?;
+    if !looks_like_events_table(header.as_bytes()) {
+        return None;
+    }
+    // Columns start where the header's words start.
+    let starts: Vec<usize> = header
+        .char_indices()
+        .filter(|&(i, c)| c != ' ' && (i == 0 || header.as_bytes()[i - 1] == b' '))
+        .map(|(i, _)| i)
+        .collect();
+    let with_namespace = header.starts_with("NAMESPACE");
+    // "LAST SEEN" is one column of two words.
+    let mut columns: Vec<usize> = starts.clone();
+    let seen = usize::from(with_namespace);
+    columns.remove(seen + 1);
+    let mut records = Vec::new();
+    for row in lines.filter(|l| !l.trim().is_empty()) {
+        let cell = |k: usize| {
+            let from = (*columns.get(k)?).min(row.len());
+            let to = columns.get(k + 1).map_or(row.len(), |&t| t.min(row.len()));
+            row.get(from..to).map(str::trim)
+        };
+        let namespace = if with_namespace { cell(0) } else { None };
+        let (age, kind, reason, object, message) = (
+            cell(seen)?,
+            cell(seen + 1)?,
+            cell(seen + 2)?,
+            cell(seen + 3)?,
+            row.get(columns[seen + 4].min(row.len())..)?.trim(),
+        );
+        let ts = match (now_ns, age_seconds(age)) {
+            (Some(now), Some(ago)) => {
+                jiff::Timestamp::from_nanosecond(i128::from(now - ago * 1_000_000_000))
+                    .map(|t| format!("{t:.0}"))
+                    .unwrap_or_default()
+            }
+            _ => String::new(),
+        };
+        let (object_kind, name) = object.split_once('/').unwrap_or(("", object));
+        let mut record = json!({
+            "ts": ts, "type": kind, "reason": reason, "kind": object_kind, "object": name, "msg": message,
+        });
+        if let Some(map) = record.as_object_mut() {
+            if let Some(ns) = namespace {
+                map.insert("namespace".into(), Value::String(ns.to_string()));
+            }
+            if object_kind == "pod" {
+                map.insert("pod".into(), Value::String(name.to_string()));
+            }
+        }
+        records.push((ts, record));
+    }
+    records.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut out = Vec::new();
+    for (_, record) in records {
+        serde_json::to_writer(&mut out, &record).ok()?;
+        out.push(b'\n');
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod table_tests {
+    use super::*;
+
+    #[test]
+    fn table_rows_become_records_dated_from_when_the_table_was_printed() {
+        let table = "\
+NAMESPACE      LAST SEEN   TYPE      REASON      OBJECT                                           MESSAGE
+immich-prod    3m          Warning   Unhealthy   pod/immich-machine-learning-7d4b9c6f58-6rtdn     Liveness probe failed: Get \"http://10.244.1.5:3003/ping\": context deadline exceeded
+monitoring     2d4h        Warning   BackOff     pod/promtail-cqcqm                               Back-off restarting failed container promtail in pod promtail-cqcqm_monitoring(1)
+";
+        assert!(looks_like_events_table(table.as_bytes()));
+        let now = 1_772_236_800_000_000_000; // 2026-02-28T00:00:00Z
+        let lines = String::from_utf8(events_table(table, Some(now)).unwrap()).unwrap();
+        let records: Vec<Value> = lines
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(records[0]["ts"], "2026-02-25T20:00:00Z");
+        assert_eq!(records[0]["pod"], "promtail-cqcqm");
+        assert_eq!(records[1]["namespace"], "immich-prod");
+        assert_eq!(records[1]["reason"], "Unhealthy");
+        assert!(
+            records[1]["msg"]
+                .as_str()
+                .unwrap()
+                .starts_with("Liveness probe failed: Get")
+        );
+        assert_eq!(age_seconds("2d4h"), Some(187_200));
+        assert_eq!(age_seconds("<unknown>"), None);
+        assert!(!looks_like_events_table(b"LAST SEEN like a sentence"));
+    }
+}

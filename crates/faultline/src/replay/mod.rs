@@ -598,7 +598,10 @@ impl<'a> FileScan<'a> {
             return part;
         }
         let is_loki = loki::looks_like_response(&head);
-        if self.task.range.is_none() && (is_loki || kubernetes::looks_like_document(&head)) {
+        let is_table = kubernetes::looks_like_events_table(&head);
+        if self.task.range.is_none()
+            && (is_loki || is_table || kubernetes::looks_like_document(&head))
+        {
             let mut whole = Vec::new();
             if let Err(err) = (&mut reader).take(MAX_DOCUMENT).read_to_end(&mut whole) {
                 part.error = Some(fail(
@@ -609,6 +612,9 @@ impl<'a> FileScan<'a> {
             }
             let document = if is_loki {
                 loki::response(&whole).map(Document::Events)
+            } else if is_table {
+                kubernetes::events_table(&String::from_utf8_lossy(&whole), opened.mtime_ns)
+                    .map(Document::Events)
             } else {
                 kubernetes::document(&whole)
             };
