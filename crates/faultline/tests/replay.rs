@@ -497,7 +497,12 @@ fn a_kubectl_get_events_table_is_dated_from_when_it_was_printed() {
     )
     .unwrap();
     let printed = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_772_236_800); // 2026-02-28T00:00:00Z
-    std::fs::File::options().write(true).open(&path).unwrap().set_modified(printed).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(printed)
+        .unwrap();
     let out = replay(&[path.to_str().unwrap()]);
     let (hits, _) = records(&out);
     assert_eq!(hits.len(), 1, "{}", stderr(&out));

@@ -55,14 +55,8 @@ pub fn document(bytes: &[u8]) -> Option<Document> {
             .contains_key("apiVersion")
             .then_some(Document::Objects { kinds });
     }
-    let mut records: Vec<(String, Value)> = items.iter().map(event_record).collect();
-    records.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut out = Vec::new();
-    for (_, record) in records {
-        serde_json::to_writer(&mut out, &record).ok()?;
-        out.push(b'\n');
-    }
-    Some(Document::Events(out))
+    let records: Vec<(String, Value)> = items.iter().map(event_record).collect();
+    Some(Document::Events(crate::json_lines(records)))
 }
 
 fn text<'a>(map: &'a Map<String, Value>, path: &[&str]) -> Option<&'a str> {
@@ -304,13 +298,7 @@ pub fn events_table(text: &str, now_ns: Option<i64>) -> Option<Vec<u8>> {
         }
         records.push((ts, record));
     }
-    records.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut out = Vec::new();
-    for (_, record) in records {
-        serde_json::to_writer(&mut out, &record).ok()?;
-        out.push(b'\n');
-    }
-    Some(out)
+    Some(crate::json_lines(records))
 }
 
 #[cfg(test)]

@@ -28,3 +28,16 @@ mod time;
 pub use detect::{Format, strip_node_prefix};
 pub use labels::{Labels, line_labels, path_labels};
 pub use time::{Decoder, parse_rfc3339};
+
+/// `records` as JSON lines, ordered by their keys (a stable sort: equal
+/// keys keep their order). Documents that are not line-based (event lists,
+/// Loki responses, event tables) become such lines before matching.
+pub(crate) fn json_lines<K: Ord>(mut records: Vec<(K, serde_json::Value)>) -> Vec<u8> {
+    records.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut out = Vec::new();
+    for (_, record) in records {
+        out.extend_from_slice(record.to_string().as_bytes());
+        out.push(b'\n');
+    }
+    out
+}

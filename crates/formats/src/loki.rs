@@ -43,13 +43,7 @@ pub fn response(bytes: &[u8]) -> Option<Vec<u8>> {
             ));
         }
     }
-    entries.sort_by_key(|(ns, _)| *ns);
-    let mut out = Vec::new();
-    for (_, entry) in entries {
-        serde_json::to_writer(&mut out, &entry).ok()?;
-        out.push(b'\n');
-    }
-    Some(out)
+    Some(crate::json_lines(entries))
 }
 
 #[cfg(test)]
