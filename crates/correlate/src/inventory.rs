@@ -229,12 +229,6 @@ impl Inventory {
         out.sort();
         out
     }
-
-    /// Whether the PVC `namespace/name` is known.
-    pub fn has_pvc(&self, namespace: &str, name: &str) -> bool {
-        self.pvcs
-            .contains_key(&(namespace.to_string(), name.to_string()))
-    }
 }
 
 #[cfg(test)]
@@ -259,7 +253,6 @@ mod tests {
         assert_eq!(pod.cnpg_cluster.as_deref(), Some("pg"));
         assert!(pod.primary);
         assert!(pod.liveness.is_empty());
-        assert!(inventory.has_pvc("db", "pg-1"));
         assert!(
             inventory
                 .add_json(b"[oops")

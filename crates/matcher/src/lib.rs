@@ -163,11 +163,6 @@ impl<'a> Hit<'a> {
         self.line_start
     }
 
-    /// The text the signature matched: the raw line, or its unescaped view.
-    pub fn text(&self) -> &'a [u8] {
-        self.text
-    }
-
     /// The value of the named capture, if it took part in the match.
     pub fn capture(&self, name: &str) -> Option<&'a [u8]> {
         let index = self
