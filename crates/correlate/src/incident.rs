@@ -137,12 +137,6 @@ impl Incident {
 
     /// Records one hit at `ts` (never earlier than the last one given).
     pub fn observe(&mut self, hit: &crate::Observation, rule: impl Fn(Class, Severity) -> Rule) {
-        if self.state == State::Resolved {
-            // It is back: a new cycle, which will fire again by its rule.
-            self.state = State::Pending;
-            self.resolved_at = None;
-            self.recent.clear();
-        }
         if self.hits == 0 {
             self.first_summary = hit.summary.to_string();
             self.first_remediation = hit.remediation.to_string();
@@ -184,8 +178,11 @@ impl Incident {
         while recent.front().is_some_and(|&t| t < hit.ts - rule.window_ns) {
             recent.pop_front();
         }
-        if self.state == State::Pending && recent.len() as u32 >= threshold {
+        // Pending or resolved: it fires (again) when its rule says so; hits
+        // below the rule's threshold leave a resolved incident resolved.
+        if self.state != State::Firing && recent.len() as u32 >= threshold {
             self.state = State::Firing;
+            self.resolved_at = None;
             self.fired_at.get_or_insert(hit.ts);
             self.last_fired_at = Some(hit.ts);
             self.fired_count += 1;
@@ -198,6 +195,8 @@ impl Incident {
         if self.state == State::Firing && now - self.last_seen >= QUIET_NS {
             self.state = State::Resolved;
             self.resolved_at = Some(self.last_seen + QUIET_NS);
+            // A new cycle counts its hits afresh.
+            self.recent.clear();
         }
     }
 
@@ -298,6 +297,26 @@ mod tests {
         assert_eq!(incident.last_fired_at, Some(130 * MINUTE));
         assert_eq!(incident.resolved_at, None);
         assert_eq!(incident.first_seen, 0);
+    }
+
+    #[test]
+    fn a_stray_warning_after_resolution_does_not_reopen_it() {
+        let l = BTreeMap::new();
+        let mut incident = Incident::new(subject(), 0);
+        incident.observe(&at(0, Severity::Critical, &l), default_rule);
+        incident.advance(61 * MINUTE);
+        incident.observe(&at(70 * MINUTE, Severity::Warning, &l), default_rule);
+        assert_eq!(
+            (incident.state, incident.resolved_at),
+            (State::Resolved, Some(60 * MINUTE))
+        );
+        for ts in [71, 72] {
+            incident.observe(&at(ts * MINUTE, Severity::Warning, &l), default_rule);
+        }
+        assert_eq!(
+            (incident.state, incident.resolved_at, incident.fired_count),
+            (State::Firing, None, 2)
+        );
     }
 
     #[test]
