@@ -55,6 +55,67 @@ pub struct Pod {
     pub liveness: std::collections::BTreeMap<String, Probe>,
 }
 
+impl Pod {
+    /// The facts correlation needs from one Pod object.
+    fn from_json(item: &Value) -> Pod {
+        let claims = item
+            .pointer("/spec/volumes")
+            .and_then(Value::as_array)
+            .map(|volumes| {
+                volumes
+                    .iter()
+                    .filter_map(|v| {
+                        text(v, &["persistentVolumeClaim", "claimName"]).map(str::to_string)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let owner = item
+            .pointer("/metadata/ownerReferences")
+            .and_then(Value::as_array)
+            .and_then(|owners| {
+                owners
+                    .iter()
+                    .find(|o| o.get("controller") == Some(&Value::Bool(true)))
+                    .or(owners.first())
+            })
+            .and_then(|o| {
+                Some((
+                    text(o, &["kind"])?.to_string(),
+                    text(o, &["name"])?.to_string(),
+                ))
+            });
+        let label = |key: &str| {
+            item.pointer("/metadata/labels")
+                .and_then(|l| l.get(key))
+                .and_then(Value::as_str)
+        };
+        let liveness = item
+            .pointer("/spec/containers")
+            .and_then(Value::as_array)
+            .map(|containers| {
+                containers
+                    .iter()
+                    .filter_map(|c| {
+                        Some((
+                            text(c, &["name"])?.to_string(),
+                            Probe::from_json(c.get("livenessProbe")?),
+                        ))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Pod {
+            liveness,
+            node: text(item, &["spec", "nodeName"]).map(str::to_string),
+            claims,
+            owner,
+            cnpg_cluster: label("cnpg.io/cluster").map(str::to_string),
+            primary: label("cnpg.io/instanceRole").or_else(|| label("role")) == Some("primary"),
+        }
+    }
+}
+
 /// Pods and PVCs by namespace and name, and nodes' mount tables.
 #[derive(Clone, Debug, Default)]
 pub struct Inventory {
@@ -104,63 +165,7 @@ impl Inventory {
                 .to_string();
             match kind {
                 "Pod" => {
-                    let claims = item
-                        .pointer("/spec/volumes")
-                        .and_then(Value::as_array)
-                        .map(|volumes| {
-                            volumes
-                                .iter()
-                                .filter_map(|v| {
-                                    text(v, &["persistentVolumeClaim", "claimName"])
-                                        .map(str::to_string)
-                                })
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    let owner = item
-                        .pointer("/metadata/ownerReferences")
-                        .and_then(Value::as_array)
-                        .and_then(|owners| {
-                            owners
-                                .iter()
-                                .find(|o| o.get("controller") == Some(&Value::Bool(true)))
-                                .or(owners.first())
-                        })
-                        .and_then(|o| {
-                            Some((
-                                text(o, &["kind"])?.to_string(),
-                                text(o, &["name"])?.to_string(),
-                            ))
-                        });
-                    let label = |key: &str| {
-                        item.pointer("/metadata/labels")
-                            .and_then(|l| l.get(key))
-                            .and_then(Value::as_str)
-                    };
-                    let liveness = item
-                        .pointer("/spec/containers")
-                        .and_then(Value::as_array)
-                        .map(|containers| {
-                            containers
-                                .iter()
-                                .filter_map(|c| {
-                                    Some((
-                                        text(c, &["name"])?.to_string(),
-                                        Probe::from_json(c.get("livenessProbe")?),
-                                    ))
-                                })
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    let pod = Pod {
-                        liveness,
-                        node: text(item, &["spec", "nodeName"]).map(str::to_string),
-                        claims,
-                        owner,
-                        cnpg_cluster: label("cnpg.io/cluster").map(str::to_string),
-                        primary: label("cnpg.io/instanceRole").or_else(|| label("role"))
-                            == Some("primary"),
-                    };
+                    let pod = Pod::from_json(item);
                     if let Some(uid) = text(item, &["metadata", "uid"]) {
                         self.uids
                             .insert(uid.to_string(), (namespace.clone(), name.to_string()));
