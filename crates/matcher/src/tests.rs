@@ -156,6 +156,24 @@ no\nI/O error, dev sdb, sector 77\nthe end\nthe end\r\n1234x\nstart\nLiveness pr
 }
 
 #[test]
+fn more_literals_than_one_teddy_group_are_all_found() {
+    // 120 literals: split over two Teddy searchers, whose answers interleave.
+    let patterns: Vec<String> = (0..120).map(|i| format!("fault{i:03}z")).collect();
+    let mut buf = Vec::new();
+    for i in (0..120).rev() {
+        buf.extend_from_slice(format!("a fault{i:03}z here\nnothing\nfault{i:03}y\n").as_bytes());
+    }
+    buf.extend_from_slice(b"fault000z fault119z\n");
+    let set = GrepSet::new(&patterns).unwrap();
+    let refs: Vec<&str> = patterns.iter().map(String::as_str).collect();
+    assert_eq!(set.count_lines(&buf, &mut set.cache()), 121);
+    assert_eq!(
+        set.count_lines(&buf, &mut set.cache()),
+        naive_count(&refs, &buf)
+    );
+}
+
+#[test]
 fn a_bad_pattern_is_reported_by_its_index() {
     let err = GrepSet::new(&["fine", "(unclosed"]).unwrap_err();
     assert_eq!(err.index, 1);
