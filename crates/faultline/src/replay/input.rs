@@ -355,6 +355,88 @@ pub fn open(input: &Input, range: Option<(u64, u64)>) -> io::Result<Opened> {
     })
 }
 
+/// The first `max` bytes of the file at `path` (fewer if it is shorter).
+pub fn head(path: &Path, max: usize) -> io::Result<Vec<u8>> {
+    let mut head = vec![0u8; max];
+    let got = read_up_to(&mut File::open(path)?, &mut head)?;
+    head.truncate(got);
+    Ok(head)
+}
+
+/// Bytes read at a time when looking backwards for a dated line.
+const BACKWARD_BLOCK: usize = 64 << 10;
+
+/// The time of the last line before byte `end` of the file at `path` that
+/// `date` finds a time in, reading backwards. This is the time the lines
+/// at the start of a split part inherit, as they would have had the file
+/// been read from its start. Only the first [`super::lines::MAX_LINE`]
+/// bytes of a line are looked at, as when reading forwards. Stops after
+/// `max_lines` undated lines.
+pub fn last_dated_line(
+    path: &Path,
+    end: u64,
+    max_lines: usize,
+    date: impl Fn(&[u8]) -> Option<i64>,
+) -> io::Result<Option<i64>> {
+    use std::io::{Seek, SeekFrom};
+    let mut file = File::open(path)?;
+    let mut pos = end;
+    // The head of the line that ends where the bytes already seen begin.
+    let mut carry: Vec<u8> = Vec::new();
+    let mut block = vec![0u8; BACKWARD_BLOCK];
+    let mut looked = 0;
+    let tested = |line: &[u8], looked: &mut usize| {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let head = &line[..line.len().min(super::lines::MAX_LINE)];
+        *looked += 1;
+        date(head)
+    };
+    // The byte before `end` is the newline ending the previous line.
+    let mut skip_newline = true;
+    while pos > 0 {
+        let n = usize::try_from(pos.min(BACKWARD_BLOCK as u64)).unwrap_or(BACKWARD_BLOCK);
+        pos -= n as u64;
+        file.seek(SeekFrom::Start(pos))?;
+        file.read_exact(&mut block[..n])?;
+        let mut chunk = &block[..n];
+        if skip_newline {
+            chunk = chunk.strip_suffix(b"\n").unwrap_or(chunk);
+            skip_newline = false;
+        }
+        // Lines that end inside this chunk, from the last one back.
+        let mut line_end = chunk.len();
+        let mut first = true;
+        while let Some(nl) = memchr::memrchr(b'\n', &chunk[..line_end]) {
+            let ts = if first {
+                let mut line = chunk[nl + 1..line_end].to_vec();
+                line.extend_from_slice(&carry);
+                tested(&line, &mut looked)
+            } else {
+                tested(&chunk[nl + 1..line_end], &mut looked)
+            };
+            if ts.is_some() {
+                return Ok(ts);
+            }
+            if looked >= max_lines {
+                return Ok(None);
+            }
+            first = false;
+            line_end = nl;
+        }
+        let mut head = chunk[..line_end].to_vec();
+        if first {
+            head.extend_from_slice(&carry);
+        }
+        head.truncate(super::lines::MAX_LINE);
+        carry = head;
+    }
+    Ok(if carry.is_empty() {
+        None
+    } else {
+        tested(&carry, &mut looked)
+    })
+}
+
 fn read_up_to(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
     let mut got = 0;
     while got < buf.len() {
@@ -371,6 +453,37 @@ fn read_up_to(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_last_dated_line_is_found_backwards_across_blocks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.log");
+        // "T<n>" lines are dated n; others are not. A long undated line
+        // spans several backward blocks.
+        let long = "x".repeat(3 * BACKWARD_BLOCK + 17);
+        let text = format!("T7 first\nplain\nT9 second\r\n{long}\nplain\nT11 third\nplain\n");
+        std::fs::write(&path, &text).unwrap();
+        let date = |line: &[u8]| {
+            let rest = line.strip_prefix(b"T")?;
+            let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+            std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()
+        };
+        let at = |needle: &str| text.find(needle).unwrap() as u64;
+        let last = |end, max| last_dated_line(&path, end, max, date).unwrap();
+        assert_eq!(last(text.len() as u64, 100), Some(11));
+        assert_eq!(last(at("T11"), 100), Some(9));
+        assert_eq!(last(at("plain\nT11"), 100), Some(9));
+        assert_eq!(last(at("plain\nT11"), 1), None);
+        assert_eq!(last(at("plain\nT9"), 100), Some(7));
+        assert_eq!(last(at("plain\nT9"), 100), Some(7));
+        assert_eq!(last(at("T9"), 100), Some(7));
+        assert_eq!(
+            last(at("plain\nT9"), 0),
+            Some(7),
+            "at least one line is looked at"
+        );
+        assert_eq!(last(0, 100), None);
+    }
 
     #[test]
     fn directories_expand_recursively_in_name_order_and_loops_stop() {

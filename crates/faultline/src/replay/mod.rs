@@ -9,6 +9,7 @@
 mod cri;
 mod input;
 mod lines;
+mod order;
 mod output;
 mod report;
 
@@ -95,7 +96,7 @@ fn parse_time(text: &str) -> Result<i64, String> {
 }
 
 /// One line that matched one signature, dated and labelled.
-#[derive(Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct HitRecord {
     /// Index of the signature in the matcher.
     pub signature: usize,
@@ -103,6 +104,8 @@ pub struct HitRecord {
     pub ts: Option<i64>,
     /// Index of the input it came from.
     pub input: usize,
+    /// Index of the task (the input, or a part of it) that found it.
+    pub task: usize,
     /// The path it came from, or `ARCHIVE:MEMBER` for a tar member.
     pub origin: std::sync::Arc<str>,
     /// 1-based line number in the (decompressed) input.
@@ -115,9 +118,6 @@ pub struct HitRecord {
     pub line: String,
     /// The key of the broken thing it is about, once correlated.
     pub entity: Option<String>,
-    /// No dated line came before it in its part of the input: its time is
-    /// a fallback that an earlier part of the same input may improve on.
-    pub undated_before: bool,
 }
 
 /// Totals over the run.
@@ -150,33 +150,70 @@ pub struct Options {
     pub boot_time: Option<i64>,
     /// Worker threads (at least 1).
     pub threads: usize,
+    /// Bytes of hits held in memory for event-time ordering; beyond it
+    /// they go to sorted runs in temporary files ([`order::DEFAULT_BUDGET`]
+    /// by default).
+    pub hit_memory: usize,
 }
 
-/// Everything a replay found.
+impl Default for Options {
+    /// Detected formats, years from file times, no boot time, one worker,
+    /// the default memory for hits.
+    fn default() -> Options {
+        Options {
+            input_format: None,
+            year: None,
+            boot_time: None,
+            threads: 1,
+            hit_memory: order::DEFAULT_BUDGET,
+        }
+    }
+}
+
+/// Everything a replay found, apart from the hits (which are handed out
+/// one by one, in order, as they are correlated).
 #[derive(Debug)]
 pub struct Replay {
-    /// Hits in event-time order.
-    pub hits: Vec<HitRecord>,
+    /// Hits handed out.
+    pub hits: u64,
+    /// Hits per signature, by the signature's index in the matcher.
+    pub per_signature: Vec<u64>,
     /// Totals over all inputs.
     pub totals: Totals,
     /// Inputs that could not be read (in part or at all).
     pub errors: Vec<InputError>,
     /// Incidents formed from the hits, by first sight.
     pub incidents: Vec<faultline_correlate::Report>,
+    /// Why hits could not be written to temporary files while being put in
+    /// order (they were kept in memory instead; nothing was lost).
+    pub spill_error: Option<std::io::Error>,
 }
 
-/// Reads `paths` and matches them with `matcher`. `None` when none of the
-/// paths could be expanded into anything to read (the errors say why).
+/// Why a replay stopped.
+#[derive(Debug)]
+pub enum ReplayError {
+    /// None of the paths could be expanded into anything to read.
+    NothingToRead(Vec<InputError>),
+    /// Handing out a hit failed (the output was closed), or hits written
+    /// to a temporary file could not be read back.
+    Io(std::io::Error),
+}
+
+/// Reads `paths`, matches them with `matcher`, and hands every hit to
+/// `on_hit` in event-time order (ties, and undated lines, keep input and
+/// line order), with its entity filled in.
 pub fn replay_paths(
     matcher: &Matcher,
     paths: &[PathBuf],
     options: &Options,
-) -> Result<Replay, Vec<InputError>> {
+    on_hit: impl FnMut(&HitRecord) -> std::io::Result<()>,
+) -> Result<Replay, ReplayError> {
     replay_with_inventory(
         matcher,
         paths,
         options,
         faultline_correlate::Inventory::default(),
+        on_hit,
     )
 }
 
@@ -187,15 +224,14 @@ pub fn replay_with_inventory(
     paths: &[PathBuf],
     options: &Options,
     mut inventory: faultline_correlate::Inventory,
-) -> Result<Replay, Vec<InputError>> {
+    on_hit: impl FnMut(&HitRecord) -> std::io::Result<()>,
+) -> Result<Replay, ReplayError> {
     let (inputs, mut errors) = input::expand(paths);
     if inputs.is_empty() && !errors.is_empty() {
-        return Err(errors);
+        return Err(ReplayError::NothingToRead(errors));
     }
-    let (mut hits, totals, read_errors) = scan_all(matcher, &inputs, options);
+    let (spool, line_offsets, totals, read_errors) = scan_all(matcher, &inputs, options);
     errors.extend(read_errors);
-    // Event-time order; ties (and undated lines) keep input and line order.
-    hits.sort_by_key(|h| (h.ts.unwrap_or(i64::MIN), h.input, h.line_no));
     for (i, bytes) in totals.inventories.iter().enumerate() {
         if let Err(err) = inventory.add_json(bytes) {
             errors.push(InputError {
@@ -207,26 +243,64 @@ pub fn replay_with_inventory(
     for (node, table) in &totals.mounts {
         inventory.add_mounts(node, table);
     }
-    let incidents = correlate(matcher, &mut hits, inventory);
+    let (merge, spill_error) = spool.into_merge().map_err(ReplayError::Io)?;
+    let mut counted = Counted {
+        hits: 0,
+        per_signature: vec![0; matcher.signatures().len()],
+        on_hit,
+    };
+    let incidents = correlate(matcher, merge, &line_offsets, inventory, &mut counted)
+        .map_err(ReplayError::Io)?;
     Ok(Replay {
-        hits,
+        hits: counted.hits,
+        per_signature: counted.per_signature,
         totals,
         errors,
         incidents,
+        spill_error,
     })
 }
 
+/// Counts the hits on their way out.
+struct Counted<F> {
+    hits: u64,
+    per_signature: Vec<u64>,
+    on_hit: F,
+}
+
+impl<F: FnMut(&HitRecord) -> std::io::Result<()>> Counted<F> {
+    fn hand_out(&mut self, hit: &HitRecord) -> std::io::Result<()> {
+        self.hits += 1;
+        self.per_signature[hit.signature] += 1;
+        (self.on_hit)(hit)
+    }
+}
+
 /// Feeds the hits, in event-time order, to a correlator; records on each
-/// hit the entity it is about; returns the incidents as of the last hit.
-fn correlate(
+/// hit the entity it is about and hands it out; returns the incidents as
+/// of the last hit. `line_offsets[task]` is added to the line numbers of
+/// each task's hits (the lines of the input before that part).
+fn correlate<F: FnMut(&HitRecord) -> std::io::Result<()>>(
     matcher: &Matcher,
-    hits: &mut [HitRecord],
+    hits: order::Merge,
+    line_offsets: &[u64],
     inventory: faultline_correlate::Inventory,
-) -> Vec<faultline_correlate::Report> {
+    out: &mut Counted<F>,
+) -> std::io::Result<Vec<faultline_correlate::Report>> {
     let mut correlator = faultline_correlate::Correlator::new(inventory);
     let mut last = None;
-    for hit in hits.iter_mut() {
-        let Some(ts) = hit.ts else { continue };
+    for hit in hits {
+        let mut hit = hit.map_err(|err| {
+            std::io::Error::new(
+                err.kind(),
+                format!("reading back hits written to a temporary file: {err}"),
+            )
+        })?;
+        hit.line_no += line_offsets[hit.task];
+        let Some(ts) = hit.ts else {
+            out.hand_out(&hit)?;
+            continue;
+        };
         let sig = &matcher.signatures()[hit.signature];
         let evidence = format!(
             "{}:{} {}",
@@ -241,17 +315,18 @@ fn correlate(
             severity: sig.severity,
             labels: &hit.labels,
             captures: &hit.captures,
-            summary: &output::fill(&sig.summary, hit),
-            remediation: &output::fill(&sig.remediation, hit),
+            summary: &output::fill(&sig.summary, &hit),
+            remediation: &output::fill(&sig.remediation, &hit),
             evidence: &evidence,
         });
         hit.entity = Some(key);
         last = Some(ts);
+        out.hand_out(&hit)?;
     }
     if let Some(end) = last {
         correlator.advance(end);
     }
-    correlator.reports()
+    Ok(correlator.reports())
 }
 
 /// Runs `replay` and prints the report.
@@ -267,6 +342,7 @@ pub fn run(args: &ReplayArgs) -> Result<ExitCode> {
             .threads
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
             .max(1),
+        hit_memory: order::DEFAULT_BUDGET,
     };
     let mut inventory = faultline_correlate::Inventory::default();
     for file in &args.inventory {
@@ -276,47 +352,62 @@ pub fn run(args: &ReplayArgs) -> Result<ExitCode> {
             .add_json(&bytes)
             .map_err(|err| anyhow::anyhow!("inventory {}: {err}", file.display()))?;
     }
-    let Replay {
-        hits,
-        totals,
-        errors,
-        incidents,
-    } = match replay_with_inventory(&matcher, &args.paths, &options, inventory) {
-        Ok(replay) => replay,
-        Err(errors) => {
-            for error in &errors {
-                eprintln!("faultline: {error}");
-            }
-            bail!("nothing to read");
-        }
-    };
-
     let format = args.format.unwrap_or(if std::io::stdout().is_terminal() {
         OutputFormat::Text
     } else {
         OutputFormat::Json
     });
+    let color = output::use_color();
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let hits = output::HitWriter::new(&matcher, color);
+    let replayed =
+        replay_with_inventory(
+            &matcher,
+            &args.paths,
+            &options,
+            inventory,
+            |hit| match format {
+                OutputFormat::Json => hits.json(&mut out, hit),
+                OutputFormat::Text => hits.text(&mut out, hit),
+                OutputFormat::Markdown | OutputFormat::Html => Ok(()),
+            },
+        );
+    let replay = match replayed {
+        Ok(replay) => replay,
+        Err(ReplayError::NothingToRead(errors)) => {
+            for error in &errors {
+                eprintln!("faultline: {error}");
+            }
+            bail!("nothing to read");
+        }
+        Err(ReplayError::Io(err)) => return Err(err.into()),
+    };
+    if let Some(err) = &replay.spill_error {
+        eprintln!(
+            "faultline: could not write hits to a temporary file ({err}); kept them in memory instead"
+        );
+    }
     let report = output::Report {
         matcher: &matcher,
-        hits: &hits,
-        totals: &totals,
-        errors: &errors,
-        incidents: &incidents,
+        hits: replay.hits,
+        per_signature: &replay.per_signature,
+        totals: &replay.totals,
+        errors: &replay.errors,
+        incidents: &replay.incidents,
     };
     match format {
-        OutputFormat::Json => report.write_json(&mut std::io::stdout().lock())?,
-        OutputFormat::Text => {
-            report.write_text(&mut std::io::stdout().lock(), output::use_color())?
-        }
-        OutputFormat::Markdown => report.write_markdown(&mut std::io::stdout().lock())?,
-        OutputFormat::Html => report.write_html(&mut std::io::stdout().lock())?,
+        OutputFormat::Json => report.write_json(&mut out)?,
+        OutputFormat::Text => report.write_text(&mut out, color)?,
+        OutputFormat::Markdown => report.write_markdown(&mut out)?,
+        OutputFormat::Html => report.write_html(&mut out)?,
     }
-    for error in &errors {
+    for error in &replay.errors {
         eprintln!("faultline: {error}");
     }
-    Ok(if !errors.is_empty() {
+    Ok(if !replay.errors.is_empty() {
         ExitCode::from(2)
-    } else if hits.is_empty() {
+    } else if replay.hits == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
@@ -329,7 +420,7 @@ fn scan_all(
     matcher: &Matcher,
     inputs: &[Input],
     options: &Options,
-) -> (Vec<HitRecord>, Totals, Vec<InputError>) {
+) -> (order::Spool, Vec<u64>, Totals, Vec<InputError>) {
     let threads = options.threads.max(1);
     let tasks = input::plan(inputs, threads);
     let progress = Progress {
@@ -337,6 +428,7 @@ fn scan_all(
         hits: AtomicUsize::new(0),
     };
     let next = AtomicUsize::new(0);
+    let spool = order::Spool::new(options.hit_memory);
     let parts: Mutex<Vec<Option<Part>>> = Mutex::new((0..tasks.len()).map(|_| None).collect());
     std::thread::scope(|scope| {
         for _ in 0..threads.min(tasks.len()).max(1) {
@@ -345,7 +437,14 @@ fn scan_all(
                 loop {
                     let slot = next.fetch_add(1, Ordering::Relaxed);
                     let Some(task) = tasks.get(slot) else { break };
-                    let scan = FileScan::new(task, &inputs[task.input], options, &progress);
+                    let scan = FileScan {
+                        index: slot,
+                        task,
+                        input: &inputs[task.input],
+                        options,
+                        progress: &progress,
+                        spool: &spool,
+                    };
                     let part = scan.run(matcher, &mut scratch);
                     parts
                         .lock()
@@ -356,7 +455,8 @@ fn scan_all(
     });
     progress.bar.finish_and_clear();
     let parts = parts.into_inner().expect("workers are done");
-    stitch(&tasks, parts)
+    let (line_offsets, totals, errors) = stitch(&tasks, parts);
+    (spool, line_offsets, totals, errors)
 }
 
 /// A progress bar on stderr (bytes, rate, hits) when stderr is a
@@ -385,14 +485,12 @@ struct Progress {
     hits: AtomicUsize,
 }
 
-/// What scanning one task found.
+/// What scanning one task found, apart from its hits (which went to the
+/// spool).
 struct Part {
-    hits: Vec<HitRecord>,
     lines: u64,
     bytes: u64,
     truncated: u64,
-    /// Time of the last dated line of the part.
-    last_ts: Option<i64>,
     error: Option<InputError>,
     /// Files read: 1, or the members of a tar archive.
     files: u64,
@@ -404,30 +502,23 @@ struct Part {
     mounts: Option<(String, String)>,
 }
 
-/// Joins the parts of each input in order: line numbers continue from the
-/// previous part, and hits with no dated line before them in their part
-/// take the previous part's last time.
-fn stitch(tasks: &[Task], parts: Vec<Option<Part>>) -> (Vec<HitRecord>, Totals, Vec<InputError>) {
-    let mut hits = Vec::new();
+/// Joins the parts of each input in order: returns, for each task, the
+/// lines of its input before it (its hits' line numbers continue from
+/// there), and the totals and errors of all tasks.
+fn stitch(tasks: &[Task], parts: Vec<Option<Part>>) -> (Vec<u64>, Totals, Vec<InputError>) {
+    let mut offsets = Vec::with_capacity(tasks.len());
     let mut totals = Totals::default();
     let mut errors = Vec::new();
     let mut current: Option<usize> = None;
-    let (mut line_offset, mut last_ts) = (0u64, None);
+    let mut line_offset = 0u64;
     for (task, part) in tasks.iter().zip(parts.into_iter().flatten()) {
         if current != Some(task.input) {
             current = Some(task.input);
-            (line_offset, last_ts) = (0, None);
+            line_offset = 0;
             totals.files += part.files;
         }
-        for mut hit in part.hits {
-            hit.line_no += line_offset;
-            if hit.undated_before && last_ts.is_some() {
-                hit.ts = last_ts;
-            }
-            hits.push(hit);
-        }
+        offsets.push(line_offset);
         line_offset += part.lines;
-        last_ts = part.last_ts.or(last_ts);
         totals.lines += part.lines;
         totals.bytes += part.bytes;
         totals.truncated += part.truncated;
@@ -436,16 +527,19 @@ fn stitch(tasks: &[Task], parts: Vec<Option<Part>>) -> (Vec<HitRecord>, Totals, 
         totals.mounts.extend(part.mounts);
         errors.extend(part.error);
     }
-    (hits, totals, errors)
+    (offsets, totals, errors)
 }
 
 /// Scanning one task: a whole input, a byte range of one, or every member
 /// of a tar archive.
 struct FileScan<'a> {
+    /// Index of the task.
+    index: usize,
     task: &'a Task,
     input: &'a Input,
     options: &'a Options,
     progress: &'a Progress,
+    spool: &'a order::Spool,
 }
 
 /// Bytes looked at to tell a tar archive or a Kubernetes API document
@@ -454,29 +548,13 @@ const HEAD: usize = 4096;
 /// Largest Kubernetes API document read whole.
 const MAX_DOCUMENT: u64 = 256 << 20;
 
-impl<'a> FileScan<'a> {
-    fn new(
-        task: &'a Task,
-        input: &'a Input,
-        options: &'a Options,
-        progress: &'a Progress,
-    ) -> FileScan<'a> {
-        FileScan {
-            task,
-            input,
-            options,
-            progress,
-        }
-    }
-
+impl FileScan<'_> {
     /// Scans the task to its end (or to a read error) and says what it found.
     fn run(self, matcher: &Matcher, scratch: &mut faultline_matcher::Scratch) -> Part {
         let mut part = Part {
-            hits: Vec::new(),
             lines: 0,
             bytes: 0,
             truncated: 0,
-            last_ts: None,
             error: None,
             files: 1,
             skipped: None,
@@ -548,13 +626,7 @@ impl<'a> FileScan<'a> {
                         continue;
                     }
                 };
-                let stream = StreamScan::new(
-                    self.task.input,
-                    origin.clone(),
-                    member_labels,
-                    self.options,
-                    self.progress,
-                );
+                let stream = self.stream(origin.clone(), member_labels);
                 let scanned = stream.scan(matcher, scratch, reader, mtime);
                 part.files += 1;
                 part.absorb(scanned, |err| {
@@ -566,13 +638,15 @@ impl<'a> FileScan<'a> {
             }
             return part;
         }
-        let mut stream = StreamScan::new(
-            self.task.input,
-            display.clone(),
-            labels.clone(),
-            self.options,
-            self.progress,
-        );
+        let mut stream = self.stream(display.clone(), labels.clone());
+        if let Some((start, _)) = self.task.range.filter(|(start, _)| *start > 0) {
+            // A later part of a split file: read as the file's first lines
+            // say, and dated from the lines before it.
+            stream.follows = Some((self.input.path.as_path(), start));
+            stream.format = input::head(&self.input.path, HEAD)
+                .ok()
+                .map(|head| Format::detect_prefixed(head.split(|&b| b == b'\n').take(20)));
+        }
         let mut reader = reader;
         if self.task.range.is_none() && faultline_correlate::mounts::looks_like_mountinfo(&head) {
             let mut text = String::new();
@@ -654,35 +728,40 @@ impl<'a> FileScan<'a> {
 impl Part {
     /// Adds what one stream of the task found.
     fn absorb(&mut self, scanned: Scanned, describe: impl FnOnce(std::io::Error) -> InputError) {
-        self.hits.extend(scanned.hits);
         self.lines += scanned.lines;
         self.bytes += scanned.bytes;
         self.truncated += scanned.truncated;
-        self.last_ts = scanned.last_ts.or(self.last_ts);
         if let Some(err) = scanned.error {
             self.error = Some(describe(err));
         }
     }
 }
 
-/// What scanning one stream found.
+/// What scanning one stream found, apart from its hits.
 struct Scanned {
-    hits: Vec<HitRecord>,
     lines: u64,
     bytes: u64,
     truncated: u64,
-    last_ts: Option<i64>,
     error: Option<std::io::Error>,
 }
 
 /// The state of scanning one stream of lines.
 struct StreamScan<'a> {
     input: usize,
+    task: usize,
+    /// Where the hits go.
+    spool: &'a order::Spool,
+    /// The file and offset this stream starts at, when it is a later part
+    /// of a split file: its first lines inherit the time of the last dated
+    /// line before that offset.
+    follows: Option<(&'a std::path::Path, u64)>,
+    /// The format (and whether lines carry a `<node>: ` prefix) when known
+    /// before reading: detected from the start of a split file.
+    format: Option<(Format, bool)>,
     /// Where hits say they come from: the path, or `ARCHIVE:MEMBER`.
     origin: std::sync::Arc<str>,
     options: &'a Options,
     path_labels: Labels,
-    hits: Vec<HitRecord>,
     lines: u64,
     /// Time of the last dated line before the current buffer.
     carried_ts: Option<i64>,
@@ -698,33 +777,34 @@ struct StreamScan<'a> {
     source: Option<SourceKind>,
 }
 
-/// Lines looked back through for a time to inherit.
-const INHERIT_LOOKBACK: usize = 1000;
-
-impl<'a> StreamScan<'a> {
-    fn new(
-        input: usize,
-        origin: String,
-        path_labels: Labels,
-        options: &'a Options,
-        progress: &'a Progress,
-    ) -> StreamScan<'a> {
+impl<'a> FileScan<'a> {
+    /// A stream of this task's input (or of one of its members).
+    fn stream(&self, origin: String, path_labels: Labels) -> StreamScan<'a> {
         StreamScan {
-            input,
+            input: self.task.input,
+            task: self.index,
+            spool: self.spool,
+            follows: None,
+            format: None,
             origin: origin.into(),
-            options,
+            options: self.options,
             path_labels,
-            hits: Vec::new(),
             lines: 0,
             carried_ts: None,
             joiner: cri::Joiner::default(),
             joined: Vec::new(),
             line_map: cri::LineMap::default(),
-            progress,
+            progress: self.progress,
             source: None,
         }
     }
+}
 
+/// Hits a stream hands to the spool at a time (a buffer of lines that all
+/// match must not be held whole).
+const SPOOL_BATCH: usize = 1024;
+
+impl StreamScan<'_> {
     /// Reads `reader` to its end or to a read error (the lines before it
     /// are all matched) and says what it found.
     fn scan(
@@ -747,7 +827,9 @@ impl<'a> StreamScan<'a> {
                 let first_lines = buf.split(|&b| b == b'\n').take(20);
                 let (format, node_prefixed) = match self.options.input_format {
                     Some(format) => (format, false),
-                    None => Format::detect_prefixed(first_lines),
+                    None => self
+                        .format
+                        .unwrap_or_else(|| Format::detect_prefixed(first_lines)),
                 };
                 Decoder {
                     format,
@@ -756,10 +838,16 @@ impl<'a> StreamScan<'a> {
                     node_prefixed,
                 }
             });
-            let hits_before = self.hits.len();
-            self.scan_buffer(matcher, scratch, &decoder, buf, mtime);
+            if let Some((path, start)) = self.follows.take()
+                && decoder.format != Format::Plain
+            {
+                self.carried_ts =
+                    input::last_dated_line(path, start, usize::MAX, |line| decoder.timestamp(line))
+                        .ok()
+                        .flatten();
+            }
+            let new_hits = self.scan_buffer(matcher, scratch, &decoder, buf, mtime);
             self.progress.bar.inc(buf.len() as u64);
-            let new_hits = self.hits.len() - hits_before;
             if new_hits > 0 {
                 let total = self.progress.hits.fetch_add(new_hits, Ordering::Relaxed) + new_hits;
                 self.progress.bar.set_message(format!("{total} hits"));
@@ -776,16 +864,15 @@ impl<'a> StreamScan<'a> {
             }
         }
         Scanned {
-            hits: self.hits,
             lines: self.lines,
             bytes: reader.bytes,
             truncated: reader.truncated,
-            last_ts: self.carried_ts,
             error,
         }
     }
 
-    /// Matches one buffer of whole lines and advances the line count.
+    /// Matches one buffer of whole lines, advances the line count, and
+    /// says how many hits it found.
     fn scan_buffer(
         &mut self,
         matcher: &Matcher,
@@ -793,27 +880,31 @@ impl<'a> StreamScan<'a> {
         decoder: &Decoder,
         buf: &[u8],
         mtime: Option<i64>,
-    ) {
-        if decoder.format == Format::Cri && (self.joiner.active() || cri::has_partials(buf)) {
-            let (mut joined, mut map) = (
-                std::mem::take(&mut self.joined),
-                std::mem::take(&mut self.line_map),
-            );
-            self.joiner.join(buf, self.lines, &mut joined, &mut map);
-            self.match_lines(matcher, scratch, decoder, &joined, Some(&map), mtime);
-            (self.joined, self.line_map) = (joined, map);
-        } else {
-            self.match_lines(matcher, scratch, decoder, buf, None, mtime);
-        }
+    ) -> usize {
+        let found =
+            if decoder.format == Format::Cri && (self.joiner.active() || cri::has_partials(buf)) {
+                let (mut joined, mut map) = (
+                    std::mem::take(&mut self.joined),
+                    std::mem::take(&mut self.line_map),
+                );
+                self.joiner.join(buf, self.lines, &mut joined, &mut map);
+                let found = self.match_lines(matcher, scratch, decoder, &joined, Some(&map), mtime);
+                (self.joined, self.line_map) = (joined, map);
+                found
+            } else {
+                self.match_lines(matcher, scratch, decoder, buf, None, mtime)
+            };
         let unterminated = u64::from(!buf.ends_with(b"\n") && !buf.is_empty());
         self.lines += count_lines(buf) + unterminated;
-        if let Some(ts) = inherited_ts(decoder, buf, buf.len()) {
+        if let Some(ts) = last_dated(decoder, buf, 0, buf.len()) {
             self.carried_ts = Some(ts);
         }
+        found
     }
 
-    /// Matches `buf` and records its hits. The line numbers of `buf`'s
-    /// lines are `line_map`'s, or follow the lines read so far.
+    /// Matches `buf`, hands its hits to the spool and says how many there
+    /// were. The line numbers of `buf`'s lines are `line_map`'s, or follow
+    /// the lines read so far.
     fn match_lines(
         &mut self,
         matcher: &Matcher,
@@ -822,13 +913,17 @@ impl<'a> StreamScan<'a> {
         buf: &[u8],
         line_map: Option<&cri::LineMap>,
         mtime: Option<i64>,
-    ) {
+    ) -> usize {
         let source = self
             .source
             .or_else(|| source_kind(decoder.format, &self.path_labels));
         let mut counted_to = 0usize;
         let mut index = 0u64;
         let mut found = Vec::new();
+        // The time lines inherit at `known_at`: looking back from a hit
+        // stops there, so the buffer is looked back through only once.
+        let (mut known_at, mut known_ts) = (0, self.carried_ts);
+        let (spool, mut count) = (self.spool, 0);
         matcher.scan(buf, source, scratch, |hit: Hit<'_>| {
             index += count_lines(&buf[counted_to..hit.line_start()]);
             counted_to = hit.line_start();
@@ -836,11 +931,9 @@ impl<'a> StreamScan<'a> {
                 Some(map) => map.line_no(index).unwrap_or(self.lines + index + 1),
                 None => self.lines + index + 1,
             };
-            let own = decoder
-                .timestamp(hit.line())
-                .or_else(|| inherited_ts(decoder, buf, hit.line_start()))
-                .or(self.carried_ts);
-            let ts = own.or(mtime);
+            let inherited = last_dated(decoder, buf, known_at, hit.line_start()).or(known_ts);
+            (known_at, known_ts) = (hit.line_start(), inherited);
+            let ts = decoder.timestamp(hit.line()).or(inherited).or(mtime);
             let mut labels = self.path_labels.clone();
             for (k, v) in line_labels(decoder.format, hit.line()) {
                 labels.entry(k).or_insert(v);
@@ -849,6 +942,7 @@ impl<'a> StreamScan<'a> {
                 signature: hit.signature_index(),
                 ts,
                 input: self.input,
+                task: self.task,
                 origin: self.origin.clone(),
                 line_no,
                 labels,
@@ -863,23 +957,34 @@ impl<'a> StreamScan<'a> {
                     .collect(),
                 line: String::from_utf8_lossy(hit.line()).into_owned(),
                 entity: None,
-                undated_before: own.is_none(),
             });
+            if found.len() == SPOOL_BATCH {
+                count += found.len();
+                spool.add(std::mem::take(&mut found));
+            }
         });
-        self.hits.append(&mut found);
+        count += found.len();
+        spool.add(found);
+        count
     }
 }
 
-/// The time of the nearest dated line before `before` in `buf`.
-fn inherited_ts(decoder: &Decoder, buf: &[u8], before: usize) -> Option<i64> {
+/// The time of the last dated line of `buf[from..before]` (whole lines;
+/// `before` is the start of a line or the end of `buf`), looking back.
+fn last_dated(decoder: &Decoder, buf: &[u8], from: usize, before: usize) -> Option<i64> {
+    if decoder.format == Format::Plain {
+        return None;
+    }
     let mut end = before;
-    for _ in 0..INHERIT_LOOKBACK {
-        let body = buf[..end].strip_suffix(b"\n")?;
+    while end > from {
+        let body = buf[from..end]
+            .strip_suffix(b"\n")
+            .unwrap_or(&buf[from..end]);
         let start = memchr::memrchr(b'\n', body).map_or(0, |i| i + 1);
         if let Some(ts) = decoder.timestamp(&body[start..]) {
             return Some(ts);
         }
-        end = start;
+        end = from + start;
     }
     None
 }
@@ -905,28 +1010,11 @@ fn year_of(mtime_ns: Option<i64>) -> i16 {
 mod tests {
     use super::*;
 
-    fn hit(line_no: u64, ts: Option<i64>, undated_before: bool) -> HitRecord {
-        HitRecord {
-            signature: 0,
-            ts,
-            input: 0,
-            origin: "test.log".into(),
-            line_no,
-            labels: Labels::new(),
-            captures: Vec::new(),
-            line: String::new(),
-            entity: None,
-            undated_before,
-        }
-    }
-
-    fn part(hits: Vec<HitRecord>, lines: u64, last_ts: Option<i64>) -> Option<Part> {
+    fn part(lines: u64) -> Option<Part> {
         Some(Part {
-            hits,
             lines,
             bytes: lines * 10,
             truncated: 0,
-            last_ts,
             error: None,
             files: 1,
             skipped: None,
@@ -936,7 +1024,7 @@ mod tests {
     }
 
     #[test]
-    fn parts_of_a_split_file_continue_line_numbers_and_times() {
+    fn parts_of_a_split_file_continue_line_numbers() {
         let tasks = [
             Task {
                 input: 0,
@@ -951,24 +1039,9 @@ mod tests {
                 range: None,
             },
         ];
-        let parts = vec![
-            part(vec![hit(3, Some(50), false)], 10, Some(70)),
-            // Its first hit had no dated line before it in this part: it
-            // takes the previous part's last time; the second keeps its own.
-            part(
-                vec![hit(1, Some(999), true), hit(4, Some(80), false)],
-                10,
-                Some(90),
-            ),
-            part(vec![hit(2, Some(5), true)], 3, None),
-        ];
-        let (hits, totals, errors) = stitch(&tasks, parts);
-        let seen: Vec<(u64, Option<i64>)> = hits.iter().map(|h| (h.line_no, h.ts)).collect();
-        assert_eq!(
-            seen,
-            [(3, Some(50)), (11, Some(70)), (14, Some(80)), (2, Some(5))]
-        );
-        assert_eq!((totals.files, totals.lines, totals.bytes), (2, 23, 230));
+        let (offsets, totals, errors) = stitch(&tasks, vec![part(10), part(12), part(3)]);
+        assert_eq!(offsets, [0, 10, 0]);
+        assert_eq!((totals.files, totals.lines, totals.bytes), (2, 25, 250));
         assert!(errors.is_empty());
     }
 }

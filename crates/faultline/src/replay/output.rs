@@ -12,10 +12,14 @@ use serde::Serialize;
 use super::input::InputError;
 use super::{HitRecord, Totals};
 
-/// Everything a replay found, ready to print.
+/// Everything a replay found apart from the hits (printed as they come,
+/// by [`HitWriter`]), ready to print after them.
 pub struct Report<'a> {
     pub matcher: &'a Matcher,
-    pub hits: &'a [HitRecord],
+    /// How many hits there were.
+    pub hits: u64,
+    /// Hits per signature, by index in the matcher.
+    pub per_signature: &'a [u64],
     pub totals: &'a Totals,
     pub errors: &'a [InputError],
     pub incidents: &'a [faultline_correlate::Report],
@@ -89,13 +93,13 @@ struct JsonSummary<'a> {
     files: u64,
     lines: u64,
     bytes: u64,
-    hits: usize,
+    hits: u64,
     incidents: usize,
     decode_errors: usize,
     lines_truncated: u64,
     errors: Vec<String>,
     skipped: &'a [String],
-    signatures: BTreeMap<&'a str, usize>,
+    signatures: BTreeMap<&'a str, u64>,
 }
 
 /// RFC 3339 in UTC with nanoseconds, as faultline prints every time.
@@ -110,50 +114,95 @@ pub fn use_color() -> bool {
     io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
-impl Report<'_> {
-    fn origin(&self, hit: &HitRecord) -> String {
-        format!("{}:{}", hit.origin, hit.line_no)
+/// Prints hits one by one, as JSON lines or as the text timeline.
+pub struct HitWriter<'a> {
+    matcher: &'a Matcher,
+    color: bool,
+}
+
+impl<'a> HitWriter<'a> {
+    /// `color`: paint the text timeline (see [`use_color`]).
+    pub fn new(matcher: &'a Matcher, color: bool) -> HitWriter<'a> {
+        HitWriter { matcher, color }
     }
 
     fn summary_of(&self, hit: &HitRecord) -> String {
         fill(&self.matcher.signatures()[hit.signature].summary, hit)
     }
 
-    fn per_signature(&self) -> BTreeMap<&str, usize> {
-        let mut counts = BTreeMap::new();
-        for hit in self.hits {
-            *counts
-                .entry(self.matcher.signatures()[hit.signature].id.as_str())
-                .or_insert(0) += 1;
-        }
-        counts
+    /// One `"type":"hit"` JSON line.
+    pub fn json(&self, out: &mut impl Write, hit: &HitRecord) -> io::Result<()> {
+        let sig = &self.matcher.signatures()[hit.signature];
+        let record = JsonHit {
+            kind: "hit",
+            signature: &sig.id,
+            class: sig.class.as_str(),
+            severity: sig.severity.as_str(),
+            ts: hit.ts.map(rfc3339),
+            origin: origin(hit),
+            labels: &hit.labels,
+            captures: hit
+                .captures
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect(),
+            entity: hit.entity.clone(),
+            summary: self.summary_of(hit),
+            line: &hit.line,
+        };
+        serde_json::to_writer(&mut *out, &record)?;
+        out.write_all(b"\n")
     }
 
-    /// One JSON object per line: every hit in event-time order, then the
+    /// One block of the text timeline.
+    pub fn text(&self, out: &mut impl Write, hit: &HitRecord) -> io::Result<()> {
+        let paint = |code: &str, text: &str| paint(self.color, code, text);
+        let sig = &self.matcher.signatures()[hit.signature];
+        let when = hit.ts.map_or_else(|| "(no time)".to_string(), rfc3339);
+        let severity = match sig.severity {
+            Severity::Critical => paint("1;31", "CRITICAL"),
+            Severity::Warning => paint("33", "WARNING "),
+            Severity::Info => paint("36", "INFO    "),
+        };
+        let who = ["namespace", "pod", "container", "node"]
+            .iter()
+            .filter_map(|k| hit.labels.get(*k).map(|v| format!("{k}={v}")))
+            .collect::<Vec<_>>()
+            .join(" ");
+        writeln!(out, "{when}  {severity}  {}  {who}", paint("1", &sig.id))?;
+        writeln!(out, "    {}", self.summary_of(hit))?;
+        writeln!(out, "    {}", paint("2", &origin(hit)))
+    }
+}
+
+fn origin(hit: &HitRecord) -> String {
+    format!("{}:{}", hit.origin, hit.line_no)
+}
+
+/// `text` in the terminal colour `code` when `color`.
+fn paint(color: bool, code: &str, text: &str) -> String {
+    if color {
+        format!("\x1b[{code}m{text}\x1b[0m")
+    } else {
+        text.to_string()
+    }
+}
+
+impl Report<'_> {
+    /// Hits per signature id, for the signatures that had any.
+    fn per_signature(&self) -> BTreeMap<&str, u64> {
+        self.matcher
+            .signatures()
+            .iter()
+            .zip(self.per_signature)
+            .filter(|(_, n)| **n > 0)
+            .map(|(sig, n)| (sig.id.as_str(), *n))
+            .collect()
+    }
+
+    /// What follows the hits' JSON lines: one line per incident, then the
     /// summary.
     pub fn write_json(&self, out: &mut impl Write) -> io::Result<()> {
-        for hit in self.hits {
-            let sig = &self.matcher.signatures()[hit.signature];
-            let record = JsonHit {
-                kind: "hit",
-                signature: &sig.id,
-                class: sig.class.as_str(),
-                severity: sig.severity.as_str(),
-                ts: hit.ts.map(rfc3339),
-                origin: self.origin(hit),
-                labels: &hit.labels,
-                captures: hit
-                    .captures
-                    .iter()
-                    .map(|(k, v)| (k.as_str(), v.as_str()))
-                    .collect(),
-                entity: hit.entity.clone(),
-                summary: self.summary_of(hit),
-                line: &hit.line,
-            };
-            serde_json::to_writer(&mut *out, &record)?;
-            out.write_all(b"\n")?;
-        }
         for report in self.incidents {
             let i = &report.incident;
             let record = JsonIncident {
@@ -182,7 +231,7 @@ impl Report<'_> {
             files: self.totals.files,
             lines: self.totals.lines,
             bytes: self.totals.bytes,
-            hits: self.hits.len(),
+            hits: self.hits,
             incidents: self.incidents.len(),
             decode_errors: self.errors.len(),
             lines_truncated: self.totals.truncated,
@@ -195,32 +244,9 @@ impl Report<'_> {
         out.flush()
     }
 
-    /// A timeline for people: one block per hit, then totals.
+    /// What follows the text timeline's hits: the incidents, then totals.
     pub fn write_text(&self, out: &mut impl Write, color: bool) -> io::Result<()> {
-        let paint = |code: &str, text: &str| {
-            if color {
-                format!("\x1b[{code}m{text}\x1b[0m")
-            } else {
-                text.to_string()
-            }
-        };
-        for hit in self.hits {
-            let sig = &self.matcher.signatures()[hit.signature];
-            let when = hit.ts.map_or_else(|| "(no time)".to_string(), rfc3339);
-            let severity = match sig.severity {
-                Severity::Critical => paint("1;31", "CRITICAL"),
-                Severity::Warning => paint("33", "WARNING "),
-                Severity::Info => paint("36", "INFO    "),
-            };
-            let who = ["namespace", "pod", "container", "node"]
-                .iter()
-                .filter_map(|k| hit.labels.get(*k).map(|v| format!("{k}={v}")))
-                .collect::<Vec<_>>()
-                .join(" ");
-            writeln!(out, "{when}  {severity}  {}  {who}", paint("1", &sig.id))?;
-            writeln!(out, "    {}", self.summary_of(hit))?;
-            writeln!(out, "    {}", paint("2", &self.origin(hit)))?;
-        }
+        let paint = |code: &str, text: &str| paint(color, code, text);
         if !self.incidents.is_empty() {
             let count = |state| {
                 self.incidents
@@ -264,7 +290,7 @@ impl Report<'_> {
         writeln!(
             out,
             "{} hits of {} signatures in {} files ({} lines, {} bytes{})",
-            self.hits.len(),
+            self.hits,
             self.per_signature().len(),
             t.files,
             t.lines,

@@ -33,7 +33,7 @@ impl Report<'_> {
             md,
             "{} incidents from {} hits in {} files ({} lines).\n",
             self.incidents.len(),
-            self.hits.len(),
+            self.hits,
             self.totals.files,
             self.totals.lines
         );
@@ -105,7 +105,7 @@ impl Report<'_> {
             h,
             "<p>{} incidents from {} hits in {} files ({} lines).</p>",
             self.incidents.len(),
-            self.hits.len(),
+            self.hits,
             self.totals.files,
             self.totals.lines
         );
