@@ -142,6 +142,35 @@ vocabulary! {
     }
 }
 
+/// When an incident fires and when it resolves, for the hits of one class
+/// and/or severity. Rules come from the `rules:` sections of signature
+/// files; the first rule that applies to a hit is its rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rule {
+    /// The class it applies to; `None`: any.
+    pub class: Option<Class>,
+    /// The severity it applies to; `None`: any.
+    pub severity: Option<Severity>,
+    /// Hits within `window_ns` that arm the incident; `None`: hits under
+    /// this rule never fire it (evidence only).
+    pub threshold: Option<u32>,
+    /// The counting window, ns.
+    pub window_ns: i64,
+    /// How long the incident must stay armed (hits keep coming within the
+    /// window) before it fires, ns; 0 fires at once.
+    pub for_ns: i64,
+    /// Quiet time after the last hit after which a firing incident
+    /// resolves, ns.
+    pub resolve_after_ns: i64,
+}
+
+impl Rule {
+    /// Whether the rule applies to a hit of `class` and `severity`.
+    pub fn applies(&self, class: Class, severity: Severity) -> bool {
+        self.class.is_none_or(|c| c == class) && self.severity.is_none_or(|s| s == severity)
+    }
+}
+
 /// Record labels that signature templates may name besides their captures.
 pub const LABEL_NAMES: &[&str] = &["namespace", "pod", "container", "node", "pvc", "source"];
 

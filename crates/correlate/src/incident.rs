@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use faultline_core::{Class, Severity};
+use faultline_core::{Class, Rule, Severity};
 
 use crate::resolve::Subject;
 
@@ -28,36 +28,18 @@ impl State {
     }
 }
 
-/// When hits of one severity make an incident fire, and when it resolves.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Rule {
-    /// Hits within `window_ns` that make it fire; `None`: never on their own.
-    pub threshold: Option<u32>,
-    /// The counting window.
-    pub window_ns: i64,
-}
-
-/// Quiet time after the last hit after which a firing incident resolves.
-pub const QUIET_NS: i64 = 60 * MINUTE;
+/// The rule for hits no rule applies to: evidence only; an incident they
+/// belong to resolves an hour after its last hit.
+pub const EVIDENCE_ONLY: Rule = Rule {
+    class: None,
+    severity: None,
+    threshold: None,
+    window_ns: 10 * MINUTE,
+    for_ns: 0,
+    resolve_after_ns: 60 * MINUTE,
+};
 
 const MINUTE: i64 = 60_000_000_000;
-
-/// The default rules: a critical hit fires at once; warnings fire at 3
-/// within 10 minutes; info hits are evidence only — except a restart
-/// back-off, which fires at once whatever its severity: kubelet only backs
-/// off after a container has already failed again and again. Every
-/// incident resolves after an hour without hits.
-pub fn default_rule(class: Class, severity: Severity) -> Rule {
-    let threshold = match (class, severity) {
-        (Class::RestartLoop, _) | (_, Severity::Critical) => Some(1),
-        (_, Severity::Warning) => Some(3),
-        (_, Severity::Info) => None,
-    };
-    Rule {
-        threshold,
-        window_ns: 10 * MINUTE,
-    }
-}
 
 /// Evidence lines kept at each end of an incident.
 pub const EVIDENCE: usize = 3;
@@ -99,10 +81,24 @@ pub struct Incident {
     /// The first and the latest few evidence lines.
     pub evidence_first: Vec<String>,
     pub evidence_last: VecDeque<String>,
-    /// Times of recent hits per severity, for the rule's window.
-    recent: BTreeMap<Severity, VecDeque<i64>>,
+    /// Times of recent hits per rule (by its index), for the rule's window.
+    recent: BTreeMap<usize, VecDeque<i64>>,
+    /// Set when a rule's threshold was met: the incident fires at
+    /// `fire_at` if that rule's hits keep coming within its window.
+    armed: Option<Armed>,
+    /// The quiet period of the current cycle: the longest `resolve_after`
+    /// among the rules of its hits.
+    quiet_ns: i64,
     /// Times of the latest liveness-probe kills (at most [`KILLS`]).
     pub kills: VecDeque<i64>,
+}
+
+/// An incident whose rule's threshold was met, waiting out the rule's `for`.
+#[derive(Clone, Copy, Debug)]
+struct Armed {
+    rule: usize,
+    fire_at: i64,
+    window_ns: i64,
 }
 
 /// Probe kills remembered per incident, to measure their rhythm.
@@ -131,12 +127,16 @@ impl Incident {
             evidence_first: Vec::new(),
             evidence_last: VecDeque::new(),
             recent: BTreeMap::new(),
+            armed: None,
+            quiet_ns: 0,
             kills: VecDeque::new(),
         }
     }
 
-    /// Records one hit at `ts` (never earlier than the last one given).
-    pub fn observe(&mut self, hit: &crate::Observation, rule: impl Fn(Class, Severity) -> Rule) {
+    /// Records one hit at `ts` (never earlier than the last one given)
+    /// under `rule`, the rule at index `rule_index` of the rule set.
+    pub fn observe(&mut self, hit: &crate::Observation, rule_index: usize, rule: &Rule) {
+        self.advance(hit.ts);
         if self.hits == 0 {
             self.first_summary = hit.summary.to_string();
             self.first_remediation = hit.remediation.to_string();
@@ -169,35 +169,81 @@ impl Incident {
             }
             self.evidence_last.push_back(hit.evidence.to_string());
         }
-        let rule = rule(hit.class, hit.severity);
+        self.quiet_ns = self.quiet_ns.max(rule.resolve_after_ns);
         let Some(threshold) = rule.threshold else {
             return;
         };
-        let recent = self.recent.entry(hit.severity).or_default();
+        let recent = self.recent.entry(rule_index).or_default();
         recent.push_back(hit.ts);
         while recent.front().is_some_and(|&t| t < hit.ts - rule.window_ns) {
             recent.pop_front();
         }
-        // Pending or resolved: it fires (again) when its rule says so; hits
-        // below the rule's threshold leave a resolved incident resolved.
+        // Pending or resolved: it arms (again) when its rule's threshold is
+        // met; hits below it leave a resolved incident resolved.
         if self.state != State::Firing && recent.len() as u32 >= threshold {
-            self.state = State::Firing;
-            self.resolved_at = None;
-            self.fired_at.get_or_insert(hit.ts);
-            self.last_fired_at = Some(hit.ts);
-            self.fired_count += 1;
+            let fire_at = hit.ts + rule.for_ns;
+            if self.armed.is_none_or(|a| fire_at < a.fire_at) {
+                self.armed = Some(Armed {
+                    rule: rule_index,
+                    fire_at,
+                    window_ns: rule.window_ns,
+                });
+            }
+        }
+        self.advance(hit.ts);
+    }
+
+    /// Moves time to `now`: an armed incident whose rule's hits kept
+    /// coming fires at the end of its `for`; one whose hits stopped for a
+    /// window disarms; a firing incident quiet for its quiet period
+    /// resolves, at the end of that period.
+    pub fn advance(&mut self, now: i64) {
+        if let Some(armed) = self.armed {
+            let last = self.last_hit_of(armed.rule);
+            let still_coming = last.saturating_add(armed.window_ns) >= armed.fire_at;
+            if armed.fire_at <= now && still_coming {
+                self.armed = None;
+                self.fire(armed.fire_at);
+            } else if !still_coming && now.saturating_sub(last) >= armed.window_ns {
+                self.armed = None;
+            }
+        }
+        if self.state == State::Firing && now - self.last_seen >= self.quiet_ns {
+            self.state = State::Resolved;
+            self.resolved_at = Some(self.last_seen + self.quiet_ns);
+            // A new cycle counts its hits afresh.
+            self.recent.clear();
+            self.quiet_ns = 0;
         }
     }
 
-    /// Moves time to `now`: a firing incident quiet for [`QUIET_NS`]
-    /// resolves, at the end of that period.
-    pub fn advance(&mut self, now: i64) {
-        if self.state == State::Firing && now - self.last_seen >= QUIET_NS {
-            self.state = State::Resolved;
-            self.resolved_at = Some(self.last_seen + QUIET_NS);
-            // A new cycle counts its hits afresh.
-            self.recent.clear();
+    /// The next time [`Incident::advance`] may change something, if any.
+    pub fn next_deadline(&self) -> Option<i64> {
+        let armed = self.armed.map(|a| {
+            a.fire_at
+                .min(self.last_hit_of(a.rule).saturating_add(a.window_ns))
+        });
+        let resolve = (self.state == State::Firing).then(|| self.last_seen + self.quiet_ns);
+        match (armed, resolve) {
+            (Some(a), Some(r)) => Some(a.min(r)),
+            (a, r) => a.or(r),
         }
+    }
+
+    /// Time of the latest hit under the rule at `rule_index` this cycle.
+    fn last_hit_of(&self, rule_index: usize) -> i64 {
+        self.recent
+            .get(&rule_index)
+            .and_then(|r| r.back().copied())
+            .unwrap_or(i64::MIN)
+    }
+
+    fn fire(&mut self, at: i64) {
+        self.state = State::Firing;
+        self.resolved_at = None;
+        self.fired_at.get_or_insert(at);
+        self.last_fired_at = Some(at);
+        self.fired_count += 1;
     }
 
     /// Evidence lines, oldest first.
@@ -214,6 +260,27 @@ mod tests {
     fn subject() -> Subject {
         Subject::Node { name: "n1".into() }
     }
+
+    /// The built-in rules, written out: critical at once, warnings at 3
+    /// within 10 minutes, info never, restart loops at once; 1 h quiet.
+    const RULES: [Rule; 4] = [
+        Rule {
+            class: Some(Class::RestartLoop),
+            threshold: Some(1),
+            ..EVIDENCE_ONLY
+        },
+        Rule {
+            severity: Some(Severity::Critical),
+            threshold: Some(1),
+            ..EVIDENCE_ONLY
+        },
+        Rule {
+            severity: Some(Severity::Warning),
+            threshold: Some(3),
+            ..EVIDENCE_ONLY
+        },
+        EVIDENCE_ONLY,
+    ];
 
     fn at<'a>(
         ts: i64,
@@ -233,11 +300,25 @@ mod tests {
         }
     }
 
+    /// Observes `hit` under the first of `rules` that applies.
+    fn observe_with(incident: &mut Incident, hit: &Observation, rules: &[Rule]) {
+        let (i, rule) = rules
+            .iter()
+            .enumerate()
+            .find(|(_, r)| r.applies(hit.class, hit.severity))
+            .unwrap();
+        incident.observe(hit, i, rule);
+    }
+
+    fn observe(incident: &mut Incident, hit: &Observation) {
+        observe_with(incident, hit, &RULES);
+    }
+
     #[test]
     fn a_critical_hit_fires_at_once_and_resolves_after_the_quiet_period() {
         let l = BTreeMap::new();
         let mut incident = Incident::new(subject(), 0);
-        incident.observe(&at(0, Severity::Critical, &l), default_rule);
+        observe(&mut incident, &at(0, Severity::Critical, &l));
         assert_eq!(
             (incident.state, incident.fired_at),
             (State::Firing, Some(0))
@@ -256,15 +337,15 @@ mod tests {
         let l = BTreeMap::new();
         let mut incident = Incident::new(subject(), 0);
         for ts in [0, 11 * MINUTE, 22 * MINUTE] {
-            incident.observe(&at(ts, Severity::Warning, &l), default_rule);
+            observe(&mut incident, &at(ts, Severity::Warning, &l));
         }
         assert_eq!(
             incident.state,
             State::Pending,
             "three warnings, but never three within 10 minutes"
         );
-        incident.observe(&at(25 * MINUTE, Severity::Warning, &l), default_rule);
-        incident.observe(&at(27 * MINUTE, Severity::Warning, &l), default_rule);
+        observe(&mut incident, &at(25 * MINUTE, Severity::Warning, &l));
+        observe(&mut incident, &at(27 * MINUTE, Severity::Warning, &l));
         assert_eq!(
             (incident.state, incident.fired_at),
             (State::Firing, Some(27 * MINUTE))
@@ -276,7 +357,7 @@ mod tests {
         let l = BTreeMap::new();
         let mut incident = Incident::new(subject(), 0);
         for i in 0..100 {
-            incident.observe(&at(i * MINUTE, Severity::Info, &l), default_rule);
+            observe(&mut incident, &at(i * MINUTE, Severity::Info, &l));
         }
         incident.advance(1000 * MINUTE);
         assert_eq!((incident.state, incident.fired_count), (State::Pending, 0));
@@ -286,10 +367,10 @@ mod tests {
     fn a_resolved_incident_fires_again_when_the_failure_returns() {
         let l = BTreeMap::new();
         let mut incident = Incident::new(subject(), 0);
-        incident.observe(&at(0, Severity::Critical, &l), default_rule);
+        observe(&mut incident, &at(0, Severity::Critical, &l));
         incident.advance(120 * MINUTE);
         assert_eq!(incident.state, State::Resolved);
-        incident.observe(&at(130 * MINUTE, Severity::Critical, &l), default_rule);
+        observe(&mut incident, &at(130 * MINUTE, Severity::Critical, &l));
         assert_eq!(
             (incident.state, incident.fired_at, incident.fired_count),
             (State::Firing, Some(0), 2)
@@ -303,15 +384,15 @@ mod tests {
     fn a_stray_warning_after_resolution_does_not_reopen_it() {
         let l = BTreeMap::new();
         let mut incident = Incident::new(subject(), 0);
-        incident.observe(&at(0, Severity::Critical, &l), default_rule);
+        observe(&mut incident, &at(0, Severity::Critical, &l));
         incident.advance(61 * MINUTE);
-        incident.observe(&at(70 * MINUTE, Severity::Warning, &l), default_rule);
+        observe(&mut incident, &at(70 * MINUTE, Severity::Warning, &l));
         assert_eq!(
             (incident.state, incident.resolved_at),
             (State::Resolved, Some(60 * MINUTE))
         );
         for ts in [71, 72] {
-            incident.observe(&at(ts * MINUTE, Severity::Warning, &l), default_rule);
+            observe(&mut incident, &at(ts * MINUTE, Severity::Warning, &l));
         }
         assert_eq!(
             (incident.state, incident.resolved_at, incident.fired_count),
@@ -325,11 +406,79 @@ mod tests {
         let mut incident = Incident::new(subject(), 0);
         let mut hit = at(5, Severity::Warning, &l);
         hit.class = Class::RestartLoop;
-        incident.observe(&hit, default_rule);
+        observe(&mut incident, &hit);
         assert_eq!(
             (incident.state, incident.fired_at),
             (State::Firing, Some(5))
         );
+    }
+
+    /// Warnings arm at 2 within 5 minutes and fire once armed for 10
+    /// minutes with hits still coming; resolve after 15 quiet minutes.
+    const PATIENT: [Rule; 1] = [Rule {
+        class: None,
+        severity: None,
+        threshold: Some(2),
+        window_ns: 5 * MINUTE,
+        for_ns: 10 * MINUTE,
+        resolve_after_ns: 15 * MINUTE,
+    }];
+
+    #[test]
+    fn a_rule_with_for_fires_only_if_hits_keep_coming_for_that_long() {
+        let l = BTreeMap::new();
+        let mut incident = Incident::new(subject(), 0);
+        // Armed at minute 1; hits every 4 minutes keep it armed.
+        for m in [0, 1, 5, 9] {
+            observe_with(
+                &mut incident,
+                &at(m * MINUTE, Severity::Warning, &l),
+                &PATIENT,
+            );
+        }
+        assert_eq!(incident.state, State::Pending);
+        assert_eq!(incident.next_deadline(), Some(11 * MINUTE));
+        incident.advance(11 * MINUTE);
+        assert_eq!(
+            (incident.state, incident.fired_at),
+            (State::Firing, Some(11 * MINUTE)),
+            "fires at the end of `for`, not at the next hit"
+        );
+        // Its own quiet period: 15 minutes after the last hit (minute 9).
+        incident.advance(23 * MINUTE);
+        assert_eq!(incident.state, State::Firing);
+        incident.advance(24 * MINUTE);
+        assert_eq!(
+            (incident.state, incident.resolved_at),
+            (State::Resolved, Some(24 * MINUTE))
+        );
+    }
+
+    #[test]
+    fn an_armed_incident_whose_hits_stop_disarms_and_rearms_afresh() {
+        let l = BTreeMap::new();
+        let mut incident = Incident::new(subject(), 0);
+        // Armed at minute 1, then nothing for more than the 5-minute window.
+        for m in [0, 1] {
+            observe_with(
+                &mut incident,
+                &at(m * MINUTE, Severity::Warning, &l),
+                &PATIENT,
+            );
+        }
+        incident.advance(7 * MINUTE);
+        assert_eq!(incident.next_deadline(), None, "disarmed");
+        // The failure comes back at minute 20: armed again from minute 21.
+        for m in [20, 21, 25, 29] {
+            observe_with(
+                &mut incident,
+                &at(m * MINUTE, Severity::Warning, &l),
+                &PATIENT,
+            );
+        }
+        assert_eq!(incident.state, State::Pending, "not at the old fire time");
+        incident.advance(31 * MINUTE);
+        assert_eq!(incident.fired_at, Some(31 * MINUTE));
     }
 
     #[test]
@@ -340,7 +489,7 @@ mod tests {
             let evidence = format!("line {i}");
             let mut hit = at(i, Severity::Info, &l);
             hit.evidence = &evidence;
-            incident.observe(&hit, default_rule);
+            observe(&mut incident, &hit);
         }
         let kept: Vec<&String> = incident.evidence().collect();
         assert_eq!(

@@ -4,7 +4,8 @@
 //! thing — a PVC, a node, the log pipeline, a workload — with everything
 //! seen about it. The correlator resolves each hit to the entity it is about
 //! ([`resolve`]), keeps one [`Incident`] per entity key moving through
-//! `pending → firing → resolved` by the rules of [`incident::default_rule`],
+//! `pending → firing → resolved` by the [`Rule`]s it is given (the
+//! `rules:` of the signature library),
 //! links incidents that are one story (a PVC, its node, its CloudNativePG
 //! cluster, the log pipeline it carries) and writes the remediation with the
 //! real names.
@@ -23,7 +24,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use faultline_core::{Class, Severity};
 
-pub use incident::{Incident, Rule, State};
+pub use faultline_core::Rule;
+pub use incident::{Incident, State};
 pub use inventory::Inventory;
 pub use resolve::Subject;
 
@@ -70,18 +72,25 @@ pub const MAX_INCIDENTS: usize = 100_000;
 #[derive(Debug)]
 pub struct Correlator {
     inventory: Inventory,
+    rules: Vec<Rule>,
     incidents: HashMap<String, Incident>,
+    /// No incident changes by the passing of time before this.
+    next_deadline: i64,
     max_incidents: usize,
     /// Incidents dropped to stay within `max_incidents`.
     pub evicted: u64,
 }
 
 impl Correlator {
-    /// A correlator that resolves entities with `inventory`.
-    pub fn new(inventory: Inventory) -> Correlator {
+    /// A correlator that resolves entities with `inventory` and fires and
+    /// resolves incidents by `rules` (a hit's rule is the first that
+    /// applies to it; hits no rule applies to are evidence only).
+    pub fn new(inventory: Inventory, rules: &[Rule]) -> Correlator {
         Correlator {
             inventory,
+            rules: rules.to_vec(),
             incidents: HashMap::new(),
+            next_deadline: i64::MAX,
             max_incidents: MAX_INCIDENTS,
             evicted: 0,
         }
@@ -109,26 +118,52 @@ impl Correlator {
             .entry(key.clone())
             .or_insert_with(|| Incident::new(subject, hit.ts));
         incident.related.extend(related);
-        incident.observe(hit, incident::default_rule);
+        let (index, rule) = self
+            .rules
+            .iter()
+            .enumerate()
+            .find(|(_, r)| r.applies(hit.class, hit.severity))
+            .map_or((usize::MAX, &incident::EVIDENCE_ONLY), |(i, r)| (i, r));
+        incident.observe(hit, index, rule);
+        if let Some(deadline) = incident.next_deadline() {
+            self.next_deadline = self.next_deadline.min(deadline);
+        }
         key
     }
 
-    /// Moves time to `now`, resolving incidents that went quiet.
+    /// The inventory, to add what is learnt as hits arrive (object lists
+    /// and mount tables found among replayed inputs).
+    pub fn inventory_mut(&mut self) -> &mut Inventory {
+        &mut self.inventory
+    }
+
+    /// Moves time to `now`: incidents fire at the end of their rule's
+    /// `for` and resolve after their quiet period.
     pub fn advance(&mut self, now: i64) {
+        if now < self.next_deadline {
+            return;
+        }
+        self.next_deadline = i64::MAX;
         for incident in self.incidents.values_mut() {
             incident.advance(now);
+            if let Some(deadline) = incident.next_deadline() {
+                self.next_deadline = self.next_deadline.min(deadline);
+            }
         }
     }
 
+    /// Drops the incidents seen longest ago — not firing ones first — a
+    /// hundredth of the limit at a time, so a flood of new keys costs one
+    /// pass per batch, not per key.
     fn evict(&mut self) {
-        let victim = self
+        let batch = (self.max_incidents / 100).max(1);
+        let mut oldest: Vec<(bool, i64, String)> = self
             .incidents
             .iter()
-            .filter(|(_, i)| i.state != State::Firing)
-            .min_by_key(|(_, i)| i.last_seen)
-            .or_else(|| self.incidents.iter().min_by_key(|(_, i)| i.last_seen))
-            .map(|(k, _)| k.clone());
-        if let Some(key) = victim {
+            .map(|(k, i)| (i.state == State::Firing, i.last_seen, k.clone()))
+            .collect();
+        oldest.sort_unstable();
+        for (_, _, key) in oldest.into_iter().take(batch) {
             self.incidents.remove(&key);
             self.evicted += 1;
         }

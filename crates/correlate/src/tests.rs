@@ -42,10 +42,18 @@ fn observe(
     });
 }
 
+/// The built-in incident rules.
+fn rules() -> Vec<Rule> {
+    faultline_signatures::Library::builtin()
+        .expect("the built-in library loads")
+        .rules()
+        .to_vec()
+}
+
 fn correlator() -> Correlator {
     let mut inventory = Inventory::default();
     inventory.add_json(INVENTORY).unwrap();
-    Correlator::new(inventory)
+    Correlator::new(inventory, &rules())
 }
 
 fn report<'a>(reports: &'a [Report], key: &str) -> &'a Report {
@@ -190,7 +198,7 @@ fn lokis_volume_and_the_failing_pushes_are_one_story() {
 
 #[test]
 fn a_probe_kill_loop_gets_a_startup_probe_remediation() {
-    let mut c = Correlator::new(Inventory::default());
+    let mut c = Correlator::new(Inventory::default(), &rules());
     let ml = labels(&[
         ("namespace", "immich"),
         ("pod", "immich-machine-learning-7d4b9c6f58-6rtdn"),
@@ -242,7 +250,7 @@ fn time_comes_from_the_hits_and_quiet_incidents_resolve() {
 
 #[test]
 fn the_number_of_incidents_is_bounded_and_evictions_are_counted() {
-    let mut c = Correlator::new(Inventory::default()).with_max_incidents(10);
+    let mut c = Correlator::new(Inventory::default(), &rules()).with_max_incidents(10);
     for i in 0..100 {
         let l = labels(&[("node", &format!("n{i}"))]);
         observe(
@@ -266,7 +274,7 @@ fn a_probe_kill_loop_names_the_probe_budget_and_the_kill_rhythm() {
           "ownerReferences":[{"kind":"ReplicaSet","name":"ml-7d4b9c6f58","controller":true}]},
           "spec":{"containers":[{"name":"ml","livenessProbe":{"initialDelaySeconds":300,"failureThreshold":6,"periodSeconds":10}}]}}"#)
         .unwrap();
-    let mut c = Correlator::new(inventory);
+    let mut c = Correlator::new(inventory, &rules());
     let l = labels(&[
         ("namespace", "immich"),
         ("pod", "ml-7d4b9c6f58-6rtdn"),

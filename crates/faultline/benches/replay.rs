@@ -9,13 +9,14 @@
 mod corpus;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use faultline::replay::{Options, replay_paths};
+use faultline::replay::{Options, replay};
+use faultline_correlate::Correlator;
 use faultline_matcher::Matcher;
 use faultline_signatures::Library;
 
 const FILE_BYTES: usize = 16 << 20;
 
-fn replay(c: &mut Criterion) {
+fn replay_tree(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("a temporary directory");
     // Four files of a pod-log tree, as kubelet lays them out.
     for i in 0..4 {
@@ -38,14 +39,20 @@ fn replay(c: &mut Criterion) {
         };
         group.bench_function(format!("pod-log-tree-{threads}-threads"), |b| {
             b.iter(|| {
-                replay_paths(&matcher, &paths, &options, |_| Ok(()))
-                    .expect("inputs exist")
-                    .hits
+                replay(
+                    &matcher,
+                    &paths,
+                    &options,
+                    Correlator::new(Default::default(), library.rules()),
+                    |_| Ok(()),
+                )
+                .expect("inputs exist")
+                .hits
             })
         });
     }
     group.finish();
 }
 
-criterion_group!(benches, replay);
+criterion_group!(benches, replay_tree);
 criterion_main!(benches);

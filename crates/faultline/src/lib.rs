@@ -1,5 +1,5 @@
 //! The library behind the `faultline` command: offline replay of log
 //! archives. The binary (`src/main.rs`) adds the command line around it;
-//! benches and tests drive [`replay::replay_paths`] directly.
+//! benches and tests drive [`replay::replay`] directly.
 
 pub mod replay;

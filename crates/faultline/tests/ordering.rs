@@ -3,7 +3,8 @@
 //! they exceed their memory, give exactly the hits of one worker holding
 //! everything.
 
-use faultline::replay::{HitRecord, Options, replay_paths};
+use faultline::replay::{HitRecord, Options, replay};
+use faultline_correlate::Correlator;
 use faultline_matcher::Matcher;
 use faultline_signatures::Library;
 
@@ -39,7 +40,7 @@ fn log() -> String {
 
 type Seen = (usize, Option<i64>, String, u64, String);
 
-fn replay(path: &std::path::Path, threads: usize, hit_memory: usize) -> Vec<Seen> {
+fn replay_file(path: &std::path::Path, threads: usize, hit_memory: usize) -> Vec<Seen> {
     let library = Library::builtin().unwrap();
     let matcher = Matcher::new(library.signatures()).unwrap();
     let options = Options {
@@ -48,10 +49,12 @@ fn replay(path: &std::path::Path, threads: usize, hit_memory: usize) -> Vec<Seen
         ..Options::default()
     };
     let mut seen = Vec::new();
-    let replay = replay_paths(
+    let correlator = Correlator::new(Default::default(), library.rules());
+    let replayed = replay(
         &matcher,
         &[path.to_path_buf()],
         &options,
+        correlator,
         |hit: &HitRecord| {
             seen.push((
                 hit.signature,
@@ -64,8 +67,8 @@ fn replay(path: &std::path::Path, threads: usize, hit_memory: usize) -> Vec<Seen
         },
     )
     .unwrap();
-    assert_eq!(replay.hits, seen.len() as u64);
-    assert!(replay.spill_error.is_none());
+    assert_eq!(replayed.hits, seen.len() as u64);
+    assert!(replayed.spill_error.is_none());
     seen
 }
 
@@ -77,7 +80,7 @@ fn split_files_and_spilled_hits_give_the_same_ordered_hits() {
     assert!(text.len() > 64 << 20, "large enough to be split");
     std::fs::write(&path, text).unwrap();
 
-    let one = replay(&path, 1, usize::MAX);
+    let one = replay_file(&path, 1, usize::MAX);
     let dated = (0..LINES)
         .filter(|i| !(UNDATED_START..UNDATED_END).contains(i) && i % 500 == 7)
         .count();
@@ -101,12 +104,16 @@ fn split_files_and_spilled_hits_give_the_same_ordered_hits() {
     }
 
     same(
-        &replay(&path, 2, usize::MAX),
+        &replay_file(&path, 2, usize::MAX),
         &one,
         "split across two workers",
     );
-    same(&replay(&path, 2, 1), &one, "every batch written to disk");
-    same(&replay(&path, 1, 4096), &one, "a few hits per run");
+    same(
+        &replay_file(&path, 2, 1),
+        &one,
+        "every batch written to disk",
+    );
+    same(&replay_file(&path, 1, 4096), &one, "a few hits per run");
 }
 
 /// `got == want`, naming the first difference rather than printing both.

@@ -510,3 +510,61 @@ fn a_kubectl_get_events_table_is_dated_from_when_it_was_printed() {
     assert_eq!(hits[0]["ts"], "2026-02-27T23:55:00.000000000Z");
     assert_eq!(hits[0]["labels"]["pod"], "ml-7d4b9c6f58-6rtdn");
 }
+
+/// The incident records printed.
+fn incidents(out: &Output) -> Vec<Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|r| r["type"] == "incident")
+        .collect()
+}
+
+#[test]
+fn user_rules_come_before_the_built_in_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = dir.path().join("node/n1");
+    std::fs::create_dir_all(&node).unwrap();
+    // Read-only remounts at minutes 0, 1 and 2 of the hour.
+    let log = dir.path().join("node/n1/dmesg.log");
+    let text: String = (0..3)
+        .map(|m| {
+            format!("10.0.0.2: kern:     err: [2026-02-19T03:0{m}:00.000000000Z]: {FAILURE}\n")
+        })
+        .collect();
+    std::fs::write(&log, text).unwrap();
+    let log = log.to_str().unwrap();
+
+    // Built in: a critical hit fires at once.
+    let built_in = incidents(&replay(&[log]));
+    assert_eq!(built_in[0]["key"], "node/n1");
+    assert_eq!(built_in[0]["state"], "firing");
+    assert_eq!(built_in[0]["fired_at"], "2026-02-19T03:00:00.000000000Z");
+
+    // A user's rule: read-only volumes arm at 2 hits within 5 minutes,
+    // fire when armed for 30 s, and resolve after 30 minutes.
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::write(
+        rules.join("patient.yaml"),
+        "rules:\n  - class: volume-read-only\n    fire_after: 2\n    window: 5m\n    for: 30s\n    resolve_after: 30m\n",
+    )
+    .unwrap();
+    let patient = incidents(&replay(&["--signatures", rules.to_str().unwrap(), log]));
+    assert_eq!(patient[0]["fired_at"], "2026-02-19T03:01:30.000000000Z");
+    assert_eq!(patient[0]["state"], "firing", "no later hit to resolve it");
+
+    // A typo in a rule names the file, line and field.
+    std::fs::write(
+        rules.join("patient.yaml"),
+        "rules:\n  - class: volume-read-only\n    fire_after: 2\n    window: five minutes\n",
+    )
+    .unwrap();
+    let out = replay(&["--signatures", rules.to_str().unwrap(), log]);
+    assert_ne!(out.status.code(), Some(0));
+    let err = stderr(&out);
+    assert!(
+        err.contains("patient.yaml:4: rules[0].window: \"five minutes\" is not a duration"),
+        "{err}"
+    );
+}

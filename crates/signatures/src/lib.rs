@@ -27,7 +27,7 @@ mod template;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use faultline_core::{Class, Severity, SourceKind};
+use faultline_core::{Class, Rule, Severity, SourceKind};
 
 pub use problem::{Problem, Problems};
 pub use template::Template;
@@ -125,6 +125,7 @@ pub fn builtin_files() -> &'static [(&'static str, &'static str)] {
 #[derive(Clone, Debug)]
 pub struct Library {
     signatures: Vec<Signature>,
+    rules: Vec<Rule>,
 }
 
 impl Library {
@@ -164,8 +165,9 @@ impl Library {
         overrides: &[SourceFile],
     ) -> Result<Library, Problems> {
         let mut problems = Vec::new();
-        let base = parse_unique(base, &mut problems);
-        let overrides = parse_unique(overrides, &mut problems);
+        let (base, base_rules) = parse_unique(base, &mut problems);
+        let (overrides, mut rules) = parse_unique(overrides, &mut problems);
+        rules.extend(base_rules);
         if !problems.is_empty() {
             return Err(Problems(problems));
         }
@@ -186,7 +188,13 @@ impl Library {
                 .filter(|s| !base_ids.contains_key(s.id.as_str()))
                 .cloned(),
         );
-        Ok(Library { signatures })
+        Ok(Library { signatures, rules })
+    }
+
+    /// The incident rules, the user's first, then the built-in ones, each
+    /// set in file order: a hit's rule is the first that applies to it.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
     }
 
     /// The signatures, built-in ones first in file order, then the user's.
@@ -200,12 +208,16 @@ impl Library {
     }
 }
 
-/// Parses `files`, reporting ids used twice among them.
-fn parse_unique(files: &[SourceFile], problems: &mut Vec<Problem>) -> Vec<Signature> {
+/// Parses `files`, reporting ids used twice among them; returns their
+/// signatures and their rules.
+fn parse_unique(files: &[SourceFile], problems: &mut Vec<Problem>) -> (Vec<Signature>, Vec<Rule>) {
     let mut out: Vec<Signature> = Vec::new();
+    let mut rules = Vec::new();
     let mut first_seen: BTreeMap<String, Location> = BTreeMap::new();
     for file in files {
-        for sig in load::parse_file(&file.name, &file.text, problems) {
+        let parsed = load::parse_file(&file.name, &file.text, problems);
+        rules.extend(parsed.rules);
+        for sig in parsed.signatures {
             if let Some(first) = first_seen.get(&sig.id) {
                 problems.push(Problem {
                     file: sig.location.file.clone(),
@@ -219,7 +231,7 @@ fn parse_unique(files: &[SourceFile], problems: &mut Vec<Problem>) -> Vec<Signat
             out.push(sig);
         }
     }
-    out
+    (out, rules)
 }
 
 /// Reads the signature files under `paths`, sorted by name within a directory.

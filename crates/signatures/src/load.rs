@@ -6,7 +6,7 @@
 
 use std::collections::BTreeSet;
 
-use faultline_core::{Class, LABEL_NAMES, Severity, SourceKind};
+use faultline_core::{Class, LABEL_NAMES, Rule, Severity, SourceKind};
 use marked_yaml::{LoaderOptions, Node, types::MarkedMappingNode};
 
 use crate::problem::Problem;
@@ -28,6 +28,19 @@ const SIGNATURE_FIELDS: &[&str] = &[
 const EXAMPLES_FIELDS: &[&str] = &["match", "no_match"];
 const MATCH_EXAMPLE_FIELDS: &[&str] = &["line", "captures", "source"];
 const NEAR_MISS_FIELDS: &[&str] = &["line", "why", "source"];
+const RULE_FIELDS: &[&str] = &[
+    "class",
+    "severity",
+    "fire_after",
+    "window",
+    "for",
+    "resolve_after",
+];
+
+/// Rule defaults: the counting window, `for`, and the quiet period.
+const DEFAULT_WINDOW: &str = "10m";
+const DEFAULT_FOR: &str = "0s";
+const DEFAULT_RESOLVE_AFTER: &str = "1h";
 
 /// Problems of one file, located in it.
 struct Report<'a> {
@@ -116,9 +129,16 @@ fn is_kebab_case(id: &str) -> bool {
         })
 }
 
+/// What one file holds: its valid signatures and incident rules.
+#[derive(Default)]
+pub(crate) struct Parsed {
+    pub signatures: Vec<Signature>,
+    pub rules: Vec<Rule>,
+}
+
 /// Parses the file `file` holding `text`; appends its problems to `problems`.
-/// Returns the signatures that were complete and valid.
-pub(crate) fn parse_file(file: &str, text: &str, problems: &mut Vec<Problem>) -> Vec<Signature> {
+/// Returns the signatures and rules that were complete and valid.
+pub(crate) fn parse_file(file: &str, text: &str, problems: &mut Vec<Problem>) -> Parsed {
     let mut report = Report { file, problems };
     let options = LoaderOptions::default().error_on_duplicate_keys(true);
     let root = match marked_yaml::parse_yaml_with_options(0, text, options) {
@@ -126,42 +146,146 @@ pub(crate) fn parse_file(file: &str, text: &str, problems: &mut Vec<Problem>) ->
         Err(err) => {
             let (line, message) = describe_load_error(&err);
             report.add(line, "", message);
-            return Vec::new();
+            return Parsed::default();
         }
     };
     let Some(top) = root.as_mapping() else {
         report.add(
             line_of(&root),
             "",
-            "the file must be a mapping with a `signatures` list",
+            "the file must be a mapping with a `signatures` list and/or a `rules` list",
         );
-        return Vec::new();
+        return Parsed::default();
     };
-    reject_unknown(top, &["signatures"], "", &mut report);
-    let list = match top.get_node("signatures") {
-        Some(Node::Sequence(list)) => list,
+    reject_unknown(top, &["signatures", "rules"], "", &mut report);
+    if top.get_node("signatures").is_none() && top.get_node("rules").is_none() {
+        report.add(
+            map_line(top),
+            "signatures",
+            "missing (a file needs a `signatures` list, a `rules` list, or both)",
+        );
+    }
+    Parsed {
+        signatures: list(top, "signatures", &mut report, parse_signature),
+        rules: list(top, "rules", &mut report, parse_rule),
+    }
+}
+
+/// The valid items of the list `key` of `top`, each parsed by `parse`.
+fn list<T>(
+    top: &MarkedMappingNode,
+    key: &str,
+    report: &mut Report,
+    parse: fn(&MarkedMappingNode, &str, &mut Report) -> Option<T>,
+) -> Vec<T> {
+    let items = match top.get_node(key) {
+        Some(Node::Sequence(items)) => items,
         Some(other) => {
-            report.add(line_of(other), "signatures", "must be a list of signatures");
+            report.add(line_of(other), key, "must be a list");
             return Vec::new();
         }
-        None => {
-            report.add(map_line(top), "signatures", "missing (required)");
-            return Vec::new();
-        }
+        None => return Vec::new(),
     };
     let mut out = Vec::new();
-    for (i, node) in list.iter().enumerate() {
-        let prefix = format!("signatures[{i}]");
+    for (i, node) in items.iter().enumerate() {
+        let prefix = format!("{key}[{i}]");
         match node.as_mapping() {
-            Some(map) => {
-                if let Some(sig) = parse_signature(map, &prefix, &mut report) {
-                    out.push(sig);
-                }
-            }
+            Some(map) => out.extend(parse(map, &prefix, report)),
             None => report.add(line_of(node), &prefix, "must be a mapping"),
         }
     }
     out
+}
+
+/// One incident rule: `class` and/or `severity` it applies to,
+/// `fire_after` (a count, or `never`), `window`, `for`, `resolve_after`.
+fn parse_rule(map: &MarkedMappingNode, prefix: &str, report: &mut Report) -> Option<Rule> {
+    reject_unknown(map, RULE_FIELDS, prefix, report);
+    let class = optional_parsed::<Class>(map, "class", prefix, report);
+    let severity = optional_parsed::<Severity>(map, "severity", prefix, report);
+    let threshold = match string_field(map, "fire_after", prefix, true, report) {
+        Some((text, _)) if text == "never" => Some(None),
+        Some((text, at)) => match text.parse::<u32>() {
+            Ok(n) if n >= 1 => Some(Some(n)),
+            _ => {
+                report.add(
+                    at,
+                    &join(prefix, "fire_after"),
+                    format!("{text:?} is not a count of hits (1 or more) or `never`"),
+                );
+                None
+            }
+        },
+        None => None,
+    };
+    let window_ns = duration_field(map, "window", DEFAULT_WINDOW, prefix, report);
+    let for_ns = duration_field(map, "for", DEFAULT_FOR, prefix, report);
+    let resolve_after_ns =
+        duration_field(map, "resolve_after", DEFAULT_RESOLVE_AFTER, prefix, report);
+    if let Some(0) = window_ns {
+        report.add(
+            map_line(map),
+            &join(prefix, "window"),
+            "must be longer than 0s",
+        );
+        return None;
+    }
+    Some(Rule {
+        class: class?,
+        severity: severity?,
+        threshold: threshold?,
+        window_ns: window_ns?,
+        for_ns: for_ns?,
+        resolve_after_ns: resolve_after_ns?,
+    })
+}
+
+/// An optional field parsed with `FromStr`: `Some(None)` when absent,
+/// `None` after reporting a bad value.
+fn optional_parsed<T: std::str::FromStr<Err = faultline_core::UnknownName>>(
+    map: &MarkedMappingNode,
+    key: &str,
+    prefix: &str,
+    report: &mut Report,
+) -> Option<Option<T>> {
+    if map.get_node(key).is_none() {
+        return Some(None);
+    }
+    parsed_field(map, key, prefix, report).map(Some)
+}
+
+/// A duration field such as `90s`, `10m`, `1h30m` (ns), or `default` when
+/// absent; `None` after reporting a bad value.
+fn duration_field(
+    map: &MarkedMappingNode,
+    key: &str,
+    default: &str,
+    prefix: &str,
+    report: &mut Report,
+) -> Option<i64> {
+    let (text, at) = match string_field(map, key, prefix, false, report) {
+        Some(found) => found,
+        None if map.get_node(key).is_some() => return None,
+        None => (default.to_string(), None),
+    };
+    match parse_duration(&text) {
+        Some(ns) => Some(ns),
+        None => {
+            report.add(
+                at,
+                &join(prefix, key),
+                format!("{text:?} is not a duration (examples: 30s, 10m, 1h30m)"),
+            );
+            None
+        }
+    }
+}
+
+/// `30s`, `10m`, `1h30m`, `2d` … as nanoseconds; never negative.
+pub fn parse_duration(text: &str) -> Option<i64> {
+    let span: jiff::SignedDuration = text.trim().parse().ok()?;
+    let ns = i64::try_from(span.as_nanos()).ok()?;
+    (ns >= 0).then_some(ns)
 }
 
 fn describe_load_error(err: &marked_yaml::LoadError) -> (Option<usize>, String) {

@@ -193,3 +193,69 @@ fn the_builtin_library_loads() {
     let lib = Library::builtin().unwrap_or_else(|p| panic!("built-in library has problems:\n{p}"));
     assert!(!lib.signatures().is_empty());
 }
+
+#[test]
+fn rules_load_with_defaults_and_user_rules_come_first() {
+    let builtin = "rules:\n  - severity: critical\n    fire_after: 1\n  - fire_after: never\n";
+    let user = "rules:\n  - class: disk-full\n    severity: warning\n    fire_after: 5\n    window: 1h30m\n    for: 2m\n    resolve_after: 30m\n";
+    let lib = Library::from_sources(&[file("b.yaml", builtin)], &[file("u.yaml", user)]).unwrap();
+    let minute = 60_000_000_000;
+    assert_eq!(
+        lib.rules(),
+        [
+            Rule {
+                class: Some(Class::DiskFull),
+                severity: Some(Severity::Warning),
+                threshold: Some(5),
+                window_ns: 90 * minute,
+                for_ns: 2 * minute,
+                resolve_after_ns: 30 * minute,
+            },
+            Rule {
+                class: None,
+                severity: Some(Severity::Critical),
+                threshold: Some(1),
+                window_ns: 10 * minute,
+                for_ns: 0,
+                resolve_after_ns: 60 * minute,
+            },
+            Rule {
+                class: None,
+                severity: None,
+                threshold: None,
+                window_ns: 10 * minute,
+                for_ns: 0,
+                resolve_after_ns: 60 * minute,
+            },
+        ]
+    );
+    assert!(lib.signatures().is_empty());
+}
+
+#[test]
+fn a_bad_rule_names_file_line_and_field() {
+    let bad = "rules:\n  - class: disk-ful\n    fire_after: 0\n    window: 10 minutes please\n    resolve_afer: 1h\n";
+    let err = Library::from_sources(&[file("r.yaml", bad)], &[]).unwrap_err();
+    let text = err.to_string();
+    for expected in [
+        "r.yaml:2: rules[0].class: unknown value \"disk-ful\"",
+        "r.yaml:3: rules[0].fire_after: \"0\" is not a count of hits",
+        "r.yaml:4: rules[0].window: \"10 minutes please\" is not a duration",
+        "r.yaml:5: rules[0].resolve_afer: unknown field",
+    ] {
+        assert!(text.contains(expected), "{expected} not in:\n{text}");
+    }
+}
+
+#[test]
+fn the_builtin_rules_cover_every_class_and_severity() {
+    let lib = Library::builtin().unwrap();
+    for &class in Class::ALL {
+        for &severity in Severity::ALL {
+            assert!(
+                lib.rules().iter().any(|r| r.applies(class, severity)),
+                "no rule for {class} {severity}"
+            );
+        }
+    }
+}

@@ -184,6 +184,8 @@ pub struct Replay {
     pub errors: Vec<InputError>,
     /// Incidents formed from the hits, by first sight.
     pub incidents: Vec<faultline_correlate::Report>,
+    /// Incidents dropped to keep their number bounded.
+    pub incidents_evicted: u64,
     /// Why hits could not be written to temporary files while being put in
     /// order (they were kept in memory instead; nothing was lost).
     pub spill_error: Option<std::io::Error>,
@@ -201,29 +203,14 @@ pub enum ReplayError {
 
 /// Reads `paths`, matches them with `matcher`, and hands every hit to
 /// `on_hit` in event-time order (ties, and undated lines, keep input and
-/// line order), with its entity filled in.
-pub fn replay_paths(
+/// line order), with the entity `correlator` resolved it to filled in.
+/// Object lists and mount tables found among the inputs are added to the
+/// correlator's inventory before the first hit is correlated.
+pub fn replay(
     matcher: &Matcher,
     paths: &[PathBuf],
     options: &Options,
-    on_hit: impl FnMut(&HitRecord) -> std::io::Result<()>,
-) -> Result<Replay, ReplayError> {
-    replay_with_inventory(
-        matcher,
-        paths,
-        options,
-        faultline_correlate::Inventory::default(),
-        on_hit,
-    )
-}
-
-/// [`replay_paths`] with an inventory to resolve entities with; object
-/// lists found among the inputs are added to it.
-pub fn replay_with_inventory(
-    matcher: &Matcher,
-    paths: &[PathBuf],
-    options: &Options,
-    mut inventory: faultline_correlate::Inventory,
+    mut correlator: faultline_correlate::Correlator,
     on_hit: impl FnMut(&HitRecord) -> std::io::Result<()>,
 ) -> Result<Replay, ReplayError> {
     let (inputs, mut errors) = input::expand(paths);
@@ -232,6 +219,7 @@ pub fn replay_with_inventory(
     }
     let (spool, line_offsets, totals, read_errors) = scan_all(matcher, &inputs, options);
     errors.extend(read_errors);
+    let inventory = correlator.inventory_mut();
     for (i, bytes) in totals.inventories.iter().enumerate() {
         if let Err(err) = inventory.add_json(bytes) {
             errors.push(InputError {
@@ -249,14 +237,16 @@ pub fn replay_with_inventory(
         per_signature: vec![0; matcher.signatures().len()],
         on_hit,
     };
-    let incidents = correlate(matcher, merge, &line_offsets, inventory, &mut counted)
-        .map_err(ReplayError::Io)?;
+    let (incidents, incidents_evicted) =
+        correlate(matcher, merge, &line_offsets, correlator, &mut counted)
+            .map_err(ReplayError::Io)?;
     Ok(Replay {
         hits: counted.hits,
         per_signature: counted.per_signature,
         totals,
         errors,
         incidents,
+        incidents_evicted,
         spill_error,
     })
 }
@@ -278,16 +268,15 @@ impl<F: FnMut(&HitRecord) -> std::io::Result<()>> Counted<F> {
 
 /// Feeds the hits, in event-time order, to a correlator; records on each
 /// hit the entity it is about and hands it out; returns the incidents as
-/// of the last hit. `line_offsets[task]` is added to the line numbers of
+/// of the last hit, and how many were evicted on the way. `line_offsets[task]` is added to the line numbers of
 /// each task's hits (the lines of the input before that part).
 fn correlate<F: FnMut(&HitRecord) -> std::io::Result<()>>(
     matcher: &Matcher,
     hits: order::Merge,
     line_offsets: &[u64],
-    inventory: faultline_correlate::Inventory,
+    mut correlator: faultline_correlate::Correlator,
     out: &mut Counted<F>,
-) -> std::io::Result<Vec<faultline_correlate::Report>> {
-    let mut correlator = faultline_correlate::Correlator::new(inventory);
+) -> std::io::Result<(Vec<faultline_correlate::Report>, u64)> {
     let mut last = None;
     for hit in hits {
         let mut hit = hit.map_err(|err| {
@@ -326,7 +315,7 @@ fn correlate<F: FnMut(&HitRecord) -> std::io::Result<()>>(
     if let Some(end) = last {
         correlator.advance(end);
     }
-    Ok(correlator.reports())
+    Ok((correlator.reports(), correlator.evicted))
 }
 
 /// Runs `replay` and prints the report.
@@ -361,18 +350,17 @@ pub fn run(args: &ReplayArgs) -> Result<ExitCode> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let hits = output::HitWriter::new(&matcher, color);
-    let replayed =
-        replay_with_inventory(
-            &matcher,
-            &args.paths,
-            &options,
-            inventory,
-            |hit| match format {
-                OutputFormat::Json => hits.json(&mut out, hit),
-                OutputFormat::Text => hits.text(&mut out, hit),
-                OutputFormat::Markdown | OutputFormat::Html => Ok(()),
-            },
-        );
+    let replayed = replay(
+        &matcher,
+        &args.paths,
+        &options,
+        faultline_correlate::Correlator::new(inventory, library.rules()),
+        |hit| match format {
+            OutputFormat::Json => hits.json(&mut out, hit),
+            OutputFormat::Text => hits.text(&mut out, hit),
+            OutputFormat::Markdown | OutputFormat::Html => Ok(()),
+        },
+    );
     let replay = match replayed {
         Ok(replay) => replay,
         Err(ReplayError::NothingToRead(errors)) => {
@@ -395,6 +383,7 @@ pub fn run(args: &ReplayArgs) -> Result<ExitCode> {
         totals: &replay.totals,
         errors: &replay.errors,
         incidents: &replay.incidents,
+        incidents_evicted: replay.incidents_evicted,
     };
     match format {
         OutputFormat::Json => report.write_json(&mut out)?,

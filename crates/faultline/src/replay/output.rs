@@ -23,6 +23,8 @@ pub struct Report<'a> {
     pub totals: &'a Totals,
     pub errors: &'a [InputError],
     pub incidents: &'a [faultline_correlate::Report],
+    /// Incidents dropped to keep their number bounded.
+    pub incidents_evicted: u64,
 }
 
 /// `template` filled from the hit's captures, then its labels.
@@ -95,6 +97,7 @@ struct JsonSummary<'a> {
     bytes: u64,
     hits: u64,
     incidents: usize,
+    incidents_evicted: u64,
     decode_errors: usize,
     lines_truncated: u64,
     errors: Vec<String>,
@@ -233,6 +236,7 @@ impl Report<'_> {
             bytes: self.totals.bytes,
             hits: self.hits,
             incidents: self.incidents.len(),
+            incidents_evicted: self.incidents_evicted,
             decode_errors: self.errors.len(),
             lines_truncated: self.totals.truncated,
             errors: self.errors.iter().map(ToString::to_string).collect(),
