@@ -53,23 +53,115 @@ pub struct Pod {
     pub primary: bool,
     /// Liveness probes by container name.
     pub liveness: std::collections::BTreeMap<String, Probe>,
+    /// Volume mounts backed by a PVC: (container, mount path, claim name).
+    pub claim_mounts: Vec<(String, String, String)>,
+    /// How each container last ended (`status.containerStatuses[].lastState.terminated`).
+    pub last_termination: std::collections::BTreeMap<String, Termination>,
+}
+
+/// How a container run ended, as the pod's status reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Termination {
+    /// `reason`: `Error`, `OOMKilled`, `Completed` …
+    pub reason: String,
+    /// `exitCode`.
+    pub exit_code: i64,
+}
+
+/// One run of a container, as its own log file shows it (kubelet writes
+/// one file per run: `<container>/<restart count>.log`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContainerRun {
+    /// Time of its first dated line.
+    pub started: i64,
+    /// Time of its last dated line.
+    pub ended: i64,
+    /// Its last few lines: (time, message), oldest first.
+    pub tail: Vec<(i64, String)>,
+}
+
+/// Runs remembered per container.
+const RUNS_KEPT: usize = 32;
+
+impl Pod {
+    /// The claim mounted at the longest mount path that is a prefix of
+    /// `path` (absolute), in `container` if given, else in any container.
+    pub fn claim_for_path(&self, path: &str, container: Option<&str>) -> Option<&str> {
+        self.claim_mounts
+            .iter()
+            .filter(|(c, _, _)| container.is_none_or(|want| want == c))
+            .filter(|(_, mount, _)| {
+                let mount = mount.trim_end_matches('/');
+                path == mount
+                    || path
+                        .strip_prefix(mount)
+                        .is_some_and(|rest| rest.starts_with('/'))
+            })
+            .max_by_key(|(_, mount, _)| mount.len())
+            .map(|(_, _, claim)| claim.as_str())
+    }
 }
 
 impl Pod {
     /// The facts correlation needs from one Pod object.
     fn from_json(item: &Value) -> Pod {
-        let claims = item
+        // Volume name → claim name, for the volumes backed by a PVC.
+        let volumes: Vec<(&str, &str)> = item
             .pointer("/spec/volumes")
             .and_then(Value::as_array)
             .map(|volumes| {
                 volumes
                     .iter()
                     .filter_map(|v| {
-                        text(v, &["persistentVolumeClaim", "claimName"]).map(str::to_string)
+                        Some((
+                            text(v, &["name"])?,
+                            text(v, &["persistentVolumeClaim", "claimName"])?,
+                        ))
                     })
                     .collect()
             })
             .unwrap_or_default();
+        let claims = volumes.iter().map(|(_, c)| c.to_string()).collect();
+        let volumes = &volumes;
+        let containers: &[Value] = item
+            .pointer("/spec/containers")
+            .and_then(Value::as_array)
+            .map_or(&[], Vec::as_slice);
+        let claim_mounts = containers
+            .iter()
+            .flat_map(|c| {
+                let name = text(c, &["name"]).unwrap_or_default();
+                c.get("volumeMounts")
+                    .and_then(Value::as_array)
+                    .map_or(&[][..], Vec::as_slice)
+                    .iter()
+                    .filter_map(move |m| {
+                        let volume = text(m, &["name"])?;
+                        let (_, claim) = volumes.iter().find(|(v, _)| *v == volume)?;
+                        Some((
+                            name.to_string(),
+                            text(m, &["mountPath"])?.to_string(),
+                            claim.to_string(),
+                        ))
+                    })
+            })
+            .collect();
+        let last_termination = item
+            .pointer("/status/containerStatuses")
+            .and_then(Value::as_array)
+            .map_or(&[][..], Vec::as_slice)
+            .iter()
+            .filter_map(|status| {
+                let ended = status.pointer("/lastState/terminated")?;
+                Some((
+                    text(status, &["name"])?.to_string(),
+                    Termination {
+                        reason: text(ended, &["reason"]).unwrap_or("unknown").to_string(),
+                        exit_code: ended.get("exitCode").and_then(Value::as_i64)?,
+                    },
+                ))
+            })
+            .collect();
         let owner = item
             .pointer("/metadata/ownerReferences")
             .and_then(Value::as_array)
@@ -90,23 +182,19 @@ impl Pod {
                 .and_then(|l| l.get(key))
                 .and_then(Value::as_str)
         };
-        let liveness = item
-            .pointer("/spec/containers")
-            .and_then(Value::as_array)
-            .map(|containers| {
-                containers
-                    .iter()
-                    .filter_map(|c| {
-                        Some((
-                            text(c, &["name"])?.to_string(),
-                            Probe::from_json(c.get("livenessProbe")?),
-                        ))
-                    })
-                    .collect()
+        let liveness = containers
+            .iter()
+            .filter_map(|c| {
+                Some((
+                    text(c, &["name"])?.to_string(),
+                    Probe::from_json(c.get("livenessProbe")?),
+                ))
             })
-            .unwrap_or_default();
+            .collect();
         Pod {
             liveness,
+            claim_mounts,
+            last_termination,
             node: text(item, &["spec", "nodeName"]).map(str::to_string),
             claims,
             owner,
@@ -126,6 +214,8 @@ pub struct Inventory {
     pvcs: HashMap<(String, String), Option<String>>,
     /// Node → device → the pod volume it backs.
     mounts: HashMap<String, HashMap<String, crate::mounts::VolumeMount>>,
+    /// (namespace, pod, container) → its latest runs, by start.
+    runs: HashMap<(String, String, String), Vec<ContainerRun>>,
 }
 
 /// Where a device on a node leads: the PVC and the pod using it.
@@ -213,6 +303,48 @@ impl Inventory {
             pvc,
             pod,
         })
+    }
+
+    /// Adds one run of container `namespace/pod/container`, as its log
+    /// file shows it; the latest [`RUNS_KEPT`] runs are kept.
+    pub fn add_run(&mut self, namespace: &str, pod: &str, container: &str, run: ContainerRun) {
+        let runs = self
+            .runs
+            .entry((namespace.into(), pod.into(), container.into()))
+            .or_default();
+        let at = runs.partition_point(|r| r.started <= run.started);
+        runs.insert(at, run);
+        if runs.len() > RUNS_KEPT {
+            runs.remove(0);
+        }
+    }
+
+    /// The runs known of container `namespace/pod/container`, by start.
+    pub fn runs(&self, namespace: &str, pod: &str, container: &str) -> &[ContainerRun] {
+        self.runs
+            .get(&(namespace.into(), pod.into(), container.into()))
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// The runs of `container` of pod `namespace/pod`; with no container
+    /// named, those of its only container that has any.
+    pub fn container_runs(
+        &self,
+        namespace: &str,
+        pod: &str,
+        container: Option<&str>,
+    ) -> Vec<ContainerRun> {
+        if let Some(c) = container {
+            return self.runs(namespace, pod, c).to_vec();
+        }
+        let mut of_pod = self
+            .runs
+            .iter()
+            .filter(|((ns, p, _), _)| ns == namespace && p == pod);
+        match (of_pod.next(), of_pod.next()) {
+            (Some((_, runs)), None) => runs.clone(),
+            _ => Vec::new(),
+        }
     }
 
     /// The pod `namespace/name`, if known.

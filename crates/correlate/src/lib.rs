@@ -195,7 +195,7 @@ impl Correlator {
         let mut reports: Vec<Report> = incidents
             .iter()
             .map(|(key, incident)| {
-                let (summary, remediation) = remedy::story(incident, &incidents);
+                let (summary, remediation) = remedy::story(incident, &incidents, &self.inventory);
                 Report {
                     key: key.clone(),
                     incident: incident.clone(),

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use faultline_core::Class;
 
 use crate::incident::{Incident, State};
-use crate::inventory::Inventory;
+use crate::inventory::{ContainerRun, Inventory};
 use crate::resolve::Subject;
 
 fn when(ns: i64) -> String {
@@ -15,12 +15,12 @@ fn when(ns: i64) -> String {
         .unwrap_or_default()
 }
 
-/// The shortest time between distinct probe kills (kills reported twice,
-/// by kubelet's log and by an Event, within a minute count once). Logs
-/// are often sampled or rotated, so the shortest gap is the best view of
-/// the loop's period.
-fn kill_interval_s(kills: &std::collections::VecDeque<i64>) -> Option<i64> {
-    const SAME_KILL_NS: i64 = 60_000_000_000;
+/// Kill times one minute apart or less are one kill, reported twice (by
+/// kubelet's log and by an Event).
+const SAME_KILL_NS: i64 = 60_000_000_000;
+
+/// Distinct kill times, sorted.
+fn distinct_kills(kills: &std::collections::VecDeque<i64>) -> Vec<i64> {
     let mut distinct: Vec<i64> = Vec::new();
     let mut sorted: Vec<i64> = kills.iter().copied().collect();
     sorted.sort_unstable();
@@ -29,6 +29,12 @@ fn kill_interval_s(kills: &std::collections::VecDeque<i64>) -> Option<i64> {
             distinct.push(t);
         }
     }
+    distinct
+}
+
+/// The median time between distinct probe kills: the loop's period.
+fn kill_interval_s(kills: &std::collections::VecDeque<i64>) -> Option<i64> {
+    let distinct = distinct_kills(kills);
     let mut gaps: Vec<i64> = distinct
         .windows(2)
         .map(|w| (w[1] - w[0]) / 1_000_000_000)
@@ -37,12 +43,159 @@ fn kill_interval_s(kills: &std::collections::VecDeque<i64>) -> Option<i64> {
     gaps.get(gaps.len() / 2).copied()
 }
 
+/// A kill and the run of the container it ended: the run whose last line
+/// is within this of the kill.
+const RUN_END_SLACK_NS: i64 = 90_000_000_000;
+
+/// The runs of the container that probe kills ended: (kill time, run).
+fn killed_runs(kills: &[i64], runs: &[ContainerRun]) -> Vec<(i64, ContainerRun)> {
+    kills
+        .iter()
+        .filter_map(|&kill| {
+            runs.iter()
+                .filter(|r| (r.ended - kill).abs() <= RUN_END_SLACK_NS)
+                .min_by_key(|r| (r.ended - kill).abs())
+                .map(|r| (kill, r.clone()))
+        })
+        .collect()
+}
+
+/// The median of `values` (which must not be empty).
+fn median(mut values: Vec<i64>) -> i64 {
+    values.sort_unstable();
+    values[values.len() / 2]
+}
+
+/// A run's last lines as `+8 s «…», +355 s «…»`.
+fn tail_of(run: &ContainerRun) -> String {
+    run.tail
+        .iter()
+        .map(|(ts, line)| {
+            let line: String = line.trim().chars().take(160).collect();
+            format!("+{} s «{line}»", (ts - run.started) / 1_000_000_000)
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// `6m0s`-style duration.
 fn duration(seconds: i64) -> String {
     match seconds {
         s if s >= 3600 => format!("{}h{}m", s / 3600, (s % 3600) / 60),
         s if s >= 60 => format!("{}m{}s", s / 60, s % 60),
         s => format!("{s}s"),
+    }
+}
+
+/// A probe-kill loop in a sentence: how many kills, how often, at what
+/// uptime.
+fn probe_kill_summary(
+    incident: &Incident,
+    namespace: &str,
+    kind: &str,
+    name: &str,
+    pod: &str,
+    runs: &[ContainerRun],
+    since: &str,
+) -> String {
+    let kills = incident
+        .signatures
+        .iter()
+        .filter(|(s, _)| s.contains("probe-kill"))
+        .map(|(_, n)| n)
+        .sum::<u64>();
+    // A gap of more than half an hour says more about gaps in the logs
+    // than about the loop: leave it out.
+    let every = kill_interval_s(&incident.kills)
+        .filter(|&s| s <= 1800)
+        .map(|s| format!(", as often as every {}", duration(s)))
+        .unwrap_or_default();
+    let killed = killed_runs(&distinct_kills(&incident.kills), runs);
+    let uptime = (!killed.is_empty())
+        .then(|| {
+            let uptime = median(
+                killed
+                    .iter()
+                    .map(|(kill, r)| (kill - r.started) / 1_000_000_000)
+                    .collect(),
+            );
+            format!(", each about {uptime} s after the container started")
+        })
+        .unwrap_or_default();
+    format!(
+        "{kind} {namespace}/{name} (pod {pod}) is killed by its liveness probe and restarts in a loop: {kills} kills{every}{uptime} — since {since}"
+    )
+}
+
+/// What to do about a probe-kill loop: the probe's start-up allowance
+/// against the uptime at which kills come, and what the container's own
+/// log shows it doing when killed.
+fn probe_kill_remediation(
+    incident: &Incident,
+    liveness: Option<&crate::inventory::Probe>,
+    runs: &[ContainerRun],
+    edit: &str,
+) -> String {
+    let rhythm = kill_interval_s(&incident.kills).filter(|&s| s <= 1800);
+    let killed = killed_runs(&distinct_kills(&incident.kills), runs);
+    let uptime = (!killed.is_empty()).then(|| {
+        median(
+            killed
+                .iter()
+                .map(|(kill, r)| (kill - r.started) / 1_000_000_000)
+                .collect(),
+        )
+    });
+    let log = killed
+        .last()
+        .map(|(kill, run)| {
+            format!(
+                " The container's own log shows what it was doing when killed (the run killed at {}): {}.",
+                when(*kill),
+                tail_of(run)
+            )
+        })
+        .unwrap_or_default();
+    match liveness {
+        Some(probe) => {
+            let allows = probe.allows_s();
+            let period = probe.period_s.max(1);
+            let threshold = (allows * 2)
+                .max(600)
+                .max(uptime.map_or(0, |u| u32::try_from(u * 2).unwrap_or(u32::MAX)))
+                .div_ceil(period);
+            let observed = match uptime {
+                Some(u) => format!(
+                    "; the kills come about {u} s after the container starts{}",
+                    if (i64::from(allows) - u).abs() <= 30.max(i64::from(allows) / 6) {
+                        ", which is that allowance: it never gets to finish starting"
+                    } else {
+                        ""
+                    }
+                ),
+                None => rhythm
+                    .map(|s| format!("; kills come as often as every {}", duration(s)))
+                    .unwrap_or_default(),
+            };
+            format!(
+                "The liveness probe allows {allows} s of start-up (initialDelaySeconds {} + failureThreshold {} × periodSeconds {}){observed}.{log} Add a startupProbe that allows more — the liveness probe's check with periodSeconds {period} and failureThreshold {threshold} ({} s) — so the liveness probe only starts once the container is up; or raise initialDelaySeconds/failureThreshold: {edit}.",
+                probe.initial_delay_s,
+                probe.failure_threshold,
+                probe.period_s,
+                threshold * period
+            )
+        }
+        None => {
+            let every = rhythm
+                .map(|s| format!(", as often as every {}", duration(s)))
+                .unwrap_or_default();
+            let observed = uptime
+                .map(|u| format!(", about {u} s after it starts"))
+                .unwrap_or_default();
+            format!(
+                "The container is killed before it finishes starting{every}{observed}.{log} Give start-up the time it needs: add a startupProbe (failureThreshold × periodSeconds longer than the slowest start), or raise the liveness probe's initialDelaySeconds/failureThreshold: {edit}."
+            )
+        }
     }
 }
 
@@ -121,7 +274,11 @@ pub fn add_rollups(incidents: &mut BTreeMap<String, Incident>, inventory: &Inven
 
 /// (summary, remediation) of `incident`; `all` holds the incidents it
 /// may refer to.
-pub fn story(incident: &Incident, all: &BTreeMap<String, Incident>) -> (String, String) {
+pub fn story(
+    incident: &Incident,
+    all: &BTreeMap<String, Incident>,
+    inventory: &Inventory,
+) -> (String, String) {
     let since = when(incident.first_seen);
     let classes = &incident.classes;
     match &incident.subject {
@@ -247,55 +404,55 @@ pub fn story(incident: &Incident, all: &BTreeMap<String, Incident>) -> (String, 
             kind,
             name,
             pod,
+            container,
             liveness,
         } => {
-            let kills = incident
-                .signatures
-                .iter()
-                .filter(|(s, _)| s.contains("probe-kill"))
-                .map(|(_, n)| n)
-                .sum::<u64>();
             let edit = format!(
                 "`kubectl -n {namespace} edit {} {name}`",
                 kind.to_lowercase()
             );
+            let runs = inventory.container_runs(namespace, pod, container.as_deref());
+            let termination = inventory.pod(namespace, pod).and_then(|p| match container {
+                Some(c) => p.last_termination.get(c),
+                None => (p.last_termination.len() == 1)
+                    .then(|| p.last_termination.values().next())
+                    .flatten(),
+            });
+            let previous = format!(
+                "`kubectl logs -n {namespace} {pod}{} --previous`",
+                container
+                    .as_ref()
+                    .map(|c| format!(" -c {c}"))
+                    .unwrap_or_default()
+            );
             if classes.contains(&Class::ProbeKill) {
-                // A gap of more than half an hour says more about gaps in
-                // the logs than about the loop: leave it out.
-                let rhythm = kill_interval_s(&incident.kills).filter(|&s| s <= 1800);
-                let every = rhythm
-                    .map(|s| format!(", as often as every {}", duration(s)))
-                    .unwrap_or_default();
-                let summary = format!(
-                    "{kind} {namespace}/{name} (pod {pod}) is killed by its liveness probe and restarts in a loop: {kills} kills{every} — since {since}"
-                );
-                let remediation = match liveness {
-                    Some(probe) => {
-                        let allows = probe.allows_s();
-                        let period = probe.period_s.max(1);
-                        let threshold = (allows * 2).max(600).div_ceil(period);
-                        format!(
-                            "The liveness probe allows {allows} s of start-up (initialDelaySeconds {} + failureThreshold {} × periodSeconds {}){}, and the container is killed before it finishes starting. Add a startupProbe that allows more — the liveness probe's check with periodSeconds {period} and failureThreshold {threshold} ({} s) — so the liveness probe only starts once the container is up; or raise initialDelaySeconds/failureThreshold: {edit}.",
-                            probe.initial_delay_s,
-                            probe.failure_threshold,
-                            probe.period_s,
-                            rhythm
-                                .map(|s| format!("; kills come as often as every {}", duration(s)))
-                                .unwrap_or_default(),
-                            threshold * period
-                        )
-                    }
-                    None => format!(
-                        "The container is killed before it finishes starting{every}. Give start-up the time it needs: add a startupProbe (failureThreshold × periodSeconds longer than the slowest start), or raise the liveness probe's initialDelaySeconds/failureThreshold: {edit}."
-                    ),
-                };
-                (summary, remediation)
-            } else if classes.contains(&Class::OomKill) {
+                (
+                    probe_kill_summary(incident, namespace, kind, name, pod, &runs, &since),
+                    probe_kill_remediation(incident, liveness.as_ref(), &runs, &edit),
+                )
+            } else if classes.contains(&Class::OomKill)
+                || termination.is_some_and(|t| t.reason == "OOMKilled")
+            {
                 (
                     format!(
                         "{kind} {namespace}/{name} (pod {pod}) is killed for memory — since {since}"
                     ),
                     format!("Raise the container's memory limit or reduce its usage: {edit}."),
+                )
+            } else if let Some(t) = termination.filter(|t| t.exit_code != 0) {
+                let last = runs
+                    .last()
+                    .map(|r| format!(" The last lines of its last run: {}.", tail_of(r)))
+                    .unwrap_or_default();
+                (
+                    format!(
+                        "{kind} {namespace}/{name} (pod {pod}) crashes and restarts in a loop: its last run exited with code {} ({}) — since {since}",
+                        t.exit_code, t.reason
+                    ),
+                    format!(
+                        "The container exits by itself (exit code {}, {}); no probe killed it, so probe settings will not help. Read why in the previous run's log: {previous}.{last}",
+                        t.exit_code, t.reason
+                    ),
                 )
             } else {
                 (

@@ -32,6 +32,8 @@ pub enum Subject {
         kind: String,
         name: String,
         pod: String,
+        /// The container the hit is about, if known.
+        container: Option<String>,
         /// The liveness probe of the container the hit is about, if known.
         liveness: Option<crate::inventory::Probe>,
     },
@@ -130,6 +132,15 @@ fn workload_of(pod: &str, owner: Option<&(String, String)>) -> (String, String) 
     }
 }
 
+/// The first absolute path among the hit's captures (`path`, `datadir`,
+/// …), if any.
+fn absolute_path<'a>(hit: &'a Observation) -> Option<&'a str> {
+    hit.captures
+        .iter()
+        .map(|(_, v)| v.as_str())
+        .find(|v| v.starts_with('/') && v.len() > 1)
+}
+
 /// Resolves the entity `hit` is about.
 pub fn resolve(hit: &Observation, inventory: &Inventory) -> Subject {
     let label = |k: &str| hit.labels.get(k).map(String::as_str);
@@ -186,14 +197,20 @@ pub fn resolve(hit: &Observation, inventory: &Inventory) -> Subject {
     });
     // A CloudNativePG instance's troubles (its crash loop included) are
     // its volume's; other pods' storage errors are their volume's too.
+    // Which claim: the one mounted where the message's path points (the
+    // container's volumeMounts), else the claim named like the pod (the
+    // CloudNativePG convention), else the pod's first claim.
+    let container = capture("container").or_else(|| label("container"));
     if is_storage(hit.class) || cnpg.is_some() {
+        let by_path = known.zip(absolute_path(hit)).and_then(|(p, path)| {
+            p.claim_for_path(path, container)
+                .or_else(|| p.claim_for_path(path, None))
+        });
         let claim = match known {
-            Some(p) => p
-                .claims
-                .iter()
-                .find(|c| c.as_str() == pod)
-                .or(p.claims.first())
-                .cloned(),
+            Some(p) => by_path
+                .or_else(|| p.claims.iter().map(String::as_str).find(|c| *c == pod))
+                .or(p.claims.first().map(String::as_str))
+                .map(str::to_string),
             None => cnpg.as_ref().map(|_| pod.to_string()),
         };
         if let Some(name) = claim {
@@ -214,7 +231,6 @@ pub fn resolve(hit: &Observation, inventory: &Inventory) -> Subject {
         Class::ProbeKill | Class::ProbeFailure | Class::RestartLoop | Class::OomKill
     ) {
         let (kind, name) = workload_of(pod, known.and_then(|p| p.owner.as_ref()));
-        let container = capture("container").or_else(|| label("container"));
         let liveness = known.and_then(|p| match container {
             Some(c) => p.liveness.get(c).copied(),
             None => (p.liveness.len() == 1)
@@ -226,6 +242,7 @@ pub fn resolve(hit: &Observation, inventory: &Inventory) -> Subject {
             kind,
             name,
             pod: pod.into(),
+            container: container.map(str::to_string),
             liveness,
         };
     }

@@ -304,3 +304,183 @@ fn a_probe_kill_loop_names_the_probe_budget_and_the_kill_rhythm() {
         ml.remediation
     );
 }
+
+#[test]
+fn a_path_in_the_message_finds_the_claim_mounted_there() {
+    let mut inventory = Inventory::default();
+    inventory
+        .add_json(
+            br#"{"kind":"Pod","metadata":{"name":"pg-0","namespace":"app"},
+          "spec":{"volumes":[{"name":"data","persistentVolumeClaim":{"claimName":"data-pg-0"}},
+                             {"name":"wal","persistentVolumeClaim":{"claimName":"wal-pg-0"}},
+                             {"name":"tmp","emptyDir":{}}],
+                  "containers":[{"name":"postgres","volumeMounts":[
+                      {"name":"data","mountPath":"/var/lib/postgresql/data"},
+                      {"name":"wal","mountPath":"/var/lib/postgresql/data/pg_wal"},
+                      {"name":"tmp","mountPath":"/tmp"}]}]}}"#,
+        )
+        .unwrap();
+    let mut c = Correlator::new(inventory, &rules());
+    let l = labels(&[
+        ("namespace", "app"),
+        ("pod", "pg-0"),
+        ("container", "postgres"),
+    ]);
+    let observe_path = |c: &mut Correlator, path: &str| {
+        c.observe(&Observation {
+            ts: 0,
+            signature: "postgres-read-only-file-system",
+            class: Class::VolumeReadOnly,
+            severity: Severity::Critical,
+            labels: &l,
+            captures: &[("path".to_string(), path.to_string())],
+            summary: "s",
+            remediation: "r",
+            evidence: "e",
+        })
+    };
+    // The longest mount path that contains the path wins.
+    assert_eq!(
+        observe_path(&mut c, "/var/lib/postgresql/data/pg_wal/xlogtemp.72"),
+        "pvc/app/wal-pg-0"
+    );
+    assert_eq!(
+        observe_path(&mut c, "/var/lib/postgresql/data/base/1/1259"),
+        "pvc/app/data-pg-0"
+    );
+    // Not under any claim's mount (nor a prefix of a longer name): the
+    // pod's first claim, as without a path.
+    assert_eq!(
+        observe_path(&mut c, "/var/lib/postgresql/database"),
+        "pvc/app/data-pg-0"
+    );
+}
+
+fn pod_with_last_run(reason: &str, exit_code: i64) -> Inventory {
+    let mut inventory = Inventory::default();
+    inventory
+        .add_json(
+            format!(
+                r#"{{"kind":"Pod","metadata":{{"name":"api-5d9f8b7c6d-x2x4q","namespace":"shop",
+                  "ownerReferences":[{{"kind":"ReplicaSet","name":"api-5d9f8b7c6d","controller":true}}]}},
+                  "spec":{{"containers":[{{"name":"api"}}]}},
+                  "status":{{"containerStatuses":[{{"name":"api","restartCount":7,
+                    "lastState":{{"terminated":{{"exitCode":{exit_code},"reason":"{reason}"}}}}}}]}}}}"#
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+    inventory
+}
+
+fn back_off(c: &mut Correlator) {
+    let l = labels(&[
+        ("namespace", "shop"),
+        ("pod", "api-5d9f8b7c6d-x2x4q"),
+        ("container", "api"),
+    ]);
+    observe(
+        c,
+        0,
+        "kubelet-crashloop-backoff",
+        Class::RestartLoop,
+        Severity::Warning,
+        &l,
+    );
+}
+
+#[test]
+fn a_crash_loop_is_told_apart_from_a_probe_kill_and_an_oom_kill() {
+    let mut c = Correlator::new(pod_with_last_run("Error", 1), &rules());
+    back_off(&mut c);
+    let reports = c.reports();
+    let api = report(&reports, "workload/shop/Deployment/api");
+    assert_eq!(api.incident.state, State::Firing);
+    assert!(
+        api.summary
+            .contains("crashes and restarts in a loop: its last run exited with code 1 (Error)"),
+        "{}",
+        api.summary
+    );
+    assert!(
+        api.remediation
+            .contains("kubectl logs -n shop api-5d9f8b7c6d-x2x4q -c api --previous"),
+        "{}",
+        api.remediation
+    );
+    assert!(!api.remediation.contains("startupProbe"));
+
+    let mut c = Correlator::new(pod_with_last_run("OOMKilled", 137), &rules());
+    back_off(&mut c);
+    let reports = c.reports();
+    let api = report(&reports, "workload/shop/Deployment/api");
+    assert!(
+        api.summary.contains("is killed for memory"),
+        "{}",
+        api.summary
+    );
+}
+
+#[test]
+fn probe_kills_are_measured_against_the_runs_in_the_containers_own_log() {
+    let mut inventory = Inventory::default();
+    inventory
+        .add_json(br#"{"kind":"Pod","metadata":{"name":"ml-7d4b9c6f58-6rtdn","namespace":"immich",
+          "ownerReferences":[{"kind":"ReplicaSet","name":"ml-7d4b9c6f58","controller":true}]},
+          "spec":{"containers":[{"name":"ml","livenessProbe":{"initialDelaySeconds":300,"failureThreshold":6,"periodSeconds":10}}]}}"#)
+        .unwrap();
+    let s = 1_000_000_000;
+    // Two runs, each killed about 360 s after it started.
+    for start in [0, 400] {
+        inventory.add_run(
+            "immich",
+            "ml-7d4b9c6f58-6rtdn",
+            "ml",
+            inventory::ContainerRun {
+                started: start * s,
+                ended: (start + 359) * s,
+                tail: vec![
+                    ((start + 8) * s, "Loading visual model to memory".into()),
+                    ((start + 359) * s, "Handling signal: term".into()),
+                ],
+            },
+        );
+    }
+    let mut c = Correlator::new(inventory, &rules());
+    let l = labels(&[
+        ("namespace", "immich"),
+        ("pod", "ml-7d4b9c6f58-6rtdn"),
+        ("container", "ml"),
+    ]);
+    for kill in [360, 760] {
+        observe(
+            &mut c,
+            kill * s,
+            "kubelet-probe-kill",
+            Class::ProbeKill,
+            Severity::Warning,
+            &l,
+        );
+    }
+    let reports = c.reports();
+    let ml = report(&reports, "workload/immich/Deployment/ml");
+    assert!(
+        ml.summary
+            .contains("each about 360 s after the container started"),
+        "{}",
+        ml.summary
+    );
+    assert!(
+        ml.remediation.contains(
+            "the kills come about 360 s after the container starts, which is that allowance"
+        ),
+        "{}",
+        ml.remediation
+    );
+    assert!(
+        ml.remediation
+            .contains("+8 s «Loading visual model to memory», +359 s «Handling signal: term»"),
+        "{}",
+        ml.remediation
+    );
+}

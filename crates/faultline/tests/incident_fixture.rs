@@ -374,8 +374,21 @@ fn the_story_is_told_per_cluster_node_pipeline_and_workload() {
             &format!("workload/{ns}/Deployment/immich-machine-learning"),
         );
         assert_eq!(ml["state"], "firing");
+        let remediation = ml["remediation"].as_str().unwrap();
+        assert!(remediation.contains("startupProbe"), "{ml}");
+        // The kill uptime, measured on the container's own log files, is
+        // the probe's start-up allowance (300 + 6 × 10 s); the log shows the
+        // model still loading when the kill came.
         assert!(
-            ml["remediation"].as_str().unwrap().contains("startupProbe"),
+            remediation.contains("which is that allowance: it never gets to finish starting"),
+            "{ml}"
+        );
+        assert!(remediation.contains("Loading visual model"), "{ml}");
+        assert!(
+            ml["summary"]
+                .as_str()
+                .unwrap()
+                .contains("s after the container started"),
             "{ml}"
         );
     }

@@ -43,6 +43,11 @@ fn parse(line: &[u8]) -> Option<(usize, usize, u8, &[u8])> {
     Some((tag_at, stream, tag, &line[content_at..]))
 }
 
+/// The content of a CRI record (after its time, stream and tag).
+pub fn content(line: &[u8]) -> Option<&[u8]> {
+    parse(line).map(|(_, _, _, content)| content)
+}
+
 /// Whether `line` is a CRI partial (`P`) record.
 pub fn is_partial(line: &[u8]) -> bool {
     parse(line).is_some_and(|(_, _, tag, _)| tag == b'P')

@@ -12,6 +12,7 @@ mod lines;
 mod order;
 mod output;
 mod report;
+mod runs;
 
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
@@ -137,7 +138,12 @@ pub struct Totals {
     pub inventories: Vec<Vec<u8>>,
     /// Nodes' mount tables among the inputs: (node, mountinfo).
     pub mounts: Vec<(String, String)>,
+    /// Container runs seen in pod log files: (namespace, pod, container).
+    pub runs: Vec<(ContainerKey, faultline_correlate::inventory::ContainerRun)>,
 }
+
+/// A container: (namespace, pod, container).
+pub type ContainerKey = (String, String, String);
 
 /// How inputs are read, independent of how results are printed.
 #[derive(Clone, Debug)]
@@ -230,6 +236,9 @@ pub fn replay(
     }
     for (node, table) in &totals.mounts {
         inventory.add_mounts(node, table);
+    }
+    for ((namespace, pod, container), run) in &totals.runs {
+        inventory.add_run(namespace, pod, container, run.clone());
     }
     let (merge, spill_error) = spool.into_merge().map_err(ReplayError::Io)?;
     let mut counted = Counted {
@@ -489,6 +498,8 @@ struct Part {
     inventory: Option<Vec<u8>>,
     /// A node's mount table found among the inputs: (node, mountinfo).
     mounts: Option<(String, String)>,
+    /// The container runs its streams showed (one per pod log file).
+    runs: Vec<(ContainerKey, runs::RunTracker)>,
 }
 
 /// Joins the parts of each input in order: returns, for each task, the
@@ -500,12 +511,22 @@ fn stitch(tasks: &[Task], parts: Vec<Option<Part>>) -> (Vec<u64>, Totals, Vec<In
     let mut errors = Vec::new();
     let mut current: Option<usize> = None;
     let mut line_offset = 0u64;
-    for (task, part) in tasks.iter().zip(parts.into_iter().flatten()) {
-        if current != Some(task.input) {
+    let mut runs: Vec<(ContainerKey, runs::RunTracker)> = Vec::new();
+    for (task, mut part) in tasks.iter().zip(parts.into_iter().flatten()) {
+        let continued = current == Some(task.input);
+        if !continued {
             current = Some(task.input);
             line_offset = 0;
             totals.files += part.files;
         }
+        // A later part of a split file continues the run of the part before.
+        let mut part_runs = std::mem::take(&mut part.runs).into_iter();
+        if continued
+            && let (Some((_, before)), Some((_, next))) = (runs.last_mut(), part_runs.next())
+        {
+            before.follow(next);
+        }
+        runs.extend(part_runs);
         offsets.push(line_offset);
         line_offset += part.lines;
         totals.lines += part.lines;
@@ -516,6 +537,10 @@ fn stitch(tasks: &[Task], parts: Vec<Option<Part>>) -> (Vec<u64>, Totals, Vec<In
         totals.mounts.extend(part.mounts);
         errors.extend(part.error);
     }
+    totals.runs = runs
+        .into_iter()
+        .filter_map(|(key, run)| Some((key, run.finish()?)))
+        .collect();
     (offsets, totals, errors)
 }
 
@@ -549,6 +574,7 @@ impl FileScan<'_> {
             skipped: None,
             inventory: None,
             mounts: None,
+            runs: Vec::new(),
         };
         let fail = |path: String, message: String| InputError {
             path: path.into(),
@@ -717,6 +743,7 @@ impl FileScan<'_> {
 impl Part {
     /// Adds what one stream of the task found.
     fn absorb(&mut self, scanned: Scanned, describe: impl FnOnce(std::io::Error) -> InputError) {
+        self.runs.extend(scanned.run);
         self.lines += scanned.lines;
         self.bytes += scanned.bytes;
         self.truncated += scanned.truncated;
@@ -728,6 +755,8 @@ impl Part {
 
 /// What scanning one stream found, apart from its hits.
 struct Scanned {
+    /// The container run, for a pod's container log.
+    run: Option<(ContainerKey, runs::RunTracker)>,
     lines: u64,
     bytes: u64,
     truncated: u64,
@@ -764,6 +793,8 @@ struct StreamScan<'a> {
     /// Where the records come from, when the input says so rather than
     /// the format (Kubernetes Events).
     source: Option<SourceKind>,
+    /// The run of the container whose log this is, when the path says so.
+    run: Option<(ContainerKey, runs::RunTracker)>,
 }
 
 impl<'a> FileScan<'a> {
@@ -777,7 +808,6 @@ impl<'a> FileScan<'a> {
             format: None,
             origin: origin.into(),
             options: self.options,
-            path_labels,
             lines: 0,
             carried_ts: None,
             joiner: cri::Joiner::default(),
@@ -785,6 +815,8 @@ impl<'a> FileScan<'a> {
             line_map: cri::LineMap::default(),
             progress: self.progress,
             source: None,
+            run: container_key(&path_labels).map(|key| (key, runs::RunTracker::default())),
+            path_labels,
         }
     }
 }
@@ -853,6 +885,7 @@ impl StreamScan<'_> {
             }
         }
         Scanned {
+            run: self.run,
             lines: self.lines,
             bytes: reader.bytes,
             truncated: reader.truncated,
@@ -887,6 +920,9 @@ impl StreamScan<'_> {
         self.lines += count_lines(buf) + unterminated;
         if let Some(ts) = last_dated(decoder, buf, 0, buf.len()) {
             self.carried_ts = Some(ts);
+        }
+        if let Some((_, run)) = &mut self.run {
+            run.buffer(decoder, buf);
         }
         found
     }
@@ -978,6 +1014,16 @@ fn last_dated(decoder: &Decoder, buf: &[u8], from: usize, before: usize) -> Opti
     None
 }
 
+/// (namespace, pod, container) when the labels name all three: a pod's
+/// container log in the kubelet layout.
+fn container_key(labels: &Labels) -> Option<ContainerKey> {
+    Some((
+        labels.get("namespace")?.clone(),
+        labels.get("pod")?.clone(),
+        labels.get("container")?.clone(),
+    ))
+}
+
 fn count_lines(bytes: &[u8]) -> u64 {
     bytecount::count(bytes, b'\n') as u64
 }
@@ -1009,6 +1055,7 @@ mod tests {
             skipped: None,
             inventory: None,
             mounts: None,
+            runs: Vec::new(),
         })
     }
 
