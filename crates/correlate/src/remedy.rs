@@ -60,10 +60,15 @@ fn killed_runs(kills: &[i64], runs: &[ContainerRun]) -> Vec<(i64, ContainerRun)>
         .collect()
 }
 
-/// The median of `values` (which must not be empty).
-fn median(mut values: Vec<i64>) -> i64 {
-    values.sort_unstable();
-    values[values.len() / 2]
+/// The uptime, in seconds, at which probe kills end the container's runs
+/// (the median over the kills whose run its log shows).
+fn kill_uptime_s(incident: &Incident, runs: &[ContainerRun]) -> Option<i64> {
+    let mut uptimes: Vec<i64> = killed_runs(&distinct_kills(&incident.kills), runs)
+        .iter()
+        .map(|(kill, run)| (kill - run.started) / 1_000_000_000)
+        .collect();
+    uptimes.sort_unstable();
+    uptimes.get(uptimes.len() / 2).copied()
 }
 
 /// A run's last lines as `+8 s «…», +355 s «…»`.
@@ -110,17 +115,8 @@ fn probe_kill_summary(
         .filter(|&s| s <= 1800)
         .map(|s| format!(", as often as every {}", duration(s)))
         .unwrap_or_default();
-    let killed = killed_runs(&distinct_kills(&incident.kills), runs);
-    let uptime = (!killed.is_empty())
-        .then(|| {
-            let uptime = median(
-                killed
-                    .iter()
-                    .map(|(kill, r)| (kill - r.started) / 1_000_000_000)
-                    .collect(),
-            );
-            format!(", each about {uptime} s after the container started")
-        })
+    let uptime = kill_uptime_s(incident, runs)
+        .map(|uptime| format!(", each about {uptime} s after the container started"))
         .unwrap_or_default();
     format!(
         "{kind} {namespace}/{name} (pod {pod}) is killed by its liveness probe and restarts in a loop: {kills} kills{every}{uptime} — since {since}"
@@ -137,16 +133,8 @@ fn probe_kill_remediation(
     edit: &str,
 ) -> String {
     let rhythm = kill_interval_s(&incident.kills).filter(|&s| s <= 1800);
-    let killed = killed_runs(&distinct_kills(&incident.kills), runs);
-    let uptime = (!killed.is_empty()).then(|| {
-        median(
-            killed
-                .iter()
-                .map(|(kill, r)| (kill - r.started) / 1_000_000_000)
-                .collect(),
-        )
-    });
-    let log = killed
+    let uptime = kill_uptime_s(incident, runs);
+    let log = killed_runs(&distinct_kills(&incident.kills), runs)
         .last()
         .map(|(kill, run)| {
             format!(
