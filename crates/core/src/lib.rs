@@ -125,6 +125,7 @@ vocabulary! {
         NodePressure => "node-pressure",
         /// Hung tasks and soft lockups.
         KernelHang => "kernel-hang",
+        StreamSilent => "stream-silent",
     }
 }
 

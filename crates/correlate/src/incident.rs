@@ -161,14 +161,7 @@ impl Incident {
                 values.insert(value.clone());
             }
         }
-        if self.evidence_first.len() < EVIDENCE {
-            self.evidence_first.push(hit.evidence.to_string());
-        } else {
-            if self.evidence_last.len() == EVIDENCE {
-                self.evidence_last.pop_front();
-            }
-            self.evidence_last.push_back(hit.evidence.to_string());
-        }
+        self.keep_evidence(hit.evidence.to_string());
         self.quiet_ns = self.quiet_ns.max(rule.resolve_after_ns);
         let Some(threshold) = rule.threshold else {
             return;
@@ -227,6 +220,47 @@ impl Incident {
         match (armed, resolve) {
             (Some(a), Some(r)) => Some(a.min(r)),
             (a, r) => a.or(r),
+        }
+    }
+
+    /// The stream this incident is about went silent at `at` (its limit
+    /// after its last line): it fires at once and stays firing until
+    /// [`Incident::resumed`].
+    pub fn silent(&mut self, at: i64, evidence: String) {
+        self.hits += 1;
+        self.last_seen = at;
+        self.severity = self.severity.max(Severity::Warning);
+        self.classes.insert(Class::StreamSilent);
+        *self
+            .signatures
+            .entry(Class::StreamSilent.as_str().to_string())
+            .or_insert(0) += 1;
+        self.keep_evidence(evidence);
+        // Only the stream speaking again resolves it.
+        self.quiet_ns = i64::MAX / 4;
+        if self.state != State::Firing {
+            self.fire(at);
+        }
+    }
+
+    /// The silent stream spoke again at `at`: the incident resolves then.
+    pub fn resumed(&mut self, at: i64) {
+        if self.state == State::Firing {
+            self.state = State::Resolved;
+            self.resolved_at = Some(at);
+            self.quiet_ns = 0;
+        }
+    }
+
+    /// Keeps `evidence` if it is among the first or the latest lines.
+    fn keep_evidence(&mut self, evidence: String) {
+        if self.evidence_first.len() < EVIDENCE {
+            self.evidence_first.push(evidence);
+        } else {
+            if self.evidence_last.len() == EVIDENCE {
+                self.evidence_last.pop_front();
+            }
+            self.evidence_last.push_back(evidence);
         }
     }
 

@@ -131,6 +131,45 @@ impl Correlator {
         key
     }
 
+    /// Stream `name` (e.g. `<namespace>/<pod>/<container>`) has been silent
+    /// since its last line at `last_line` for its limit `limit_ns`: called
+    /// at `last_line + limit_ns`, in time order with the hits. Its
+    /// `stream/<name>` incident fires at once and stays firing until
+    /// [`Correlator::stream_resumed`].
+    pub fn stream_silent(&mut self, name: &str, last_line: i64, limit_ns: i64) -> String {
+        let at = last_line.saturating_add(limit_ns);
+        self.advance(at);
+        let subject = Subject::Stream { name: name.into() };
+        let key = subject.key();
+        if !self.incidents.contains_key(&key) && self.incidents.len() >= self.max_incidents {
+            self.evict();
+        }
+        let incident = self
+            .incidents
+            .entry(key.clone())
+            .or_insert_with(|| Incident::new(subject, at));
+        incident.silent(
+            at,
+            format!(
+                "no line from {name} since {} (limit {} s)",
+                jiff::Timestamp::from_nanosecond(i128::from(last_line))
+                    .map(|t| format!("{t:.0}"))
+                    .unwrap_or_default(),
+                limit_ns / 1_000_000_000
+            ),
+        );
+        key
+    }
+
+    /// Stream `name` spoke again at `at`: its silence incident resolves.
+    pub fn stream_resumed(&mut self, name: &str, at: i64) {
+        self.advance(at);
+        let key = Subject::Stream { name: name.into() }.key();
+        if let Some(incident) = self.incidents.get_mut(&key) {
+            incident.resumed(at);
+        }
+    }
+
     /// The inventory, to add what is learnt as hits arrive (object lists
     /// and mount tables found among replayed inputs).
     pub fn inventory_mut(&mut self) -> &mut Inventory {

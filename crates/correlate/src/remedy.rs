@@ -452,6 +452,26 @@ pub fn story(
                 )
             }
         }
+        Subject::Stream { name } => {
+            let again = match (incident.state, incident.resolved_at) {
+                (State::Resolved, Some(at)) => format!("; it spoke again at {}", when(at)),
+                _ => String::new(),
+            };
+            let summary = format!(
+                "Log stream {name} went silent for longer than its limit ({} silences){again} — since {since}",
+                incident.hits
+            );
+            let check = match name.split('/').collect::<Vec<_>>().as_slice() {
+                [namespace, pod, container] => format!(
+                    "Check whether the pod still runs and writes: `kubectl get pod -n {namespace} {pod}` and `kubectl logs -n {namespace} {pod} -c {container} --since=15m`. "
+                ),
+                _ => String::new(),
+            };
+            let remediation = format!(
+                "{check}If it is running and writing, its lines are not reaching faultline's source: look at the log pipeline (the shipper on its node and Loki); if it was deleted or scaled down on purpose, the silence is expected."
+            );
+            (summary, remediation)
+        }
         Subject::Cnpg { namespace, cluster } => {
             let members: Vec<&Incident> = incident
                 .related

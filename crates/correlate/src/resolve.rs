@@ -26,6 +26,8 @@ pub enum Subject {
     Node { name: String },
     /// The log pipeline.
     Pipeline { name: String },
+    /// A log stream (a pod's container, or an input) that went silent.
+    Stream { name: String },
     /// A workload (Deployment, StatefulSet, DaemonSet …) and its pod.
     Workload {
         namespace: String,
@@ -56,6 +58,7 @@ impl Subject {
             } => format!("pvc/{namespace}/{name}"),
             Subject::Node { name } => format!("node/{name}"),
             Subject::Pipeline { name } => format!("pipeline/{name}"),
+            Subject::Stream { name } => format!("stream/{name}"),
             Subject::Workload {
                 namespace,
                 kind,

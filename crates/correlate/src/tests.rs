@@ -484,3 +484,49 @@ fn probe_kills_are_measured_against_the_runs_in_the_containers_own_log() {
         ml.remediation
     );
 }
+
+#[test]
+fn a_silent_stream_fires_at_its_limit_and_resolves_when_it_speaks_again() {
+    let mut c = correlator();
+    let key = c.stream_silent("monitoring/loki-0/loki", 10 * MINUTE, 15 * MINUTE);
+    assert_eq!(key, "stream/monitoring/loki-0/loki");
+    // Hits elsewhere (and time passing) do not resolve a silence.
+    let node = labels(&[("node", "n1")]);
+    observe(
+        &mut c,
+        300 * MINUTE,
+        "kernel-hung-task",
+        Class::KernelHang,
+        Severity::Info,
+        &node,
+    );
+    let reports = c.reports();
+    let silent = report(&reports, &key);
+    assert_eq!(
+        (silent.incident.state, silent.incident.fired_at),
+        (State::Firing, Some(25 * MINUTE))
+    );
+    assert!(
+        silent
+            .remediation
+            .contains("kubectl logs -n monitoring loki-0 -c loki --since=15m"),
+        "{}",
+        silent.remediation
+    );
+    assert_eq!(
+        silent.incident.evidence().next().unwrap(),
+        "no line from monitoring/loki-0/loki since 1970-01-01T00:10:00Z (limit 900 s)"
+    );
+    c.stream_resumed("monitoring/loki-0/loki", 301 * MINUTE);
+    let reports = c.reports();
+    let silent = report(&reports, &key);
+    assert_eq!(
+        (silent.incident.state, silent.incident.resolved_at),
+        (State::Resolved, Some(301 * MINUTE))
+    );
+    assert!(
+        silent.summary.contains("it spoke again at"),
+        "{}",
+        silent.summary
+    );
+}

@@ -568,3 +568,71 @@ fn user_rules_come_before_the_built_in_ones() {
         "{err}"
     );
 }
+
+/// A CRI log line at minute `m` of 2026-02-19T03:00Z.
+fn cri_at(m: u32, message: &str) -> String {
+    format!(
+        "2026-02-19T{:02}:{:02}:00.000000000Z stdout F {message}\n",
+        3 + m / 60,
+        m % 60
+    )
+}
+
+#[test]
+fn a_stream_that_goes_quiet_for_longer_than_its_limit_is_an_incident() {
+    let dir = tempfile::tempdir().unwrap();
+    let pods = dir.path().join("var/log/pods");
+    let write = |pod: &str, container: &str, minutes: &[u32]| {
+        let at = pods.join(pod).join(container);
+        std::fs::create_dir_all(&at).unwrap();
+        let text: String = minutes
+            .iter()
+            .map(|&m| cri_at(m, "level=info msg=tick"))
+            .collect();
+        std::fs::write(at.join("0.log"), text).unwrap();
+    };
+    // promtail speaks every minute to 03:10, is quiet until 03:50, speaks
+    // to 04:00 and stops; another pod speaks to 05:00, the replay's end.
+    let promtail: Vec<u32> = (0..=10).chain(50..=60).collect();
+    write("monitoring_promtail-x7k2p_1a2b", "promtail", &promtail);
+    write(
+        "shop_api-7c9d8f6b5-abcde_3c4d",
+        "api",
+        &(0..=120).collect::<Vec<_>>(),
+    );
+    // Silent too, but not in the watched namespace.
+    write("shop_worker-7c9d8f6b5-fghij_5e6f", "worker", &[0, 1, 2]);
+
+    let out = replay(&[
+        "--silence",
+        "15m@namespace=monitoring",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "an incident, no hits: {}",
+        stderr(&out)
+    );
+    let found = incidents(&out);
+    let keys: Vec<&str> = found.iter().map(|i| i["key"].as_str().unwrap()).collect();
+    assert_eq!(keys, ["stream/monitoring/promtail-x7k2p/promtail"]);
+    let silent = &found[0];
+    // First silence 03:10 + 15 m, over at 03:50; the second from 04:00
+    // lasts to the end of the replay, so it is firing.
+    assert_eq!(silent["fired_at"], "2026-02-19T03:25:00.000000000Z");
+    assert_eq!(silent["last_fired_at"], "2026-02-19T04:15:00.000000000Z");
+    assert_eq!(silent["fired_count"], 2);
+    assert_eq!(silent["state"], "firing");
+    assert_eq!(silent["signatures"]["stream-silent"], 2);
+    assert_eq!(silent["severity"], "warning");
+
+    // A bad --silence is a usage error that says why.
+    let out = replay(&["--silence", "soon", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("is not a duration"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -29,6 +29,7 @@ use std::path::{Path, PathBuf};
 
 use faultline_core::{Class, Rule, Severity, SourceKind};
 
+pub use load::parse_duration;
 pub use problem::{Problem, Problems};
 pub use template::Template;
 

@@ -13,6 +13,7 @@ mod order;
 mod output;
 mod report;
 mod runs;
+pub mod silence;
 
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
@@ -67,6 +68,13 @@ pub struct ReplayArgs {
     /// found among the inputs are used the same way.
     #[arg(long, value_name = "FILE")]
     inventory: Vec<PathBuf>,
+    /// Report a stream that goes quiet for longer than LIMIT (e.g. 15m) as
+    /// a `stream/…` incident, measured between its dated lines and up to
+    /// the replay's latest line. With `@LABEL=VALUE,…` only streams whose
+    /// path labels match (e.g. `10m@namespace=monitoring`). Repeatable;
+    /// the shortest matching limit applies.
+    #[arg(long, value_name = "LIMIT[@LABEL=VALUE,…]")]
+    silence: Vec<silence::SilenceRule>,
 }
 
 /// How `replay` prints what it found.
@@ -140,6 +148,34 @@ pub struct Totals {
     pub mounts: Vec<(String, String)>,
     /// Container runs seen in pod log files: (namespace, pod, container).
     pub runs: Vec<(ContainerKey, faultline_correlate::inventory::ContainerRun)>,
+    /// When the streams `--silence` watches spoke: (stream, activity).
+    pub activities: Vec<(String, silence::Activity)>,
+    /// The latest dated line of any input: the end of the replay.
+    pub latest: Option<i64>,
+}
+
+/// What one stream showed besides its hits.
+#[derive(Debug, Default)]
+struct StreamFacts {
+    /// The run of the container whose log this is, when the path says so.
+    run: Option<(ContainerKey, runs::RunTracker)>,
+    /// When it spoke, when `--silence` watches it: (stream name, activity).
+    activity: Option<(String, silence::Activity)>,
+    /// Its latest dated line.
+    latest: Option<i64>,
+}
+
+impl StreamFacts {
+    /// Continues these facts with `next`, the next part of the same file.
+    fn follow(&mut self, next: StreamFacts) {
+        if let (Some((_, run)), Some((_, more))) = (&mut self.run, next.run) {
+            run.follow(more);
+        }
+        if let (Some((_, activity)), Some((_, more))) = (&mut self.activity, next.activity) {
+            activity.follow(more);
+        }
+        self.latest = self.latest.max(next.latest);
+    }
 }
 
 /// A container: (namespace, pod, container).
@@ -156,6 +192,8 @@ pub struct Options {
     pub boot_time: Option<i64>,
     /// Worker threads (at least 1).
     pub threads: usize,
+    /// Streams to watch for silence (`--silence`).
+    pub silence: Vec<silence::SilenceRule>,
     /// Bytes of hits held in memory for event-time ordering; beyond it
     /// they go to sorted runs in temporary files ([`order::DEFAULT_BUDGET`]
     /// by default).
@@ -171,6 +209,7 @@ impl Default for Options {
             year: None,
             boot_time: None,
             threads: 1,
+            silence: Vec::new(),
             hit_memory: order::DEFAULT_BUDGET,
         }
     }
@@ -223,7 +262,7 @@ pub fn replay(
     if inputs.is_empty() && !errors.is_empty() {
         return Err(ReplayError::NothingToRead(errors));
     }
-    let (spool, line_offsets, totals, read_errors) = scan_all(matcher, &inputs, options);
+    let (spool, line_offsets, mut totals, read_errors) = scan_all(matcher, &inputs, options);
     errors.extend(read_errors);
     let inventory = correlator.inventory_mut();
     for (i, bytes) in totals.inventories.iter().enumerate() {
@@ -246,9 +285,19 @@ pub fn replay(
         per_signature: vec![0; matcher.signatures().len()],
         on_hit,
     };
-    let (incidents, incidents_evicted) =
-        correlate(matcher, merge, &line_offsets, correlator, &mut counted)
-            .map_err(ReplayError::Io)?;
+    let silences = silence::events(
+        std::mem::take(&mut totals.activities),
+        totals.latest.unwrap_or(i64::MIN),
+    );
+    let (incidents, incidents_evicted) = correlate(
+        matcher,
+        merge,
+        &line_offsets,
+        (silences, totals.latest),
+        correlator,
+        &mut counted,
+    )
+    .map_err(ReplayError::Io)?;
     Ok(Replay {
         hits: counted.hits,
         per_signature: counted.per_signature,
@@ -275,18 +324,35 @@ impl<F: FnMut(&HitRecord) -> std::io::Result<()>> Counted<F> {
     }
 }
 
-/// Feeds the hits, in event-time order, to a correlator; records on each
-/// hit the entity it is about and hands it out; returns the incidents as
-/// of the last hit, and how many were evicted on the way. `line_offsets[task]` is added to the line numbers of
-/// each task's hits (the lines of the input before that part).
+/// Feeds the hits, in event-time order, to a correlator, with the
+/// streams' silences (and the latest dated line of any input, the end of
+/// the replay) interleaved by time; records on each hit the entity it is
+/// about and hands it out; returns the incidents as of the end, and how
+/// many were evicted on the way. `line_offsets[task]` is added to the line
+/// numbers of each task's hits (the lines of the input before that part).
 fn correlate<F: FnMut(&HitRecord) -> std::io::Result<()>>(
     matcher: &Matcher,
     hits: order::Merge,
     line_offsets: &[u64],
+    (silences, latest): (Vec<silence::Event>, Option<i64>),
     mut correlator: faultline_correlate::Correlator,
     out: &mut Counted<F>,
 ) -> std::io::Result<(Vec<faultline_correlate::Report>, u64)> {
     let mut last = None;
+    let mut silences = silences.into_iter().peekable();
+    let mut silences_until = |correlator: &mut faultline_correlate::Correlator, until: i64| {
+        while let Some(event) = silences.next_if(|e| e.at <= until) {
+            match event.change {
+                silence::Change::Silent {
+                    last_line,
+                    limit_ns,
+                } => {
+                    correlator.stream_silent(&event.stream, last_line, limit_ns);
+                }
+                silence::Change::Resumed => correlator.stream_resumed(&event.stream, event.at),
+            }
+        }
+    };
     for hit in hits {
         let mut hit = hit.map_err(|err| {
             std::io::Error::new(
@@ -299,6 +365,7 @@ fn correlate<F: FnMut(&HitRecord) -> std::io::Result<()>>(
             out.hand_out(&hit)?;
             continue;
         };
+        silences_until(&mut correlator, ts);
         let sig = &matcher.signatures()[hit.signature];
         let evidence = format!(
             "{}:{} {}",
@@ -321,7 +388,8 @@ fn correlate<F: FnMut(&HitRecord) -> std::io::Result<()>>(
         last = Some(ts);
         out.hand_out(&hit)?;
     }
-    if let Some(end) = last {
+    silences_until(&mut correlator, i64::MAX);
+    if let Some(end) = last.max(latest) {
         correlator.advance(end);
     }
     Ok((correlator.reports(), correlator.evicted))
@@ -340,6 +408,7 @@ pub fn run(args: &ReplayArgs) -> Result<ExitCode> {
             .threads
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
             .max(1),
+        silence: args.silence.clone(),
         hit_memory: order::DEFAULT_BUDGET,
     };
     let mut inventory = faultline_correlate::Inventory::default();
@@ -405,7 +474,7 @@ pub fn run(args: &ReplayArgs) -> Result<ExitCode> {
     }
     Ok(if !replay.errors.is_empty() {
         ExitCode::from(2)
-    } else if replay.hits == 0 {
+    } else if replay.hits == 0 && replay.incidents.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
@@ -498,8 +567,9 @@ struct Part {
     inventory: Option<Vec<u8>>,
     /// A node's mount table found among the inputs: (node, mountinfo).
     mounts: Option<(String, String)>,
-    /// The container runs its streams showed (one per pod log file).
-    runs: Vec<(ContainerKey, runs::RunTracker)>,
+    /// What its streams showed besides hits (one stream per file or
+    /// archive member).
+    streams: Vec<StreamFacts>,
 }
 
 /// Joins the parts of each input in order: returns, for each task, the
@@ -511,7 +581,7 @@ fn stitch(tasks: &[Task], parts: Vec<Option<Part>>) -> (Vec<u64>, Totals, Vec<In
     let mut errors = Vec::new();
     let mut current: Option<usize> = None;
     let mut line_offset = 0u64;
-    let mut runs: Vec<(ContainerKey, runs::RunTracker)> = Vec::new();
+    let mut streams: Vec<StreamFacts> = Vec::new();
     for (task, mut part) in tasks.iter().zip(parts.into_iter().flatten()) {
         let continued = current == Some(task.input);
         if !continued {
@@ -519,14 +589,13 @@ fn stitch(tasks: &[Task], parts: Vec<Option<Part>>) -> (Vec<u64>, Totals, Vec<In
             line_offset = 0;
             totals.files += part.files;
         }
-        // A later part of a split file continues the run of the part before.
-        let mut part_runs = std::mem::take(&mut part.runs).into_iter();
-        if continued
-            && let (Some((_, before)), Some((_, next))) = (runs.last_mut(), part_runs.next())
-        {
+        // A later part of a split file continues the stream of the part
+        // before.
+        let mut part_streams = std::mem::take(&mut part.streams).into_iter();
+        if continued && let (Some(before), Some(next)) = (streams.last_mut(), part_streams.next()) {
             before.follow(next);
         }
-        runs.extend(part_runs);
+        streams.extend(part_streams);
         offsets.push(line_offset);
         line_offset += part.lines;
         totals.lines += part.lines;
@@ -537,10 +606,15 @@ fn stitch(tasks: &[Task], parts: Vec<Option<Part>>) -> (Vec<u64>, Totals, Vec<In
         totals.mounts.extend(part.mounts);
         errors.extend(part.error);
     }
-    totals.runs = runs
-        .into_iter()
-        .filter_map(|(key, run)| Some((key, run.finish()?)))
-        .collect();
+    for facts in streams {
+        totals.latest = totals.latest.max(facts.latest);
+        if let Some((key, run)) = facts.run
+            && let Some(run) = run.finish()
+        {
+            totals.runs.push((key, run));
+        }
+        totals.activities.extend(facts.activity);
+    }
     (offsets, totals, errors)
 }
 
@@ -574,7 +648,7 @@ impl FileScan<'_> {
             skipped: None,
             inventory: None,
             mounts: None,
-            runs: Vec::new(),
+            streams: Vec::new(),
         };
         let fail = |path: String, message: String| InputError {
             path: path.into(),
@@ -743,7 +817,7 @@ impl FileScan<'_> {
 impl Part {
     /// Adds what one stream of the task found.
     fn absorb(&mut self, scanned: Scanned, describe: impl FnOnce(std::io::Error) -> InputError) {
-        self.runs.extend(scanned.run);
+        self.streams.push(scanned.facts);
         self.lines += scanned.lines;
         self.bytes += scanned.bytes;
         self.truncated += scanned.truncated;
@@ -755,8 +829,8 @@ impl Part {
 
 /// What scanning one stream found, apart from its hits.
 struct Scanned {
-    /// The container run, for a pod's container log.
-    run: Option<(ContainerKey, runs::RunTracker)>,
+    /// What the stream showed besides its hits.
+    facts: StreamFacts,
     lines: u64,
     bytes: u64,
     truncated: u64,
@@ -793,11 +867,30 @@ struct StreamScan<'a> {
     /// Where the records come from, when the input says so rather than
     /// the format (Kubernetes Events).
     source: Option<SourceKind>,
-    /// The run of the container whose log this is, when the path says so.
-    run: Option<(ContainerKey, runs::RunTracker)>,
+    /// What the stream shows besides its hits.
+    facts: StreamFacts,
 }
 
 impl<'a> FileScan<'a> {
+    /// What to track of a stream besides its hits: the container run of a
+    /// pod log, and its activity when `--silence` watches it (the stream
+    /// named `<namespace>/<pod>/<container>`, else by its origin).
+    fn facts(&self, origin: &str, path_labels: &Labels) -> StreamFacts {
+        let key = container_key(path_labels);
+        let activity = silence::limit_for(&self.options.silence, path_labels).map(|limit| {
+            let name = key.as_ref().map_or_else(
+                || origin.to_string(),
+                |(ns, pod, c)| format!("{ns}/{pod}/{c}"),
+            );
+            (name, silence::Activity::new(limit))
+        });
+        StreamFacts {
+            run: key.map(|key| (key, runs::RunTracker::default())),
+            activity,
+            latest: None,
+        }
+    }
+
     /// A stream of this task's input (or of one of its members).
     fn stream(&self, origin: String, path_labels: Labels) -> StreamScan<'a> {
         StreamScan {
@@ -806,7 +899,6 @@ impl<'a> FileScan<'a> {
             spool: self.spool,
             follows: None,
             format: None,
-            origin: origin.into(),
             options: self.options,
             lines: 0,
             carried_ts: None,
@@ -815,7 +907,8 @@ impl<'a> FileScan<'a> {
             line_map: cri::LineMap::default(),
             progress: self.progress,
             source: None,
-            run: container_key(&path_labels).map(|key| (key, runs::RunTracker::default())),
+            facts: self.facts(&origin, &path_labels),
+            origin: origin.into(),
             path_labels,
         }
     }
@@ -884,8 +977,9 @@ impl StreamScan<'_> {
                 self.match_lines(matcher, scratch, &decoder, &joined, Some(&map), mtime);
             }
         }
+        self.facts.latest = self.carried_ts;
         Scanned {
-            run: self.run,
+            facts: self.facts,
             lines: self.lines,
             bytes: reader.bytes,
             truncated: reader.truncated,
@@ -921,8 +1015,15 @@ impl StreamScan<'_> {
         if let Some(ts) = last_dated(decoder, buf, 0, buf.len()) {
             self.carried_ts = Some(ts);
         }
-        if let Some((_, run)) = &mut self.run {
+        if let Some((_, run)) = &mut self.facts.run {
             run.buffer(decoder, buf);
+        }
+        if let Some((_, activity)) = &mut self.facts.activity {
+            for line in buf.split(|&b| b == b'\n') {
+                if let Some(ts) = decoder.timestamp(line) {
+                    activity.line(ts);
+                }
+            }
         }
         found
     }
@@ -1055,7 +1156,7 @@ mod tests {
             skipped: None,
             inventory: None,
             mounts: None,
-            runs: Vec::new(),
+            streams: Vec::new(),
         })
     }
 
