@@ -101,6 +101,9 @@ struct Armed {
     window_ns: i64,
 }
 
+/// Values kept per capture name (devices, sessions, paths …).
+pub const CAPTURE_VALUES: usize = 16;
+
 /// Probe kills remembered per incident, to measure their rhythm.
 pub const KILLS: usize = 64;
 
@@ -157,7 +160,7 @@ impl Incident {
             .or_insert(0) += 1;
         for (name, value) in hit.captures {
             let values = self.captures.entry(name.clone()).or_default();
-            if values.len() < 16 {
+            if values.len() < CAPTURE_VALUES {
                 values.insert(value.clone());
             }
         }

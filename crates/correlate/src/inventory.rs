@@ -216,6 +216,8 @@ pub struct Inventory {
     mounts: HashMap<String, HashMap<String, crate::mounts::VolumeMount>>,
     /// (namespace, pod, container) → its latest runs, by start.
     runs: HashMap<(String, String, String), Vec<ContainerRun>>,
+    /// (node, iSCSI session) → the disks behind it.
+    iscsi: HashMap<(String, String), Vec<String>>,
 }
 
 /// Where a device on a node leads: the PVC and the pod using it.
@@ -345,6 +347,25 @@ impl Inventory {
             (Some((_, runs)), None) => runs.clone(),
             _ => Vec::new(),
         }
+    }
+
+    /// Records that iSCSI session `session` on `node` is disk `disk`.
+    pub fn add_iscsi_disk(&mut self, node: &str, session: u32, disk: &str) {
+        let disks = self
+            .iscsi
+            .entry((node.to_string(), session.to_string()))
+            .or_default();
+        if !disks.iter().any(|d| d == disk) {
+            disks.push(disk.to_string());
+        }
+    }
+
+    /// The disks behind iSCSI session `session` (its number, as the
+    /// kernel prints it) on `node`.
+    pub fn iscsi_disks(&self, node: &str, session: &str) -> &[String] {
+        self.iscsi
+            .get(&(node.to_string(), session.to_string()))
+            .map_or(&[], Vec::as_slice)
     }
 
     /// The pod `namespace/name`, if known.

@@ -109,7 +109,8 @@ impl Correlator {
         self.advance(hit.ts);
         let subject = resolve::resolve(hit, &self.inventory);
         let key = subject.key();
-        let related = subject.related(hit.signature);
+        let mut related = subject.related(hit.signature);
+        related.extend(resolve::session_volume(hit, &self.inventory));
         if !self.incidents.contains_key(&key) && self.incidents.len() >= self.max_incidents {
             self.evict();
         }

@@ -337,8 +337,30 @@ pub fn story(
                 .iter()
                 .filter(|r| r.starts_with("pvc/"))
                 .collect();
+            let mut sessions: Vec<u64> = incident
+                .captures
+                .get("session")
+                .map(|s| s.iter().filter_map(|n| n.parse().ok()).collect())
+                .unwrap_or_default();
+            sessions.sort_unstable();
+            let sessions = match sessions.len() {
+                0 => String::new(),
+                n => format!(
+                    "; iSCSI sessions failing: {}{}",
+                    sessions
+                        .iter()
+                        .map(u64::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    if n >= crate::incident::CAPTURE_VALUES {
+                        ", …"
+                    } else {
+                        ""
+                    }
+                ),
+            };
             let summary = format!(
-                "Node {name}: {} storage failures in its kernel log{} — since {since}",
+                "Node {name}: {} storage failures in its kernel log{}{sessions} — since {since}",
                 incident.hits,
                 if devices.is_empty() {
                     String::new()

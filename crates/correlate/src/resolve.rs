@@ -144,6 +144,28 @@ fn absolute_path<'a>(hit: &'a Observation) -> Option<&'a str> {
         .find(|v| v.starts_with('/') && v.len() > 1)
 }
 
+/// The PVC behind the iSCSI session a kernel hit names (`connection3:0`,
+/// `session3`), as `pvc/<ns>/<claim>`: the session's disk, announced in the
+/// node's kernel log, through the node's mount table. A session error is
+/// about the node's storage path, so it stays the node's incident, linked
+/// to the volumes it carries.
+pub fn session_volume(hit: &Observation, inventory: &Inventory) -> Option<String> {
+    let label = |k: &str| hit.labels.get(k).map(String::as_str);
+    if label("pod").is_some() {
+        return None;
+    }
+    let session = hit
+        .captures
+        .iter()
+        .find(|(n, _)| n == "session")
+        .map(|(_, v)| v.as_str())?;
+    let node = label("node")?;
+    let disks = inventory.iscsi_disks(node, session);
+    let [disk] = disks else { return None };
+    let found = inventory.device_volume(node, disk)?;
+    Some(format!("pvc/{}/{}", found.namespace, found.pvc))
+}
+
 /// Resolves the entity `hit` is about.
 pub fn resolve(hit: &Observation, inventory: &Inventory) -> Subject {
     let label = |k: &str| hit.labels.get(k).map(String::as_str);

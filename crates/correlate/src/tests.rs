@@ -530,3 +530,69 @@ fn a_silent_stream_fires_at_its_limit_and_resolves_when_it_speaks_again() {
         silent.summary
     );
 }
+
+#[test]
+fn an_iscsi_session_error_stays_the_nodes_and_links_the_volume_behind_it() {
+    let mut inventory = Inventory::default();
+    inventory
+        .add_json(br#"{"kind":"List","items":[
+          {"kind":"Pod","metadata":{"name":"db-1","namespace":"app","uid":"7fce4bee"},
+           "spec":{"nodeName":"n1","volumes":[{"name":"pgdata","persistentVolumeClaim":{"claimName":"db-1"}}]}},
+          {"kind":"PersistentVolumeClaim","metadata":{"name":"db-1","namespace":"app"},"spec":{"volumeName":"pvc-13ea"}}]}"#)
+        .unwrap();
+    inventory.add_mounts(
+        "n1",
+        "60 36 8:32 / /var/lib/kubelet/pods/7fce4bee/volumes/kubernetes.io~csi/pvc-13ea/mount rw,relatime shared:19 - ext4 /dev/sdc rw\n",
+    );
+    inventory.add_iscsi_disk("n1", 3, "sdc");
+    let mut c = Correlator::new(inventory, &rules());
+    let node = labels(&[("node", "n1")]);
+    fn hit<'a>(
+        signature: &'a str,
+        class: Class,
+        severity: Severity,
+        labels: &'a BTreeMap<String, String>,
+        captures: &'a [(String, String)],
+    ) -> Observation<'a> {
+        Observation {
+            ts: 0,
+            signature,
+            class,
+            severity,
+            labels,
+            captures,
+            summary: "s",
+            remediation: "r",
+            evidence: "e",
+        }
+    }
+    let session = [("session".to_string(), "3".to_string())];
+    let key = c.observe(&hit(
+        "kernel-iscsi-connection-error",
+        Class::StorageTransport,
+        Severity::Warning,
+        &node,
+        &session,
+    ));
+    assert_eq!(key, "node/n1");
+    // The disk's own I/O error is the volume's.
+    let device = [("device".to_string(), "sdc".to_string())];
+    let key = c.observe(&hit(
+        "kernel-ext4-remount-read-only",
+        Class::VolumeReadOnly,
+        Severity::Critical,
+        &node,
+        &device,
+    ));
+    assert_eq!(key, "pvc/app/db-1");
+    let reports = c.reports();
+    let n1 = report(&reports, "node/n1");
+    assert!(n1.incident.related.contains("pvc/app/db-1"), "{n1:?}");
+    assert!(
+        n1.summary.contains("iSCSI sessions failing: 3"),
+        "{}",
+        n1.summary
+    );
+    let pvc = report(&reports, "pvc/app/db-1");
+    assert!(pvc.incident.related.contains("node/n1"));
+}

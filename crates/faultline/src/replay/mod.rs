@@ -8,6 +8,7 @@
 
 mod cri;
 mod input;
+mod iscsi;
 mod lines;
 mod order;
 mod output;
@@ -152,6 +153,8 @@ pub struct Totals {
     pub activities: Vec<(String, silence::Activity)>,
     /// The latest dated line of any input: the end of the replay.
     pub latest: Option<i64>,
+    /// iSCSI sessions seen in nodes' kernel logs: (node, session, disks).
+    pub iscsi: Vec<(String, u32, Vec<String>)>,
 }
 
 /// What one stream showed besides its hits.
@@ -161,6 +164,8 @@ struct StreamFacts {
     run: Option<(ContainerKey, runs::RunTracker)>,
     /// When it spoke, when `--silence` watches it: (stream name, activity).
     activity: Option<(String, silence::Activity)>,
+    /// iSCSI sessions and their disks, for a node's kernel log: (node, …).
+    iscsi: Option<(String, iscsi::IscsiTracker)>,
     /// Its latest dated line.
     latest: Option<i64>,
 }
@@ -173,6 +178,9 @@ impl StreamFacts {
         }
         if let (Some((_, activity)), Some((_, more))) = (&mut self.activity, next.activity) {
             activity.follow(more);
+        }
+        if let (Some((_, iscsi)), Some((_, more))) = (&mut self.iscsi, next.iscsi) {
+            iscsi.follow(more);
         }
         self.latest = self.latest.max(next.latest);
     }
@@ -278,6 +286,11 @@ pub fn replay(
     }
     for ((namespace, pod, container), run) in &totals.runs {
         inventory.add_run(namespace, pod, container, run.clone());
+    }
+    for (node, session, disks) in &totals.iscsi {
+        for disk in disks {
+            inventory.add_iscsi_disk(node, *session, disk);
+        }
     }
     let (merge, spill_error) = spool.into_merge().map_err(ReplayError::Io)?;
     let mut counted = Counted {
@@ -614,6 +627,11 @@ fn stitch(tasks: &[Task], parts: Vec<Option<Part>>) -> (Vec<u64>, Totals, Vec<In
             totals.runs.push((key, run));
         }
         totals.activities.extend(facts.activity);
+        if let Some((node, iscsi)) = facts.iscsi {
+            for (session, disks) in iscsi.sessions() {
+                totals.iscsi.push((node.clone(), session, disks));
+            }
+        }
     }
     (offsets, totals, errors)
 }
@@ -887,6 +905,9 @@ impl<'a> FileScan<'a> {
         StreamFacts {
             run: key.map(|key| (key, runs::RunTracker::default())),
             activity,
+            iscsi: path_labels
+                .get("node")
+                .map(|node| (node.clone(), iscsi::IscsiTracker::default())),
             latest: None,
         }
     }
@@ -1017,6 +1038,11 @@ impl StreamScan<'_> {
         }
         if let Some((_, run)) = &mut self.facts.run {
             run.buffer(decoder, buf);
+        }
+        if let Some((_, iscsi)) = &mut self.facts.iscsi
+            && decoder.format.source_kind() == Some(SourceKind::Kernel)
+        {
+            iscsi.buffer(buf);
         }
         if let Some((_, activity)) = &mut self.facts.activity {
             for line in buf.split(|&b| b == b'\n') {
