@@ -368,6 +368,13 @@ impl Inventory {
             .map_or(&[], Vec::as_slice)
     }
 
+    /// (namespace, name) of the pod with UID `uid`, if known.
+    pub fn pod_by_uid(&self, uid: &str) -> Option<(&str, &str)> {
+        self.uids
+            .get(uid)
+            .map(|(namespace, name)| (namespace.as_str(), name.as_str()))
+    }
+
     /// The pod `namespace/name`, if known.
     pub fn pod(&self, namespace: &str, name: &str) -> Option<&Pod> {
         self.pods.get(&(namespace.to_string(), name.to_string()))

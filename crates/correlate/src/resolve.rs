@@ -188,7 +188,14 @@ pub fn resolve(hit: &Observation, inventory: &Inventory) -> Subject {
             cluster: cluster.into(),
         };
     }
-    let (Some(namespace), Some(pod)) = (label("namespace"), label("pod")) else {
+    // A kernel OOM kill names the pod by its UID (in the memory cgroup's
+    // path, with `_` for `-` under the systemd cgroup driver).
+    let by_uid = capture("pod_uid").and_then(|uid| inventory.pod_by_uid(&uid.replace('_', "-")));
+    let named = match (label("namespace"), label("pod")) {
+        (Some(namespace), Some(pod)) => Some((namespace, pod)),
+        _ => by_uid,
+    };
+    let Some((namespace, pod)) = named else {
         let Some(node) = label("node") else {
             return Subject::Unknown {
                 signature: hit.signature.into(),

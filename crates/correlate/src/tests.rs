@@ -596,3 +596,34 @@ fn an_iscsi_session_error_stays_the_nodes_and_links_the_volume_behind_it() {
     let pvc = report(&reports, "pvc/app/db-1");
     assert!(pvc.incident.related.contains("node/n1"));
 }
+
+#[test]
+fn a_kernel_oom_kill_finds_its_pod_by_the_uid_in_its_cgroup() {
+    let mut inventory = Inventory::default();
+    inventory
+        .add_json(
+            br#"{"kind":"Pod","metadata":{"name":"ml-7d4b9c6f58-6rtdn","namespace":"immich",
+          "uid":"eded8c65-6e8e-4c6e-a889-3e427565c740",
+          "ownerReferences":[{"kind":"ReplicaSet","name":"ml-7d4b9c6f58","controller":true}]},
+          "spec":{"containers":[{"name":"ml"}]}}"#,
+        )
+        .unwrap();
+    let mut c = Correlator::new(inventory, &rules());
+    let node = labels(&[("node", "n1")]);
+    let captures = [(
+        "pod_uid".to_string(),
+        "eded8c65_6e8e_4c6e_a889_3e427565c740".to_string(),
+    )];
+    let key = c.observe(&Observation {
+        ts: 0,
+        signature: "kernel-oom-kill-task",
+        class: Class::OomKill,
+        severity: Severity::Warning,
+        labels: &node,
+        captures: &captures,
+        summary: "s",
+        remediation: "r",
+        evidence: "e",
+    });
+    assert_eq!(key, "workload/immich/Deployment/ml");
+}
