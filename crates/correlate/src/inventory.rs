@@ -53,6 +53,8 @@ pub struct Pod {
     pub primary: bool,
     /// Liveness probes by container name.
     pub liveness: std::collections::BTreeMap<String, Probe>,
+    /// Volumes backed by a PVC: (volume name, claim name).
+    pub volume_claims: Vec<(String, String)>,
     /// Volume mounts backed by a PVC: (container, mount path, claim name).
     pub claim_mounts: Vec<(String, String, String)>,
     /// How each container last ended (`status.containerStatuses[].lastState.terminated`).
@@ -122,6 +124,10 @@ impl Pod {
             })
             .unwrap_or_default();
         let claims = volumes.iter().map(|(_, c)| c.to_string()).collect();
+        let volume_claims = volumes
+            .iter()
+            .map(|(v, c)| (v.to_string(), c.to_string()))
+            .collect();
         let volumes = &volumes;
         let containers: &[Value] = item
             .pointer("/spec/containers")
@@ -193,6 +199,7 @@ impl Pod {
             .collect();
         Pod {
             liveness,
+            volume_claims,
             claim_mounts,
             last_termination,
             node: text(item, &["spec", "nodeName"]).map(str::to_string),
@@ -270,6 +277,21 @@ impl Inventory {
                     self.pvcs.insert((namespace, name.to_string()), volume);
                     added += 1;
                 }
+                // A bound PV names its claim (`spec.claimRef`): enough to
+                // map the PV to its PVC when the PVC list is missing.
+                "PersistentVolume" => {
+                    if let (Some(ns), Some(claim)) = (
+                        text(item, &["spec", "claimRef", "namespace"]),
+                        text(item, &["spec", "claimRef", "name"]),
+                    ) {
+                        let bound = self
+                            .pvcs
+                            .entry((ns.to_string(), claim.to_string()))
+                            .or_insert(None);
+                        bound.get_or_insert_with(|| name.to_string());
+                        added += 1;
+                    }
+                }
                 _ => {}
             }
         }
@@ -294,11 +316,7 @@ impl Inventory {
         let mount = table
             .get(device)
             .or_else(|| table.get(device.trim_end_matches(|c: char| c.is_ascii_digit())))?;
-        let (namespace, pvc) = self
-            .pvcs
-            .iter()
-            .find(|(_, volume)| volume.as_deref() == Some(mount.pv.as_str()))
-            .map(|((ns, name), _)| (ns.clone(), name.clone()))?;
+        let (namespace, pvc) = self.pvc_of_pv(&mount.pv)?;
         let pod = self.uids.get(&mount.pod_uid).map(|(_, name)| name.clone());
         Some(DeviceVolume {
             namespace,
@@ -366,6 +384,14 @@ impl Inventory {
         self.iscsi
             .get(&(node.to_string(), session.to_string()))
             .map_or(&[], Vec::as_slice)
+    }
+
+    /// (namespace, name) of the PVC bound to PersistentVolume `pv`.
+    pub fn pvc_of_pv(&self, pv: &str) -> Option<(String, String)> {
+        self.pvcs
+            .iter()
+            .find(|(_, volume)| volume.as_deref() == Some(pv))
+            .map(|((ns, name), _)| (ns.clone(), name.clone()))
     }
 
     /// (namespace, name) of the pod with UID `uid`, if known.

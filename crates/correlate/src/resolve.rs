@@ -229,17 +229,32 @@ pub fn resolve(hit: &Observation, inventory: &Inventory) -> Subject {
     });
     // A CloudNativePG instance's troubles (its crash loop included) are
     // its volume's; other pods' storage errors are their volume's too.
-    // Which claim: the one mounted where the message's path points (the
-    // container's volumeMounts), else the claim named like the pod (the
-    // CloudNativePG convention), else the pod's first claim.
+    // Which claim: the volume the message names (the pod's volume, or the
+    // PV bound to one of its claims), else the one mounted where the
+    // message's path points (the container's volumeMounts), else the
+    // claim named like the pod (the CloudNativePG convention), else the
+    // pod's first claim.
     let container = capture("container").or_else(|| label("container"));
     if is_storage(hit.class) || cnpg.is_some() {
+        let by_volume = known.zip(capture("volume")).and_then(|(p, volume)| {
+            p.volume_claims
+                .iter()
+                .find(|(v, _)| v == volume)
+                .map(|(_, claim)| claim.as_str())
+                .or_else(|| {
+                    let (ns, claim) = inventory.pvc_of_pv(volume)?;
+                    (ns == namespace)
+                        .then(|| p.claims.iter().find(|c| **c == claim).map(String::as_str))
+                        .flatten()
+                })
+        });
         let by_path = known.zip(absolute_path(hit)).and_then(|(p, path)| {
             p.claim_for_path(path, container)
                 .or_else(|| p.claim_for_path(path, None))
         });
         let claim = match known {
-            Some(p) => by_path
+            Some(p) => by_volume
+                .or(by_path)
                 .or_else(|| p.claims.iter().map(String::as_str).find(|c| *c == pod))
                 .or(p.claims.first().map(String::as_str))
                 .map(str::to_string),

@@ -627,3 +627,37 @@ fn a_kernel_oom_kill_finds_its_pod_by_the_uid_in_its_cgroup() {
     });
     assert_eq!(key, "workload/immich/Deployment/ml");
 }
+
+#[test]
+fn a_volume_named_in_the_message_picks_that_claim_of_the_pod() {
+    let mut inventory = Inventory::default();
+    inventory
+        .add_json(br#"{"kind":"List","items":[
+          {"kind":"Pod","metadata":{"name":"ml-7d4b9c6f58-6rtdn","namespace":"immich"},
+           "spec":{"volumes":[{"name":"cache","persistentVolumeClaim":{"claimName":"ml-cache"}},
+                              {"name":"models","persistentVolumeClaim":{"claimName":"ml-models"}}]}},
+          {"kind":"PersistentVolume","metadata":{"name":"pvc-bdbef677"},
+           "spec":{"claimRef":{"namespace":"immich","name":"ml-models"}}}]}"#)
+        .unwrap();
+    let mut c = Correlator::new(inventory, &rules());
+    let l = labels(&[("namespace", "immich"), ("pod", "ml-7d4b9c6f58-6rtdn")]);
+    let mut mount_failed = |volume: &str| {
+        c.observe(&Observation {
+            ts: 0,
+            signature: "kubelet-mount-setup-failed",
+            class: Class::VolumeMount,
+            severity: Severity::Warning,
+            labels: &l,
+            captures: &[("volume".to_string(), volume.to_string())],
+            summary: "s",
+            remediation: "r",
+            evidence: "e",
+        })
+    };
+    // By the pod's volume name, and by the PV bound to the claim (known
+    // here only from the PV's claimRef).
+    assert_eq!(mount_failed("models"), "pvc/immich/ml-models");
+    assert_eq!(mount_failed("pvc-bdbef677"), "pvc/immich/ml-models");
+    assert_eq!(mount_failed("cache"), "pvc/immich/ml-cache");
+    assert_eq!(mount_failed("pvc-unknown"), "pvc/immich/ml-cache");
+}
