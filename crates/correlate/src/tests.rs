@@ -661,3 +661,85 @@ fn a_volume_named_in_the_message_picks_that_claim_of_the_pod() {
     assert_eq!(mount_failed("cache"), "pvc/immich/ml-cache");
     assert_eq!(mount_failed("pvc-unknown"), "pvc/immich/ml-cache");
 }
+
+#[test]
+fn resolution_goes_from_inventory_facts_to_conventions_to_labels() {
+    let mut inventory = Inventory::default();
+    inventory
+        .add_json(br#"{"kind":"Pod","metadata":{"name":"db-1","namespace":"app","labels":{"cnpg.io/cluster":"db"}},
+          "spec":{"nodeName":"n1",
+                  "volumes":[{"name":"pgdata","persistentVolumeClaim":{"claimName":"db-1"}},
+                             {"name":"pg-wal","persistentVolumeClaim":{"claimName":"db-1-wal"}}],
+                  "containers":[{"name":"postgres","volumeMounts":[
+                      {"name":"pgdata","mountPath":"/var/lib/postgresql/data"},
+                      {"name":"pg-wal","mountPath":"/var/lib/postgresql/wal"}]}]}}"#)
+        .unwrap();
+    let mut c = Correlator::new(inventory, &rules());
+    let mut key = |signature: &str, class, pairs: &[(&str, &str)], captures: &[(&str, &str)]| {
+        let l = labels(pairs);
+        let captures: Vec<(String, String)> = captures
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        c.observe(&Observation {
+            ts: 0,
+            signature,
+            class,
+            severity: Severity::Critical,
+            labels: &l,
+            captures: &captures,
+            summary: "s",
+            remediation: "r",
+            evidence: "e",
+        })
+    };
+    let db1 = [("namespace", "app"), ("pod", "db-1")];
+    // Inventory + a path: the claim mounted there.
+    assert_eq!(
+        key(
+            "postgres-wal-read-only",
+            Class::VolumeReadOnly,
+            &db1,
+            &[(
+                "path",
+                "/var/lib/postgresql/wal/pg_wal/000000010000000000000003"
+            )]
+        ),
+        "pvc/app/db-1-wal"
+    );
+    // Inventory, no path: the claim named like the pod.
+    assert_eq!(
+        key("postgres-io-error", Class::DiskIoError, &db1, &[]),
+        "pvc/app/db-1"
+    );
+    // Unknown pod, CloudNativePG-like name and signature: the convention.
+    assert_eq!(
+        key(
+            "cnpg-pgdata-empty",
+            Class::PgControldata,
+            &[("namespace", "app"), ("pod", "other-db-2")],
+            &[]
+        ),
+        "pvc/app/other-db-2"
+    );
+    // Unknown pod, no convention: the pod itself.
+    assert_eq!(
+        key(
+            "postgres-disk-full",
+            Class::DiskFull,
+            &[("namespace", "app"), ("pod", "worker")],
+            &[]
+        ),
+        "pod/app/worker"
+    );
+    // No pod at all: the node.
+    assert_eq!(
+        key(
+            "kernel-hung-task",
+            Class::KernelHang,
+            &[("node", "n1")],
+            &[]
+        ),
+        "node/n1"
+    );
+}
