@@ -1,0 +1,386 @@
+//! Following log files: `watch --files GLOB`.
+//!
+//! Every poll interval the globs are expanded and each followed file is
+//! read from where it stands to its end, by an open handle:
+//!
+//! * a file resumes at its checkpoint; a file without one is read from its
+//!   start — except at the very first start (no checkpoints at all), when
+//!   the files already there are history and are followed from their end
+//!   (unless `read_existing`);
+//! * **rename rotation** (`0.log` renamed away, a new `0.log` created): the
+//!   renamed file is still read to its end through its open handle, then
+//!   the new file from its start — no line lost or read twice;
+//! * **copytruncate** (the file copied, then truncated in place): a file
+//!   shorter than its offset was truncated, and is read again from 0;
+//! * a file deleted while open is read to its end, then let go.
+//!
+//! Only whole lines are passed on; a partial last line waits for its end
+//! (or for the file to be let go). A file must live at its path for at
+//! least one poll interval to be seen: one created and renamed away in
+//! between is missed, as by every polling follower. Backpressure: when the channel is full
+//! the source waits, offsets unchanged.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+
+use crate::checkpoint::{self, Checkpoint, Checkpoints, Resume};
+use crate::{Batch, MAX_LINE, Stream};
+
+/// Bytes read from one file per read.
+const READ: usize = 1 << 20;
+
+/// How files are followed.
+#[derive(Clone, Debug)]
+pub struct FileConfig {
+    /// Glob patterns of the files (`/var/log/pods/*/*/*.log`).
+    pub globs: Vec<String>,
+    /// How often to look for new lines and files.
+    pub poll: Duration,
+    /// Read files that exist at the start from their start (when they
+    /// have no checkpoint), not from their end.
+    pub read_existing: bool,
+    /// Where followed files stood when faultline last stopped.
+    pub checkpoints: Checkpoints,
+}
+
+/// A file being followed.
+struct Followed {
+    stream: Arc<Stream>,
+    file: File,
+    dev: u64,
+    ino: u64,
+    /// Bytes passed on (always at a line boundary).
+    offset: u64,
+    /// Bytes read after `offset` that do not end a line yet.
+    pending: Vec<u8>,
+    /// The first bytes of the file, for its checkpoint.
+    fingerprint: Vec<u8>,
+    /// Its path no longer leads to it (rotated or deleted): read to the
+    /// end, then let go.
+    detached: bool,
+    /// The rest of a line cut at [`MAX_LINE`] is being skipped.
+    skipping: bool,
+}
+
+/// Follows the files of `config` until `stop` turns true, sending batches
+/// on `tx`. Errors on single files (unreadable, vanished) are reported on
+/// `errors` and the others go on.
+pub async fn follow(
+    config: FileConfig,
+    tx: mpsc::Sender<Batch>,
+    errors: mpsc::Sender<String>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut tailer = Tailer {
+        config,
+        files: HashMap::new(),
+        first_poll: true,
+    };
+    loop {
+        let batches = tailer.poll(&errors).await;
+        for batch in batches {
+            // While the consumer is behind, keep finding files: a file that
+            // is opened is safe from rotation, one never seen is lost.
+            loop {
+                tokio::select! {
+                    permit = tx.reserve() => {
+                        let Ok(permit) = permit else { return };
+                        permit.send(batch);
+                        break;
+                    }
+                    _ = tokio::time::sleep(tailer.config.poll) => {
+                        let mut problems = Vec::new();
+                        tailer.discover(&mut problems);
+                        report(&errors, problems).await;
+                    }
+                }
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(tailer.config.poll) => {}
+            _ = stop.changed() => {}
+        }
+        if *stop.borrow() {
+            return;
+        }
+    }
+}
+
+struct Tailer {
+    config: FileConfig,
+    /// Followed files by (device, inode).
+    files: HashMap<(u64, u64), Followed>,
+    first_poll: bool,
+}
+
+impl Tailer {
+    /// One round: find files, read what is new in each.
+    async fn poll(&mut self, errors: &mpsc::Sender<String>) -> Vec<Batch> {
+        let mut problems = Vec::new();
+        self.discover(&mut problems);
+        let mut batches = Vec::new();
+        let mut done = Vec::new();
+        for (id, followed) in self.files.iter_mut() {
+            let at_end = match followed.read() {
+                Ok((batch, at_end)) => {
+                    batches.extend(batch);
+                    at_end
+                }
+                Err(err) => {
+                    problems.push(format!("{}: {err}", followed.stream.origin));
+                    done.push(*id);
+                    continue;
+                }
+            };
+            // A file whose path no longer leads to it is let go once read
+            // to its end.
+            if followed.detached && at_end {
+                batches.extend(followed.flush_pending());
+                done.push(*id);
+            }
+        }
+        for id in done {
+            self.files.remove(&id);
+        }
+        self.first_poll = false;
+        report(errors, problems).await;
+        // Stream order between files does not matter; within a file the
+        // batches are in order.
+        batches
+    }
+
+    /// Expands the globs; starts following files not followed yet, and
+    /// marks the followed files no longer found as detached.
+    fn discover(&mut self, problems: &mut Vec<String>) {
+        let mut present = HashMap::new();
+        for pattern in &self.config.globs {
+            let paths = match glob::glob(pattern) {
+                Ok(paths) => paths,
+                Err(err) => {
+                    problems.push(format!("{pattern}: not a valid glob: {err}"));
+                    continue;
+                }
+            };
+            for path in paths.flatten() {
+                let Ok(meta) = std::fs::metadata(&path) else {
+                    continue;
+                };
+                if !meta.is_file() {
+                    continue;
+                }
+                let id = (meta.dev(), meta.ino());
+                present.insert(id, path.clone());
+                if self.files.contains_key(&id) {
+                    continue;
+                }
+                match self.start(&path, id, meta.len()) {
+                    Ok(followed) => {
+                        self.files.insert(id, followed);
+                    }
+                    Err(err) => problems.push(format!("{}: cannot read: {err}", path.display())),
+                }
+            }
+        }
+        for (id, followed) in self.files.iter_mut() {
+            if !present.contains_key(id) {
+                followed.detached = true;
+            }
+        }
+    }
+
+    /// Opens a newly seen file at the offset it should be read from.
+    fn start(&self, path: &Path, (dev, ino): (u64, u64), len: u64) -> io::Result<Followed> {
+        let mut file = File::open(path)?;
+        let mut head = vec![0u8; checkpoint::FINGERPRINT];
+        let got = read_up_to(&mut file, &mut head)?;
+        head.truncate(got);
+        let offset = match self.config.checkpoints.resume(path, dev, ino, &head) {
+            Resume::At(offset) if offset <= len => offset,
+            // Truncated since, or a new file at a known path: all of it.
+            Resume::At(_) | Resume::Replaced => 0,
+            // The very first start (no checkpoints at all): files already
+            // there are history, followed from their end.
+            Resume::Unknown
+                if self.first_poll
+                    && self.config.checkpoints.is_empty()
+                    && !self.config.read_existing =>
+            {
+                len
+            }
+            Resume::Unknown => 0,
+        };
+        let origin = path.display().to_string();
+        Ok(Followed {
+            stream: Arc::new(Stream {
+                origin,
+                path: Some(path.to_path_buf()),
+            }),
+            file,
+            dev,
+            ino,
+            offset,
+            pending: Vec::new(),
+            fingerprint: head,
+            detached: false,
+            skipping: false,
+        })
+    }
+}
+
+impl Followed {
+    /// Reads what is new; returns the whole lines as a batch, and whether
+    /// it read to the end of the file.
+    fn read(&mut self) -> io::Result<(Option<Batch>, bool)> {
+        let len = self.file.metadata()?.len();
+        let read_to = self.offset + self.pending.len() as u64;
+        if len < read_to || self.rewritten()? {
+            // Truncated in place (copytruncate): the file starts over.
+            self.offset = 0;
+            self.pending.clear();
+            self.skipping = false;
+            self.fingerprint.clear();
+        }
+        let mut lines = Vec::new();
+        let mut truncated = false;
+        let mut at_end = false;
+        loop {
+            let at = self.offset + self.pending.len() as u64;
+            self.file.seek(SeekFrom::Start(at))?;
+            let mut chunk = vec![0u8; READ];
+            let got = read_up_to(&mut self.file, &mut chunk)?;
+            if got == 0 {
+                at_end = true;
+                break;
+            }
+            chunk.truncate(got);
+            if self.fingerprint.len() < checkpoint::FINGERPRINT
+                && at < checkpoint::FINGERPRINT as u64
+            {
+                let from = usize::try_from(at).unwrap_or(usize::MAX);
+                let wanted = checkpoint::FINGERPRINT - self.fingerprint.len();
+                if from == self.fingerprint.len() {
+                    self.fingerprint
+                        .extend_from_slice(&chunk[..chunk.len().min(wanted)]);
+                }
+            }
+            self.pending.extend_from_slice(&chunk);
+            truncated |= self.take_lines(&mut lines);
+            if got < READ {
+                at_end = true;
+                break;
+            }
+            if lines.len() >= READ {
+                break;
+            }
+        }
+        let batch = (!lines.is_empty()).then(|| Batch {
+            stream: self.stream.clone(),
+            lines,
+            checkpoint: self.checkpoint(),
+            truncated,
+        });
+        Ok((batch, at_end))
+    }
+
+    /// Whether the file's first bytes are no longer the ones read: it was
+    /// truncated and written past the old offset between two polls.
+    fn rewritten(&mut self) -> io::Result<bool> {
+        if self.fingerprint.is_empty() {
+            return Ok(false);
+        }
+        let mut head = vec![0u8; self.fingerprint.len()];
+        self.file.seek(SeekFrom::Start(0))?;
+        let got = read_up_to(&mut self.file, &mut head)?;
+        Ok(head[..got] != self.fingerprint[..got])
+    }
+
+    /// Moves the whole lines of `pending` to `lines`, advancing the
+    /// offset; a line longer than [`MAX_LINE`] is cut there. Says whether
+    /// one was cut.
+    fn take_lines(&mut self, lines: &mut Vec<u8>) -> bool {
+        let mut cut = false;
+        loop {
+            match memchr::memchr(b'\n', &self.pending) {
+                Some(end) => {
+                    if !self.skipping {
+                        lines.extend_from_slice(&self.pending[..end.min(MAX_LINE)]);
+                        lines.push(b'\n');
+                        cut |= end > MAX_LINE;
+                    }
+                    self.skipping = false;
+                    self.offset += end as u64 + 1;
+                    self.pending.drain(..=end);
+                }
+                None if self.pending.len() >= MAX_LINE => {
+                    if !self.skipping {
+                        lines.extend_from_slice(&self.pending[..MAX_LINE]);
+                        lines.push(b'\n');
+                        cut = true;
+                    }
+                    self.skipping = true;
+                    self.offset += self.pending.len() as u64;
+                    self.pending.clear();
+                }
+                None => return cut,
+            }
+        }
+    }
+
+    /// The unterminated last line of a file being let go, as a batch.
+    fn flush_pending(&mut self) -> Option<Batch> {
+        if self.pending.is_empty() || self.skipping {
+            return None;
+        }
+        let mut lines = std::mem::take(&mut self.pending);
+        self.offset += lines.len() as u64;
+        lines.push(b'\n');
+        Some(Batch {
+            stream: self.stream.clone(),
+            lines,
+            checkpoint: self.checkpoint(),
+            truncated: false,
+        })
+    }
+
+    /// Where the file stands; none once its path leads elsewhere (the
+    /// path's checkpoint belongs to the file there now).
+    fn checkpoint(&self) -> Option<Checkpoint> {
+        (!self.detached).then(|| Checkpoint {
+            path: self.stream.path.clone().unwrap_or_default(),
+            dev: self.dev,
+            ino: self.ino,
+            fingerprint: checkpoint::hex(&self.fingerprint),
+            offset: self.offset,
+        })
+    }
+}
+
+/// Sends each problem on `errors` (a closed channel drops them).
+async fn report(errors: &mpsc::Sender<String>, problems: Vec<String>) {
+    for problem in problems {
+        let _ = errors.send(problem).await;
+    }
+}
+
+fn read_up_to(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match file.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(got)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,241 @@
+use std::collections::HashMap;
+use std::io::Write;
+use std::time::Duration;
+
+use super::*;
+
+/// A file follower running on its own task, and what it sent.
+struct Running {
+    rx: mpsc::Receiver<Batch>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+    /// Lines received, by origin.
+    lines: HashMap<String, Vec<String>>,
+    checkpoints: Checkpoints,
+}
+
+fn start(glob: &str, checkpoints: Checkpoints, read_existing: bool) -> Running {
+    let (tx, rx) = mpsc::channel(4);
+    let (errors, _) = mpsc::channel(16);
+    let (stop, stop_rx) = watch::channel(false);
+    let config = FileConfig {
+        globs: vec![glob.to_string()],
+        poll: Duration::from_millis(5),
+        read_existing,
+        checkpoints,
+    };
+    let task = tokio::spawn(follow(config, tx, errors, stop_rx));
+    Running {
+        rx,
+        stop,
+        task,
+        lines: HashMap::new(),
+        checkpoints: Checkpoints::default(),
+    }
+}
+
+impl Running {
+    /// Receives until `count` lines arrived in all (or 20 s passed, which
+    /// only a broken follower takes).
+    async fn until(&mut self, count: usize) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while self.total() < count {
+            let batch = tokio::time::timeout_at(deadline, self.rx.recv())
+                .await
+                .unwrap_or_else(|_| {
+                    let all = self.all();
+                    panic!(
+                        "only {} of {count} lines arrived; first {:?} last {:?}",
+                        self.total(),
+                        all.first(),
+                        all.last()
+                    )
+                })
+                .expect("the follower runs");
+            let text = String::from_utf8(batch.lines).unwrap();
+            assert!(text.ends_with('\n'), "whole lines only: {text:?}");
+            self.lines
+                .entry(batch.stream.origin.clone())
+                .or_default()
+                .extend(text.lines().map(str::to_string));
+            if let Some(checkpoint) = batch.checkpoint {
+                self.checkpoints.record(checkpoint);
+            }
+        }
+    }
+
+    fn total(&self) -> usize {
+        self.lines.values().map(Vec::len).sum()
+    }
+
+    fn all(&self) -> Vec<String> {
+        let mut all: Vec<String> = self.lines.values().flatten().cloned().collect();
+        all.sort();
+        all
+    }
+
+    async fn stop(self) -> (HashMap<String, Vec<String>>, Checkpoints) {
+        self.stop.send(true).unwrap();
+        self.task.await.unwrap();
+        (self.lines, self.checkpoints)
+    }
+}
+
+fn append(path: &Path, lines: impl IntoIterator<Item = String>) {
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    for line in lines {
+        writeln!(file, "{line}").unwrap();
+    }
+}
+
+fn numbered(from: usize, to: usize) -> impl Iterator<Item = String> {
+    (from..to).map(|i| format!("line {i:06}"))
+}
+
+/// `got == want`, naming the first difference rather than printing both.
+fn same(got: &[String], want: &[String]) {
+    if let Some((i, (g, w))) = got.iter().zip(want).enumerate().find(|(_, (g, w))| g != w) {
+        panic!("line {i} differs: got {g:?}, want {w:?}");
+    }
+    assert_eq!(got.len(), want.len(), "number of lines");
+}
+
+fn sorted(lines: impl Iterator<Item = String>) -> Vec<String> {
+    let mut all: Vec<String> = lines.collect();
+    all.sort();
+    all
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rename_rotation_under_a_concurrent_writer_loses_and_repeats_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("0.log");
+    std::fs::write(&log, "").unwrap();
+    let mut running = start(
+        &format!("{}/*.log", dir.path().display()),
+        Checkpoints::default(),
+        false,
+    );
+    // Let the follower see the (empty) file before writing: it is then
+    // followed from its start.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let writer = {
+        let log = log.clone();
+        let dir = dir.path().to_path_buf();
+        std::thread::spawn(move || {
+            for round in 0..20 {
+                append(&log, numbered(round * 500, round * 500 + 500));
+                // kubelet's rotation: rename, then a new file at the path.
+                std::fs::rename(&log, dir.join(format!("0.log.{round:02}"))).unwrap();
+                std::fs::write(&log, "").unwrap();
+                // A file lives longer than a poll interval (kubelet rotates
+                // at 10 MiB); lines still race the follower's reads.
+                std::thread::sleep(Duration::from_millis(25));
+                append(&log, numbered(round * 500 + 10_000, round * 500 + 10_005));
+            }
+        })
+    };
+    writer.join().unwrap();
+    let expected = sorted((0..20).flat_map(|round| {
+        numbered(round * 500, round * 500 + 500)
+            .chain(numbered(round * 500 + 10_000, round * 500 + 10_005))
+    }));
+    running.until(expected.len()).await;
+    // Every line exactly once (the files of one path may interleave: a
+    // rotated file's rest and the new file are read in the same round).
+    same(&running.all(), &expected);
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copytruncate_is_read_again_from_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    std::fs::write(&log, "").unwrap();
+    let mut running = start(&log.display().to_string(), Checkpoints::default(), false);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    append(&log, numbered(0, 100));
+    running.until(100).await;
+    // copytruncate: copy away, truncate in place; the writer goes on.
+    std::fs::copy(&log, dir.path().join("app.log.1")).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&log)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    append(&log, numbered(100, 130));
+    running.until(130).await;
+    // Truncated and written past the old offset between two polls.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&log)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    append(&log, numbered(130, 400));
+    running.until(400).await;
+    same(&running.all(), &sorted(numbered(0, 400)));
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_resumes_at_the_checkpoints_and_new_files_are_read_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = dir.path().join("old.log");
+    append(&old, numbered(0, 10));
+    let glob = format!("{}/*.log", dir.path().display());
+
+    // First start ever: what is already there is history.
+    let mut running = start(&glob, Checkpoints::default(), false);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    append(&old, numbered(10, 20));
+    running.until(10).await;
+    let (lines, checkpoints) = running.stop().await;
+    assert_eq!(
+        lines[&old.display().to_string()],
+        numbered(10, 20).collect::<Vec<_>>()
+    );
+
+    // While stopped: more lines, and a new file.
+    append(&old, numbered(20, 30));
+    let new = dir.path().join("new.log");
+    append(&new, numbered(30, 35));
+    let mut running = start(&glob, checkpoints, false);
+    running.until(15).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let (lines, _) = running.stop().await;
+    assert_eq!(
+        lines[&old.display().to_string()],
+        numbered(20, 30).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        lines[&new.display().to_string()],
+        numbered(30, 35).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_file_is_read_to_its_end_and_long_lines_are_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("a.log");
+    append(&log, numbered(0, 3));
+    let mut running = start(&log.display().to_string(), Checkpoints::default(), true);
+    running.until(3).await;
+    // Written and deleted between two polls; the last line unterminated.
+    {
+        let mut file = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+        writeln!(file, "{}", "x".repeat(MAX_LINE + 10)).unwrap();
+        write!(file, "last words").unwrap();
+        std::fs::remove_file(&log).unwrap();
+    }
+    running.until(5).await;
+    let lines = &running.lines[&log.display().to_string()];
+    assert_eq!(lines[3].len(), MAX_LINE);
+    assert_eq!(lines[4], "last words");
+    running.stop().await;
+}
