@@ -202,7 +202,7 @@ fn boundary(window: &[u8]) -> Option<usize> {
     while let Some(len) = memchr::memchr(b'\n', &window[start..]) {
         let line = &window[start..start + len];
         let end = start + len + 1;
-        if !super::cri::is_partial(line) {
+        if !crate::cri::is_partial(line) {
             return Some(end);
         }
         start = end;
@@ -543,7 +543,7 @@ mod tests {
                     .iter()
                     .rposition(|&b| b == b'\n')
                     .map_or(0, |p| p + 1);
-                assert!(!super::super::cri::is_partial(
+                assert!(!crate::cri::is_partial(
                     &text[prev_start..start as usize - 1]
                 ));
             }

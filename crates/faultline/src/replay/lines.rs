@@ -5,7 +5,7 @@ use std::io::{self, Read};
 /// Longest line kept whole, and the size of the read buffer. A longer line
 /// is cut: its first `MAX_LINE - 1` bytes are matched as the line, the rest
 /// is skipped and counted in [`LineReader::truncated`].
-pub const MAX_LINE: usize = 4 << 20;
+pub const MAX_LINE: usize = faultline_sources::MAX_LINE;
 
 /// Hands out buffers of whole lines from a reader. Memory stays at one
 /// buffer whatever the input, including a single line of gigabytes.

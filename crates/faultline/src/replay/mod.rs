@@ -6,7 +6,6 @@
 //! per worker; their hits are then merged in event-time order, so the
 //! report reads as the cluster lived it, whatever order the files came in.
 
-mod cri;
 mod input;
 mod iscsi;
 mod lines;
@@ -27,12 +26,13 @@ use clap::{Args, ValueEnum};
 use faultline_core::SourceKind;
 use faultline_formats::kubernetes::{self, Document};
 use faultline_formats::loki;
-use faultline_formats::{Decoder, Format, Labels, line_labels, path_labels};
-use faultline_matcher::{Hit, Matcher};
+use faultline_formats::{Decoder, Format, Labels, path_labels};
+use faultline_matcher::Matcher;
 use faultline_signatures::Library;
 
 use self::input::{Input, InputError, Task};
 use self::lines::LineReader;
+use crate::stream::LineStream;
 
 /// Arguments of `faultline replay`.
 #[derive(Debug, Args)]
@@ -105,30 +105,7 @@ fn parse_time(text: &str) -> Result<i64, String> {
         .ok_or_else(|| format!("{text:?} is not an RFC 3339 time"))
 }
 
-/// One line that matched one signature, dated and labelled.
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
-pub struct HitRecord {
-    /// Index of the signature in the matcher.
-    pub signature: usize,
-    /// UTC nanoseconds: the line's own time, else inherited (see docs).
-    pub ts: Option<i64>,
-    /// Index of the input it came from.
-    pub input: usize,
-    /// Index of the task (the input, or a part of it) that found it.
-    pub task: usize,
-    /// The path it came from, or `ARCHIVE:MEMBER` for a tar member.
-    pub origin: std::sync::Arc<str>,
-    /// 1-based line number in the (decompressed) input.
-    pub line_no: u64,
-    /// Labels from the path and the line.
-    pub labels: Labels,
-    /// Named captures, in pattern order.
-    pub captures: Vec<(String, String)>,
-    /// The raw line, lossily decoded.
-    pub line: String,
-    /// The key of the broken thing it is about, once correlated.
-    pub entity: Option<String>,
-}
+pub use crate::stream::HitRecord;
 
 /// Totals over the run.
 #[derive(Debug, Default)]
@@ -802,7 +779,7 @@ impl FileScan<'_> {
             match document {
                 Some(Document::Events(lines)) => {
                     if !is_loki {
-                        stream.source = Some(SourceKind::Events);
+                        stream.stream.source = Some(SourceKind::Events);
                     }
                     reader = Box::new(std::io::Cursor::new(lines));
                 }
@@ -857,8 +834,8 @@ struct Scanned {
 
 /// The state of scanning one stream of lines.
 struct StreamScan<'a> {
-    input: usize,
-    task: usize,
+    /// Matching its lines.
+    stream: LineStream,
     /// Where the hits go.
     spool: &'a order::Spool,
     /// The file and offset this stream starts at, when it is a later part
@@ -868,23 +845,9 @@ struct StreamScan<'a> {
     /// The format (and whether lines carry a `<node>: ` prefix) when known
     /// before reading: detected from the start of a split file.
     format: Option<(Format, bool)>,
-    /// Where hits say they come from: the path, or `ARCHIVE:MEMBER`.
-    origin: std::sync::Arc<str>,
     options: &'a Options,
-    path_labels: Labels,
-    lines: u64,
-    /// Time of the last dated line before the current buffer.
-    carried_ts: Option<i64>,
-    /// CRI partial lines being joined, the joined buffer and, for each of
-    /// its lines, the input line number it starts at.
-    joiner: cri::Joiner,
-    joined: Vec<u8>,
-    line_map: cri::LineMap,
     /// Where bytes read and hits found are shown (hidden when piped).
     progress: &'a Progress,
-    /// Where the records come from, when the input says so rather than
-    /// the format (Kubernetes Events).
-    source: Option<SourceKind>,
     /// What the stream shows besides its hits.
     facts: StreamFacts,
 }
@@ -915,22 +878,13 @@ impl<'a> FileScan<'a> {
     /// A stream of this task's input (or of one of its members).
     fn stream(&self, origin: String, path_labels: Labels) -> StreamScan<'a> {
         StreamScan {
-            input: self.task.input,
-            task: self.index,
+            facts: self.facts(&origin, &path_labels),
+            stream: LineStream::new(self.task.input, self.index, origin, path_labels),
             spool: self.spool,
             follows: None,
             format: None,
             options: self.options,
-            lines: 0,
-            carried_ts: None,
-            joiner: cri::Joiner::default(),
-            joined: Vec::new(),
-            line_map: cri::LineMap::default(),
             progress: self.progress,
-            source: None,
-            facts: self.facts(&origin, &path_labels),
-            origin: origin.into(),
-            path_labels,
         }
     }
 }
@@ -976,7 +930,7 @@ impl StreamScan<'_> {
             if let Some((path, start)) = self.follows.take()
                 && decoder.format != Format::Plain
             {
-                self.carried_ts =
+                self.stream.carried_ts =
                     input::last_dated_line(path, start, usize::MAX, |line| decoder.timestamp(line))
                         .ok()
                         .flatten();
@@ -988,28 +942,27 @@ impl StreamScan<'_> {
                 self.progress.bar.set_message(format!("{total} hits"));
             }
         };
-        if self.joiner.active() {
-            let (mut joined, mut map) = (
-                std::mem::take(&mut self.joined),
-                std::mem::take(&mut self.line_map),
-            );
-            self.joiner.finish(&mut joined, &mut map);
-            if let Some(decoder) = decoder {
-                self.match_lines(matcher, scratch, &decoder, &joined, Some(&map), mtime);
-            }
+        if let Some(decoder) = decoder {
+            let spool = self.spool;
+            let mut found = Vec::new();
+            self.stream
+                .finish(matcher, scratch, &decoder, mtime, &mut |hit| {
+                    found.push(hit)
+                });
+            spool.add(found);
         }
-        self.facts.latest = self.carried_ts;
+        self.facts.latest = self.stream.carried_ts;
         Scanned {
             facts: self.facts,
-            lines: self.lines,
+            lines: self.stream.lines,
             bytes: reader.bytes,
             truncated: reader.truncated,
             error,
         }
     }
 
-    /// Matches one buffer of whole lines, advances the line count, and
-    /// says how many hits it found.
+    /// Matches one buffer of whole lines (handing the hits to the spool),
+    /// notes what else it shows, and says how many hits it found.
     fn scan_buffer(
         &mut self,
         matcher: &Matcher,
@@ -1018,24 +971,18 @@ impl StreamScan<'_> {
         buf: &[u8],
         mtime: Option<i64>,
     ) -> usize {
-        let found =
-            if decoder.format == Format::Cri && (self.joiner.active() || cri::has_partials(buf)) {
-                let (mut joined, mut map) = (
-                    std::mem::take(&mut self.joined),
-                    std::mem::take(&mut self.line_map),
-                );
-                self.joiner.join(buf, self.lines, &mut joined, &mut map);
-                let found = self.match_lines(matcher, scratch, decoder, &joined, Some(&map), mtime);
-                (self.joined, self.line_map) = (joined, map);
-                found
-            } else {
-                self.match_lines(matcher, scratch, decoder, buf, None, mtime)
-            };
-        let unterminated = u64::from(!buf.ends_with(b"\n") && !buf.is_empty());
-        self.lines += count_lines(buf) + unterminated;
-        if let Some(ts) = last_dated(decoder, buf, 0, buf.len()) {
-            self.carried_ts = Some(ts);
-        }
+        let spool = self.spool;
+        let mut found = Vec::new();
+        let count = self
+            .stream
+            .scan_buffer(matcher, scratch, decoder, buf, mtime, &mut |hit| {
+                found.push(hit);
+                // A buffer whose every line matches is not held whole.
+                if found.len() == SPOOL_BATCH {
+                    spool.add(std::mem::take(&mut found));
+                }
+            });
+        spool.add(found);
         if let Some((_, run)) = &mut self.facts.run {
             run.buffer(decoder, buf);
         }
@@ -1051,94 +998,8 @@ impl StreamScan<'_> {
                 }
             }
         }
-        found
-    }
-
-    /// Matches `buf`, hands its hits to the spool and says how many there
-    /// were. The line numbers of `buf`'s lines are `line_map`'s, or follow
-    /// the lines read so far.
-    fn match_lines(
-        &mut self,
-        matcher: &Matcher,
-        scratch: &mut faultline_matcher::Scratch,
-        decoder: &Decoder,
-        buf: &[u8],
-        line_map: Option<&cri::LineMap>,
-        mtime: Option<i64>,
-    ) -> usize {
-        let source = self
-            .source
-            .or_else(|| source_kind(decoder.format, &self.path_labels));
-        let mut counted_to = 0usize;
-        let mut index = 0u64;
-        let mut found = Vec::new();
-        // The time lines inherit at `known_at`: looking back from a hit
-        // stops there, so the buffer is looked back through only once.
-        let (mut known_at, mut known_ts) = (0, self.carried_ts);
-        let (spool, mut count) = (self.spool, 0);
-        matcher.scan(buf, source, scratch, |hit: Hit<'_>| {
-            index += count_lines(&buf[counted_to..hit.line_start()]);
-            counted_to = hit.line_start();
-            let line_no = match line_map {
-                Some(map) => map.line_no(index).unwrap_or(self.lines + index + 1),
-                None => self.lines + index + 1,
-            };
-            let inherited = last_dated(decoder, buf, known_at, hit.line_start()).or(known_ts);
-            (known_at, known_ts) = (hit.line_start(), inherited);
-            let ts = decoder.timestamp(hit.line()).or(inherited).or(mtime);
-            let mut labels = self.path_labels.clone();
-            for (k, v) in line_labels(decoder.format, hit.line()) {
-                labels.entry(k).or_insert(v);
-            }
-            found.push(HitRecord {
-                signature: hit.signature_index(),
-                ts,
-                input: self.input,
-                task: self.task,
-                origin: self.origin.clone(),
-                line_no,
-                labels,
-                captures: hit
-                    .captures()
-                    .map(|(name, value)| {
-                        (
-                            name.to_string(),
-                            String::from_utf8_lossy(value).into_owned(),
-                        )
-                    })
-                    .collect(),
-                line: String::from_utf8_lossy(hit.line()).into_owned(),
-                entity: None,
-            });
-            if found.len() == SPOOL_BATCH {
-                count += found.len();
-                spool.add(std::mem::take(&mut found));
-            }
-        });
-        count += found.len();
-        spool.add(found);
         count
     }
-}
-
-/// The time of the last dated line of `buf[from..before]` (whole lines;
-/// `before` is the start of a line or the end of `buf`), looking back.
-fn last_dated(decoder: &Decoder, buf: &[u8], from: usize, before: usize) -> Option<i64> {
-    if decoder.format == Format::Plain {
-        return None;
-    }
-    let mut end = before;
-    while end > from {
-        let body = buf[from..end]
-            .strip_suffix(b"\n")
-            .unwrap_or(&buf[from..end]);
-        let start = memchr::memrchr(b'\n', body).map_or(0, |i| i + 1);
-        if let Some(ts) = decoder.timestamp(&body[start..]) {
-            return Some(ts);
-        }
-        end = from + start;
-    }
-    None
 }
 
 /// (namespace, pod, container) when the labels name all three: a pod's
@@ -1149,16 +1010,6 @@ fn container_key(labels: &Labels) -> Option<ContainerKey> {
         labels.get("pod")?.clone(),
         labels.get("container")?.clone(),
     ))
-}
-
-fn count_lines(bytes: &[u8]) -> u64 {
-    bytecount::count(bytes, b'\n') as u64
-}
-
-fn source_kind(format: Format, labels: &Labels) -> Option<SourceKind> {
-    format
-        .source_kind()
-        .or_else(|| labels.contains_key("pod").then_some(SourceKind::Pod))
 }
 
 fn year_of(mtime_ns: Option<i64>) -> i16 {

@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 use faultline_correlate::inventory::ContainerRun;
 use faultline_formats::{Decoder, Format};
 
-use super::cri;
+use crate::cri;
 
 /// Last lines kept per run.
 const TAIL: usize = 4;

@@ -6,7 +6,7 @@
 //! split, so before matching, the chunks of one line are joined back into
 //! one `F` line that keeps the first chunk's prefix.
 
-use super::lines::MAX_LINE;
+use faultline_sources::MAX_LINE;
 
 /// A line whose `P` chunks are being collected.
 #[derive(Debug, Default)]
