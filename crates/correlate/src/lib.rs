@@ -79,6 +79,9 @@ pub struct Correlator {
     max_incidents: usize,
     /// Incidents dropped to stay within `max_incidents`.
     pub evicted: u64,
+    /// What [`Correlator::changes`] last said of each incident: its state
+    /// and how many times it had fired.
+    announced: HashMap<String, (State, u32)>,
 }
 
 impl Correlator {
@@ -91,6 +94,7 @@ impl Correlator {
             rules: rules.to_vec(),
             incidents: HashMap::new(),
             next_deadline: i64::MAX,
+            announced: HashMap::new(),
             max_incidents: MAX_INCIDENTS,
             evicted: 0,
         }
@@ -207,6 +211,26 @@ impl Correlator {
             self.incidents.remove(&key);
             self.evicted += 1;
         }
+    }
+
+    /// The incidents that fired, fired again or resolved since the last
+    /// call (pending ones are not news), with their story: what `watch`
+    /// prints and sends as it happens.
+    pub fn changes(&mut self) -> Vec<Report> {
+        let mut changed = Vec::new();
+        for report in self.reports() {
+            let now = (report.incident.state, report.incident.fired_count);
+            if report.incident.state == State::Pending
+                || self.announced.get(&report.key) == Some(&now)
+            {
+                continue;
+            }
+            self.announced.insert(report.key.clone(), now);
+            changed.push(report);
+        }
+        self.announced
+            .retain(|key, _| self.incidents.contains_key(key) || key.starts_with("cnpg/"));
+        changed
     }
 
     /// Every incident with its story, rollups per CloudNativePG cluster

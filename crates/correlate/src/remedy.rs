@@ -234,6 +234,9 @@ pub fn add_rollups(incidents: &mut BTreeMap<String, Incident>, inventory: &Inven
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
+            rollup.last_fired_at = rollup.last_fired_at.max(part.last_fired_at);
+            // The cluster paged as often as its most paged instance.
+            rollup.fired_count = rollup.fired_count.max(part.fired_count);
         }
         rollup.related.extend(keys.iter().cloned());
         rollup.state = if parts.iter().any(|p| p.state == State::Firing) {

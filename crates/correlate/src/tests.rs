@@ -743,3 +743,40 @@ fn resolution_goes_from_inventory_facts_to_conventions_to_labels() {
         "node/n1"
     );
 }
+
+#[test]
+fn changes_announce_each_firing_and_resolution_once() {
+    let mut c = correlator();
+    let node = labels(&[("node", "n1")]);
+    let hit = |c: &mut Correlator, ts| {
+        observe(
+            c,
+            ts,
+            "kernel-ext4-remount-read-only",
+            Class::VolumeReadOnly,
+            Severity::Critical,
+            &node,
+        )
+    };
+    assert!(c.changes().is_empty());
+    hit(&mut c, 0);
+    let fired: Vec<(String, State)> = c
+        .changes()
+        .into_iter()
+        .map(|r| (r.key, r.incident.state))
+        .collect();
+    assert_eq!(fired, [("node/n1".to_string(), State::Firing)]);
+    hit(&mut c, MINUTE);
+    assert!(c.changes().is_empty(), "still firing: no news");
+    c.advance(200 * MINUTE);
+    let resolved = c.changes();
+    assert_eq!(resolved.len(), 1);
+    assert_eq!(resolved[0].incident.state, State::Resolved);
+    assert!(c.changes().is_empty());
+    hit(&mut c, 300 * MINUTE);
+    let again = c.changes();
+    assert_eq!(
+        (again[0].incident.state, again[0].incident.fired_count),
+        (State::Firing, 2)
+    );
+}

@@ -7,7 +7,7 @@ mod check;
 mod count;
 mod list;
 
-use faultline::replay;
+use faultline::{replay, watch};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -56,6 +56,14 @@ enum Command {
     /// found, 1 hits found, 2 some input could not be read (the others are
     /// still reported).
     Replay(replay::ReplayArgs),
+    /// Follow live logs and report failures as they are written.
+    ///
+    /// Follows files (--files GLOB: new files picked up, rotation and
+    /// copytruncate followed, checkpoints in --state-dir) and/or standard
+    /// input (-), matches every line as replay does, and prints each hit
+    /// and every incident that fires or resolves, as it happens. Runs until
+    /// its inputs end or SIGINT/SIGTERM.
+    Watch(watch::WatchArgs),
 }
 
 /// Where signatures come from: the built-in library plus the user's.
@@ -75,6 +83,7 @@ fn main() -> ExitCode {
         Command::Signatures { library, json } => list::run(&library.dirs, json),
         Command::Count(args) => count::run(&args),
         Command::Replay(args) => replay::run(&args),
+        Command::Watch(args) => watch::run(&args),
     };
     match result {
         Ok(code) => code,

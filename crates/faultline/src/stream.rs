@@ -202,6 +202,30 @@ impl LineStream {
     }
 }
 
+/// Hands `hit` to `correlator` as seen at `ts` (its own time in replay,
+/// the clock in watch) and returns the key of the entity it is about.
+pub(crate) fn correlate(
+    correlator: &mut faultline_correlate::Correlator,
+    matcher: &Matcher,
+    hit: &HitRecord,
+    ts: i64,
+) -> String {
+    use crate::replay::output::{clip, fill};
+    let sig = &matcher.signatures()[hit.signature];
+    let evidence = format!("{}:{} {}", hit.origin, hit.line_no, clip(&hit.line, 300));
+    correlator.observe(&faultline_correlate::Observation {
+        ts,
+        signature: &sig.id,
+        class: sig.class,
+        severity: sig.severity,
+        labels: &hit.labels,
+        captures: &hit.captures,
+        summary: &fill(&sig.summary, hit),
+        remediation: &fill(&sig.remediation, hit),
+        evidence: &evidence,
+    })
+}
+
 /// The time of the last dated line of `buf[from..before]` (whole lines;
 /// `before` is the start of a line or the end of `buf`), looking back.
 fn last_dated(decoder: &Decoder, buf: &[u8], from: usize, before: usize) -> Option<i64> {

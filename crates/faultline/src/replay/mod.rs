@@ -10,7 +10,7 @@ mod input;
 mod iscsi;
 mod lines;
 mod order;
-mod output;
+pub(crate) mod output;
 mod report;
 mod runs;
 pub mod silence;
@@ -356,24 +356,7 @@ fn correlate<F: FnMut(&HitRecord) -> std::io::Result<()>>(
             continue;
         };
         silences_until(&mut correlator, ts);
-        let sig = &matcher.signatures()[hit.signature];
-        let evidence = format!(
-            "{}:{} {}",
-            hit.origin,
-            hit.line_no,
-            output::clip(&hit.line, 300)
-        );
-        let key = correlator.observe(&faultline_correlate::Observation {
-            ts,
-            signature: &sig.id,
-            class: sig.class,
-            severity: sig.severity,
-            labels: &hit.labels,
-            captures: &hit.captures,
-            summary: &output::fill(&sig.summary, &hit),
-            remediation: &output::fill(&sig.remediation, &hit),
-            evidence: &evidence,
-        });
+        let key = crate::stream::correlate(&mut correlator, matcher, &hit, ts);
         hit.entity = Some(key);
         last = Some(ts);
         out.hand_out(&hit)?;
@@ -417,7 +400,7 @@ pub fn run(args: &ReplayArgs) -> Result<ExitCode> {
     let color = output::use_color();
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    let hits = output::HitWriter::new(&matcher, color);
+    let hits = output::RecordWriter::new(&matcher, color);
     let replayed = replay(
         &matcher,
         &args.paths,

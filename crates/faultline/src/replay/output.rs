@@ -13,7 +13,7 @@ use super::input::InputError;
 use super::{HitRecord, Totals};
 
 /// Everything a replay found apart from the hits (printed as they come,
-/// by [`HitWriter`]), ready to print after them.
+/// by [`RecordWriter`]), ready to print after them.
 pub struct Report<'a> {
     pub matcher: &'a Matcher,
     /// How many hits there were.
@@ -117,16 +117,16 @@ pub fn use_color() -> bool {
     io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
-/// Prints hits one by one, as JSON lines or as the text timeline.
-pub struct HitWriter<'a> {
+/// Prints hits and incidents one by one, as JSON lines or as text.
+pub struct RecordWriter<'a> {
     matcher: &'a Matcher,
     color: bool,
 }
 
-impl<'a> HitWriter<'a> {
+impl<'a> RecordWriter<'a> {
     /// `color`: paint the text timeline (see [`use_color`]).
-    pub fn new(matcher: &'a Matcher, color: bool) -> HitWriter<'a> {
-        HitWriter { matcher, color }
+    pub fn new(matcher: &'a Matcher, color: bool) -> RecordWriter<'a> {
+        RecordWriter { matcher, color }
     }
 
     fn summary_of(&self, hit: &HitRecord) -> String {
@@ -176,6 +176,66 @@ impl<'a> HitWriter<'a> {
         writeln!(out, "    {}", self.summary_of(hit))?;
         writeln!(out, "    {}", paint("2", &origin(hit)))
     }
+
+    /// One `"type":"incident"` JSON line.
+    pub fn incident_json(
+        &self,
+        out: &mut impl Write,
+        report: &faultline_correlate::Report,
+    ) -> io::Result<()> {
+        let i = &report.incident;
+        let record = JsonIncident {
+            kind: "incident",
+            key: &report.key,
+            state: i.state.as_str(),
+            severity: i.severity.as_str(),
+            first_seen: rfc3339(i.first_seen),
+            fired_at: i.fired_at.map(rfc3339),
+            last_fired_at: i.last_fired_at.map(rfc3339),
+            fired_count: i.fired_count,
+            last_seen: rfc3339(i.last_seen),
+            resolved_at: i.resolved_at.map(rfc3339),
+            signatures: &i.signatures,
+            hits: i.hits,
+            summary: &report.summary,
+            remediation: &report.remediation,
+            related: i.related.iter().map(String::as_str).collect(),
+            evidence: i.evidence().map(String::as_str).collect(),
+        };
+        serde_json::to_writer(&mut *out, &record)?;
+        out.write_all(b"\n")
+    }
+
+    /// One incident as a block of text: state, severity, key, story, fix.
+    pub fn incident_text(
+        &self,
+        out: &mut impl Write,
+        report: &faultline_correlate::Report,
+    ) -> io::Result<()> {
+        let paint = |code: &str, text: &str| paint(self.color, code, text);
+        let i = &report.incident;
+        let state = match i.state {
+            faultline_correlate::State::Firing => paint("1;31", "FIRING  "),
+            faultline_correlate::State::Resolved => paint("32", "RESOLVED"),
+            faultline_correlate::State::Pending => paint("33", "PENDING "),
+        };
+        writeln!(
+            out,
+            "{state}  {:8}  {}",
+            i.severity.as_str(),
+            paint("1", &report.key)
+        )?;
+        writeln!(out, "    {}", report.summary)?;
+        writeln!(out, "    fix: {}", report.remediation)?;
+        if !i.related.is_empty() {
+            writeln!(
+                out,
+                "    related: {}",
+                i.related.iter().cloned().collect::<Vec<_>>().join(", ")
+            )?;
+        }
+        Ok(())
+    }
 }
 
 fn origin(hit: &HitRecord) -> String {
@@ -206,28 +266,9 @@ impl Report<'_> {
     /// What follows the hits' JSON lines: one line per incident, then the
     /// summary.
     pub fn write_json(&self, out: &mut impl Write) -> io::Result<()> {
+        let records = RecordWriter::new(self.matcher, false);
         for report in self.incidents {
-            let i = &report.incident;
-            let record = JsonIncident {
-                kind: "incident",
-                key: &report.key,
-                state: i.state.as_str(),
-                severity: i.severity.as_str(),
-                first_seen: rfc3339(i.first_seen),
-                fired_at: i.fired_at.map(rfc3339),
-                last_fired_at: i.last_fired_at.map(rfc3339),
-                fired_count: i.fired_count,
-                last_seen: rfc3339(i.last_seen),
-                resolved_at: i.resolved_at.map(rfc3339),
-                signatures: &i.signatures,
-                hits: i.hits,
-                summary: &report.summary,
-                remediation: &report.remediation,
-                related: i.related.iter().map(String::as_str).collect(),
-                evidence: i.evidence().map(String::as_str).collect(),
-            };
-            serde_json::to_writer(&mut *out, &record)?;
-            out.write_all(b"\n")?;
+            records.incident_json(out, report)?;
         }
         let summary = JsonSummary {
             kind: "summary",
@@ -250,7 +291,6 @@ impl Report<'_> {
 
     /// What follows the text timeline's hits: the incidents, then totals.
     pub fn write_text(&self, out: &mut impl Write, color: bool) -> io::Result<()> {
-        let paint = |code: &str, text: &str| paint(color, code, text);
         if !self.incidents.is_empty() {
             let count = |state| {
                 self.incidents
@@ -267,28 +307,9 @@ impl Report<'_> {
                 count(faultline_correlate::State::Pending)
             )?;
         }
+        let records = RecordWriter::new(self.matcher, color);
         for report in self.incidents {
-            let i = &report.incident;
-            let state = match i.state {
-                faultline_correlate::State::Firing => paint("1;31", "FIRING  "),
-                faultline_correlate::State::Resolved => paint("32", "RESOLVED"),
-                faultline_correlate::State::Pending => paint("33", "PENDING "),
-            };
-            writeln!(
-                out,
-                "{state}  {:8}  {}",
-                i.severity.as_str(),
-                paint("1", &report.key)
-            )?;
-            writeln!(out, "    {}", report.summary)?;
-            writeln!(out, "    fix: {}", report.remediation)?;
-            if !i.related.is_empty() {
-                writeln!(
-                    out,
-                    "    related: {}",
-                    i.related.iter().cloned().collect::<Vec<_>>().join(", ")
-                )?;
-            }
+            records.incident_text(out, report)?;
         }
         let t = self.totals;
         writeln!(

@@ -1,0 +1,336 @@
+//! `faultline watch`: follow live sources and report failures as they are
+//! written.
+//!
+//! Sources (followed files, standard input) send batches of whole lines on
+//! one bounded channel. The [`Processor`] matches each batch with the same
+//! code as replay, correlates the hits at the time they arrive (the clock,
+//! not the lines' own times: a late or replayed line cannot move time
+//! back), prints each hit, and prints every incident that fires, fires
+//! again or resolves, as it happens. Time passing (a quiet incident
+//! resolving, a `for` running out) is checked every second. File
+//! checkpoints are recorded once a batch is processed and saved to the
+//! state directory every few seconds and on exit, so a restart resumes
+//! where processing stopped.
+
+use std::collections::HashMap;
+use std::io::{self, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, ValueEnum};
+use faultline_correlate::{Correlator, Inventory};
+use faultline_formats::{Decoder, Format, path_labels};
+use faultline_matcher::{Matcher, Scratch};
+use faultline_signatures::Library;
+use faultline_sources::{Batch, Checkpoints, files, stdin};
+use tokio::sync::{mpsc, watch};
+
+use crate::replay::output::{RecordWriter, use_color};
+use crate::stream::{self, LineStream};
+
+/// Arguments of `faultline watch`.
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// `-` to read standard input (`kubectl logs -f … | faultline watch -`).
+    #[arg(value_name = "-", value_parser = parse_dash)]
+    stdin: Option<String>,
+    /// Follow the files matching this glob (repeatable), e.g.
+    /// '/var/log/pods/*/*/*.log' in a DaemonSet. New files are picked up;
+    /// rotation (rename or copytruncate) is followed.
+    #[arg(long = "files", value_name = "GLOB")]
+    files: Vec<String>,
+    /// Output format. Default: text on a terminal, json otherwise.
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    format: Option<WatchFormat>,
+    /// Where to keep file checkpoints, so a restart resumes where it
+    /// stopped. Without it, every start follows files from their end.
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// On the very first start, read the files that already exist from
+    /// their start instead of their end.
+    #[arg(long)]
+    read_existing: bool,
+    /// How often to look for new lines and files, e.g. 250ms.
+    #[arg(long, value_name = "DURATION", default_value = "250ms", value_parser = parse_duration)]
+    poll: Duration,
+    /// A directory of *.yaml signature files to add to the built-in
+    /// library (repeatable).
+    #[arg(long = "signatures", value_name = "DIR")]
+    signature_dirs: Vec<PathBuf>,
+    /// `kubectl get pods,pvc,pv,nodes -A -o json` output, to tell which PVC,
+    /// node and workload each failure belongs to (repeatable).
+    #[arg(long, value_name = "FILE")]
+    inventory: Vec<PathBuf>,
+}
+
+/// How `watch` prints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum WatchFormat {
+    /// Hits and incident changes for people.
+    Text,
+    /// One JSON object per line: hits and incidents, as replay prints them
+    /// (docs/output.md).
+    Json,
+}
+
+fn parse_dash(text: &str) -> Result<String, String> {
+    (text == "-").then(|| text.to_string()).ok_or_else(|| {
+        format!(
+            "{text:?}: only - (standard input) is read this way; follow files with --files GLOB"
+        )
+    })
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    faultline_signatures::parse_duration(text)
+        .filter(|&ns| ns > 0)
+        .map(|ns| Duration::from_nanos(u64::try_from(ns).unwrap_or(u64::MAX)))
+        .ok_or_else(|| format!("{text:?} is not a duration (examples: 250ms, 1s)"))
+}
+
+/// Batches in flight between the sources and the processor.
+const CHANNEL: usize = 64;
+/// How often time passing is checked.
+const TICK: Duration = Duration::from_secs(1);
+/// How often checkpoints are saved.
+const SAVE_EVERY: Duration = Duration::from_secs(5);
+
+/// Runs `watch` until its inputs end or it is told to stop (SIGINT,
+/// SIGTERM).
+pub fn run(args: &WatchArgs) -> Result<ExitCode> {
+    if args.stdin.is_none() && args.files.is_empty() {
+        bail!("nothing to watch: give --files GLOB (repeatable) and/or - for standard input");
+    }
+    let library = Library::load(&args.signature_dirs)
+        .map_err(|problems| anyhow::anyhow!("signature problems:\n{problems}"))?;
+    let matcher = Matcher::new(library.signatures()).context("compiling the signature library")?;
+    let mut inventory = Inventory::default();
+    for file in &args.inventory {
+        let bytes =
+            std::fs::read(file).with_context(|| format!("reading inventory {}", file.display()))?;
+        inventory
+            .add_json(&bytes)
+            .map_err(|err| anyhow::anyhow!("inventory {}: {err}", file.display()))?;
+    }
+    let checkpoints = match &args.state_dir {
+        Some(dir) => Checkpoints::load(dir)?,
+        None => Checkpoints::default(),
+    };
+    let format = args.format.unwrap_or(if io::stdout().is_terminal() {
+        WatchFormat::Text
+    } else {
+        WatchFormat::Json
+    });
+    let color = use_color();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    runtime.block_on(async {
+        let (tx, rx) = mpsc::channel::<Batch>(CHANNEL);
+        let (errors_tx, errors) = mpsc::channel::<String>(CHANNEL);
+        let (stop_tx, stop) = watch::channel(false);
+        if !args.files.is_empty() {
+            let config = files::FileConfig {
+                globs: args.files.clone(),
+                poll: args.poll,
+                read_existing: args.read_existing,
+                checkpoints: checkpoints.clone(),
+            };
+            tokio::spawn(files::follow(config, tx.clone(), errors_tx.clone(), stop));
+        }
+        if args.stdin.is_some() {
+            let tx = tx.clone();
+            let errors_tx = errors_tx.clone();
+            tokio::spawn(async move {
+                if let Err(err) = stdin::read(tokio::io::stdin(), tx).await {
+                    let _ = errors_tx.send(format!("standard input: {err}")).await;
+                }
+            });
+        }
+        drop((tx, errors_tx));
+        let processor = Processor {
+            matcher: &matcher,
+            scratch: matcher.scratch(),
+            correlator: Correlator::new(inventory, library.rules()),
+            streams: HashMap::new(),
+            records: RecordWriter::new(&matcher, color),
+            format,
+            out: io::BufWriter::new(io::stdout().lock()),
+            checkpoints,
+        };
+        let result = drive(processor, rx, errors, args.state_dir.as_deref()).await;
+        let _ = stop_tx.send(true);
+        result
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Feeds batches to the processor until every source ended or a signal
+/// came; checks time every [`TICK`]; saves checkpoints every
+/// [`SAVE_EVERY`] and at the end.
+async fn drive(
+    mut processor: Processor<'_, impl Write>,
+    mut rx: mpsc::Receiver<Batch>,
+    mut errors: mpsc::Receiver<String>,
+    state_dir: Option<&std::path::Path>,
+) -> Result<()> {
+    let clock = Clock::start();
+    let mut tick = tokio::time::interval(TICK);
+    let mut save = tokio::time::interval(SAVE_EVERY);
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("listening for SIGTERM")?;
+    loop {
+        tokio::select! {
+            batch = rx.recv() => match batch {
+                Some(batch) => processor.batch(&batch, clock.now())?,
+                None => break,
+            },
+            Some(error) = errors.recv() => eprintln!("faultline: {error}"),
+            _ = tick.tick() => processor.tick(clock.now())?,
+            _ = save.tick() => processor.save(state_dir)?,
+            _ = tokio::signal::ctrl_c() => break,
+            _ = terminate.recv() => break,
+        }
+    }
+    // Whatever was already read is still processed.
+    rx.close();
+    while let Some(batch) = rx.recv().await {
+        processor.batch(&batch, clock.now())?;
+    }
+    processor.tick(clock.now())?;
+    processor.save(state_dir)
+}
+
+/// Wall-clock time, in UTC ns, read through tokio's clock (so tests with a
+/// paused clock control it).
+struct Clock {
+    wall: i64,
+    start: tokio::time::Instant,
+}
+
+impl Clock {
+    fn start() -> Clock {
+        let wall = jiff::Timestamp::now().as_nanosecond();
+        Clock {
+            wall: i64::try_from(wall).unwrap_or(i64::MAX),
+            start: tokio::time::Instant::now(),
+        }
+    }
+
+    fn now(&self) -> i64 {
+        let elapsed = i64::try_from(self.start.elapsed().as_nanos()).unwrap_or(i64::MAX);
+        self.wall.saturating_add(elapsed)
+    }
+}
+
+/// One stream being watched: how its lines are read and matched.
+struct Watched {
+    decoder: Option<Decoder>,
+    lines: LineStream,
+}
+
+/// Matches batches, correlates their hits and prints hits and incident
+/// changes.
+struct Processor<'a, W: Write> {
+    matcher: &'a Matcher,
+    scratch: Scratch,
+    correlator: Correlator,
+    streams: HashMap<String, Watched>,
+    records: RecordWriter<'a>,
+    format: WatchFormat,
+    out: W,
+    checkpoints: Checkpoints,
+}
+
+impl<W: Write> Processor<'_, W> {
+    /// Matches one batch seen at `now`, prints its hits and what they
+    /// changed, and records the checkpoint it reaches.
+    fn batch(&mut self, batch: &Batch, now: i64) -> io::Result<()> {
+        let origin = &batch.stream.origin;
+        let watched = self.streams.entry(origin.clone()).or_insert_with(|| {
+            let labels = batch
+                .stream
+                .path
+                .as_deref()
+                .map(path_labels)
+                .unwrap_or_default();
+            Watched {
+                decoder: None,
+                lines: LineStream::new(0, 0, origin.clone(), labels),
+            }
+        });
+        let decoder = *watched.decoder.get_or_insert_with(|| {
+            let (format, node_prefixed) =
+                Format::detect_prefixed(batch.lines.split(|&b| b == b'\n').take(20));
+            let year = jiff::Timestamp::now()
+                .to_zoned(jiff::tz::TimeZone::UTC)
+                .year();
+            Decoder {
+                format,
+                year,
+                boot_ns: None,
+                node_prefixed,
+            }
+        });
+        let mut hits = Vec::new();
+        watched.lines.scan_buffer(
+            self.matcher,
+            &mut self.scratch,
+            &decoder,
+            &batch.lines,
+            Some(now),
+            &mut |hit| hits.push(hit),
+        );
+        for mut hit in hits {
+            hit.entity = Some(stream::correlate(
+                &mut self.correlator,
+                self.matcher,
+                &hit,
+                now,
+            ));
+            match self.format {
+                WatchFormat::Json => self.records.json(&mut self.out, &hit)?,
+                WatchFormat::Text => self.records.text(&mut self.out, &hit)?,
+            }
+        }
+        if let Some(checkpoint) = &batch.checkpoint {
+            self.checkpoints.record(checkpoint.clone());
+        }
+        self.announce()
+    }
+
+    /// Lets time pass to `now`: incidents fire at the end of their `for`
+    /// and resolve when quiet.
+    fn tick(&mut self, now: i64) -> io::Result<()> {
+        self.correlator.advance(now);
+        self.announce()
+    }
+
+    /// Prints the incidents that changed.
+    fn announce(&mut self) -> io::Result<()> {
+        for report in self.correlator.changes() {
+            match self.format {
+                WatchFormat::Json => self.records.incident_json(&mut self.out, &report)?,
+                WatchFormat::Text => self.records.incident_text(&mut self.out, &report)?,
+            }
+        }
+        self.out.flush()
+    }
+
+    /// Saves the checkpoints to `dir`, if there is one.
+    fn save(&self, dir: Option<&std::path::Path>) -> Result<()> {
+        if let Some(dir) = dir {
+            self.checkpoints
+                .save(dir)
+                .with_context(|| format!("saving checkpoints in {}", dir.display()))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;
