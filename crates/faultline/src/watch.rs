@@ -24,7 +24,7 @@ use faultline_correlate::{Correlator, Inventory};
 use faultline_formats::{Decoder, Format, path_labels};
 use faultline_matcher::{Matcher, Scratch};
 use faultline_signatures::Library;
-use faultline_sources::{Batch, Checkpoints, files, stdin};
+use faultline_sources::{Batch, Checkpoints, files, push, stdin};
 use tokio::sync::{mpsc, watch};
 
 use crate::replay::output::{RecordWriter, use_color};
@@ -41,6 +41,14 @@ pub struct WatchArgs {
     /// rotation (rename or copytruncate) is followed.
     #[arg(long = "files", value_name = "GLOB")]
     files: Vec<String>,
+    /// Accept Loki pushes on this address (e.g. 0.0.0.0:3100): point
+    /// promtail, Alloy or Vector at http://ADDR/loki/api/v1/push as a
+    /// second client, and detection no longer depends on Loki.
+    #[arg(long, value_name = "ADDR")]
+    listen_push: Option<std::net::SocketAddr>,
+    /// Largest push body accepted, in bytes (larger: 413).
+    #[arg(long, value_name = "BYTES", default_value_t = push::DEFAULT_MAX_BODY)]
+    push_max_body: usize,
     /// Output format. Default: text on a terminal, json otherwise.
     #[arg(long, value_enum, value_name = "FORMAT")]
     format: Option<WatchFormat>,
@@ -100,8 +108,10 @@ const SAVE_EVERY: Duration = Duration::from_secs(5);
 /// Runs `watch` until its inputs end or it is told to stop (SIGINT,
 /// SIGTERM).
 pub fn run(args: &WatchArgs) -> Result<ExitCode> {
-    if args.stdin.is_none() && args.files.is_empty() {
-        bail!("nothing to watch: give --files GLOB (repeatable) and/or - for standard input");
+    if args.stdin.is_none() && args.files.is_empty() && args.listen_push.is_none() {
+        bail!(
+            "nothing to watch: give --files GLOB (repeatable), --listen-push ADDR and/or - for standard input"
+        );
     }
     let library = Library::load(&args.signature_dirs)
         .map_err(|problems| anyhow::anyhow!("signature problems:\n{problems}"))?;
@@ -141,6 +151,16 @@ pub fn run(args: &WatchArgs) -> Result<ExitCode> {
                 checkpoints: checkpoints.clone(),
             };
             tokio::spawn(files::follow(config, tx.clone(), errors_tx.clone(), stop));
+        }
+        if let Some(addr) = args.listen_push {
+            let listener = push::bind(addr).await?;
+            let (tx, errors_tx, stop) = (tx.clone(), errors_tx.clone(), stop_tx.subscribe());
+            let max_body = args.push_max_body;
+            tokio::spawn(async move {
+                if let Err(err) = push::serve(listener, max_body, tx, stop).await {
+                    let _ = errors_tx.send(format!("push receiver: {err}")).await;
+                }
+            });
         }
         if args.stdin.is_some() {
             let tx = tx.clone();
@@ -252,12 +272,10 @@ impl<W: Write> Processor<'_, W> {
     fn batch(&mut self, batch: &Batch, now: i64) -> io::Result<()> {
         let origin = &batch.stream.origin;
         let watched = self.streams.entry(origin.clone()).or_insert_with(|| {
-            let labels = batch
-                .stream
-                .path
-                .as_deref()
-                .map(path_labels)
-                .unwrap_or_default();
+            let labels = match batch.stream.path.as_deref() {
+                Some(path) => path_labels(path),
+                None => batch.stream.labels.iter().cloned().collect(),
+            };
             Watched {
                 decoder: None,
                 lines: LineStream::new(0, 0, origin.clone(), labels),

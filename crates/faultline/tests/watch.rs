@@ -177,3 +177,189 @@ fn watch_needs_something_to_watch() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A free loopback port.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// POSTs `body` to faultline's push API; returns the status and body.
+fn post(port: u16, headers: &[(&str, &str)], body: &[u8]) -> (u16, String) {
+    use std::io::Read;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut stream = loop {
+        match std::net::TcpStream::connect(("127.0.0.1", port)) {
+            Ok(stream) => break stream,
+            Err(_) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(err) => panic!("the push receiver never listened: {err}"),
+        }
+    };
+    let mut request = format!(
+        "POST /loki/api/v1/push HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response[9..12].parse().unwrap();
+    let body = response
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
+    (status, body)
+}
+
+#[test]
+fn pushes_in_both_of_lokis_encodings_are_matched_with_their_labels() {
+    use faultline_sources::push::{EntryAdapter, PushRequest, StreamAdapter, Timestamp};
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let watch = Watch::start(&["--listen-push", &addr]);
+
+    // promtail's encoding: snappy-compressed protobuf.
+    let request = PushRequest {
+        streams: vec![StreamAdapter {
+            labels: r#"{namespace="monitoring", pod="loki-0", container="loki", node_name="talos-519-vmy"}"#
+                .into(),
+            entries: vec![EntryAdapter {
+                timestamp: Some(Timestamp {
+                    seconds: 1_771_470_247,
+                    nanos: 0,
+                }),
+                line: r#"level=error ts=2026-02-19T03:04:07Z caller=wal.go:106 msg="error writing to WAL" err="open /var/loki/wal/00000042: read-only file system""#.into(),
+                structured_metadata: Vec::new(),
+                parsed: Vec::new(),
+            }],
+            hash: 0,
+        }],
+        format: String::new(),
+    };
+    let body = snap::raw::Encoder::new()
+        .compress_vec(&prost::Message::encode_to_vec(&request))
+        .unwrap();
+    let (status, _) = post(port, &[("Content-Type", "application/x-protobuf")], &body);
+    assert_eq!(status, 204);
+    let hit = watch.next(is_hit);
+    assert_eq!(hit["labels"]["pod"], "loki-0");
+    assert_eq!(hit["labels"]["node"], "talos-519-vmy");
+    assert_eq!(hit["ts"], "2026-02-19T03:04:07.000000000Z");
+    assert_eq!(hit["class"], "volume-read-only");
+
+    // The JSON encoding.
+    let json = r#"{"streams":[{"stream":{"namespace":"vitals-prod","pod":"vitals-db-production-cnpg-v1-2","container":"postgres"},"values":[["1771470248000000000","2026-02-19 03:04:08.000 UTC [25] FATAL:  could not open file \"global/pg_control\": Read-only file system"]]}]}"#;
+    let (status, _) = post(
+        port,
+        &[("Content-Type", "application/json")],
+        json.as_bytes(),
+    );
+    assert_eq!(status, 204);
+    let hit = watch.next(is_hit);
+    assert_eq!(hit["labels"]["namespace"], "vitals-prod");
+    assert_eq!(
+        hit["entity"],
+        "pvc/vitals-prod/vitals-db-production-cnpg-v1-2"
+    );
+
+    // Malformed bodies get 400 with the reason, as from Loki.
+    let (status, reason) = post(
+        port,
+        &[("Content-Type", "application/json")],
+        br#"{"streams":[{"stream":{},"values":[[1771470248000000000,"x"]]}]}"#,
+    );
+    assert_eq!(status, 400);
+    assert!(
+        reason.contains("the timestamp must be a string"),
+        "{reason}"
+    );
+    let (status, reason) = post(port, &[("Content-Type", "application/x-protobuf")], b"junk");
+    assert_eq!(status, 400);
+    assert!(reason.contains("snappy"), "{reason}");
+    let (status, _) = watch.stop();
+    assert!(status.success());
+}
+
+#[test]
+fn a_push_over_the_limit_is_refused_with_413() {
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let watch = Watch::start(&["--listen-push", &addr, "--push-max-body", "1024"]);
+    let (status, _) = post(
+        port,
+        &[("Content-Type", "application/json")],
+        &vec![b' '; 4096],
+    );
+    assert_eq!(status, 413);
+    watch.stop();
+}
+
+/// A Python program using `python-logging-loki` (PyPI), a real Loki
+/// client: it pushes one record as JSON and fails unless the answer is
+/// Loki's 204.
+const PYTHON_CLIENT: &str = r#"
+import logging, sys
+from logging_loki.emitter import LokiEmitterV1
+emitter = LokiEmitterV1(sys.argv[1], tags={"namespace": "vitals-prod", "pod": "vitals-db-production-cnpg-v1-3", "container": "postgres"})
+record = logging.LogRecord("postgres", logging.ERROR, "push.py", 1, sys.argv[2], None, None)
+emitter(record, sys.argv[2])
+"#;
+
+#[test]
+fn a_real_loki_client_library_pushes_to_faultline() {
+    let available = Command::new("python3")
+        .args(["-c", "import logging_loki"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !available {
+        assert!(
+            std::env::var_os("FAULTLINE_REQUIRE_TOOLS").is_none(),
+            "python3 with python-logging-loki is required here (FAULTLINE_REQUIRE_TOOLS is set)"
+        );
+        eprintln!(
+            "skipped: python3 -c 'import logging_loki' failed (pip install python-logging-loki)"
+        );
+        return;
+    }
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let watch = Watch::start(&["--listen-push", &addr]);
+    // Wait for the receiver, as a shipper retries until Loki is up.
+    let (status, _) = post(
+        port,
+        &[("Content-Type", "application/json")],
+        br#"{"streams":[]}"#,
+    );
+    assert_eq!(status, 204);
+    let pushed = Command::new("python3")
+        .args([
+            "-c",
+            PYTHON_CLIENT,
+            &format!("http://{addr}/loki/api/v1/push"),
+            r#"FATAL:  could not write to file "pg_wal/xlogtemp.72": Read-only file system"#,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        pushed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pushed.stderr)
+    );
+    let hit = watch.next(is_hit);
+    assert_eq!(hit["labels"]["pod"], "vitals-db-production-cnpg-v1-3");
+    assert_eq!(
+        hit["entity"],
+        "pvc/vitals-prod/vitals-db-production-cnpg-v1-3"
+    );
+    watch.stop();
+}

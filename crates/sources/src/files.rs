@@ -221,6 +221,7 @@ impl Tailer {
             stream: Arc::new(Stream {
                 origin,
                 path: Some(path.to_path_buf()),
+                labels: Vec::new(),
             }),
             file,
             dev,

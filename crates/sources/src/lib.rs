@@ -9,6 +9,7 @@
 
 pub mod checkpoint;
 pub mod files;
+pub mod push;
 pub mod stdin;
 
 use std::path::PathBuf;
@@ -23,6 +24,8 @@ pub struct Stream {
     pub origin: String,
     /// The file's path, when it is one (its layout gives labels).
     pub path: Option<PathBuf>,
+    /// Labels the source gives the stream (a pushed stream's labels).
+    pub labels: Vec<(String, String)>,
 }
 
 /// Whole lines of one stream, each ending in `\n`, in stream order.

@@ -18,6 +18,7 @@ pub async fn read(input: impl AsyncRead + Unpin, tx: mpsc::Sender<Batch>) -> std
     let stream = Arc::new(Stream {
         origin: "-".into(),
         path: None,
+        labels: Vec::new(),
     });
     let mut reader = BufReader::with_capacity(BATCH, input);
     let mut lines = Vec::new();

@@ -18,6 +18,7 @@ fn batch(path: &str, lines: &str) -> Batch {
         stream: Arc::new(Stream {
             origin: path.to_string(),
             path: Some(path.into()),
+            labels: Vec::new(),
         }),
         lines: lines.as_bytes().to_vec(),
         checkpoint: None,
