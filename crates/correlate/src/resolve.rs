@@ -180,8 +180,13 @@ pub fn resolve(hit: &Observation, inventory: &Inventory) -> Subject {
             name: "loki".into(),
         };
     }
+    // The operator logs from its own namespace; its lines name the
+    // cluster's (`"Cluster":{"name":…,"namespace":…}`).
     if hit.class == Class::PgInstanceStatus
-        && let (Some(namespace), Some(cluster)) = (label("namespace"), capture("cluster"))
+        && let (Some(namespace), Some(cluster)) = (
+            capture("cluster_namespace").or_else(|| label("namespace")),
+            capture("cluster"),
+        )
     {
         return Subject::Cnpg {
             namespace: namespace.into(),

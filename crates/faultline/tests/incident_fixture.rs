@@ -355,6 +355,11 @@ fn the_story_is_told_per_cluster_node_pipeline_and_workload() {
     assert_eq!(node["first_seen"], "2026-02-16T03:12:07.412338000Z");
     assert!(node["related"].as_array().unwrap().len() >= 11, "{node}");
     let pipeline = incident(&r, "pipeline/loki");
+    // The ingress in front of Loki answering pushes with 500 is part of it.
+    assert!(
+        pipeline["signatures"]["proxy-loki-push-5xx"].as_u64() > Some(0),
+        "{pipeline}"
+    );
     assert!(
         pipeline["related"]
             .as_array()

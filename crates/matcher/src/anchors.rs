@@ -1,7 +1,7 @@
 //! Anchors: a few short strings that together cover many literals.
 //!
 //! The fastest literal searcher (Teddy, SIMD) works best on at most 64
-//! strings; faultline splits up to 127 over two Teddy searchers.
+//! strings; faultline splits up to 192 over three Teddy searchers.
 //! With hundreds of signatures there are hundreds of literals; rather than
 //! fall back to a byte-at-a-time automaton, faultline searches for a small
 //! set of 4-byte substrings such that every literal contains one of them

@@ -8,12 +8,12 @@ use regex_syntax::hir::Hir;
 use crate::anchors;
 use crate::literals::{self, Alphabet, Preference};
 
-/// Most literals the fast (SIMD, Teddy) searcher takes (aho-corasick's
-/// limit is 127 with its heuristics off). Beyond it the literal choice first
-/// trades selectivity for fewer literals, then falls back to anchors.
-/// Measured in BENCHMARKS.md: Teddy over up to 127 literals beat both
-/// 4-byte anchors and the automaton on the built-in library.
-const FAST_LITERALS: usize = 127;
+/// Most literals searched for with Teddy (SIMD), in groups of
+/// [`TEDDY_GROUP`]. Beyond it the literal choice first trades selectivity
+/// for fewer literals, then falls back to anchors. Measured in
+/// BENCHMARKS.md: two Teddy groups over the built-in library's 127
+/// literals beat both 4-byte anchors and the automaton.
+const FAST_LITERALS: usize = 192;
 
 /// Most literals put in a DFA.
 const MAX_DFA_LITERALS: usize = 512;
@@ -194,7 +194,7 @@ impl Prefilter {
     }
 
     /// What the buffer scan looks for: the literals themselves, or (with
-    /// more than 127 literals) short anchors that cover them.
+    /// more than 192 literals) short anchors that cover them.
     pub fn needles(&self) -> &[Vec<u8>] {
         &self.needles
     }
