@@ -28,6 +28,7 @@ use faultline_sources::{Batch, Checkpoints, files, push, stdin};
 use tokio::sync::{mpsc, watch};
 
 use crate::replay::output::{RecordWriter, use_color};
+use crate::replay::silence::{self, SilenceRule};
 use crate::stream::{self, LineStream};
 
 /// Arguments of `faultline watch`.
@@ -71,6 +72,13 @@ pub struct WatchArgs {
     /// node and workload each failure belongs to (repeatable).
     #[arg(long, value_name = "FILE")]
     inventory: Vec<PathBuf>,
+    /// Report a stream that has been quiet for longer than LIMIT (e.g. 15m)
+    /// as a `stream/…` incident, resolved when it speaks again. With
+    /// `@LABEL=VALUE,…` only streams whose labels match (e.g.
+    /// `10m@namespace=monitoring`). Repeatable; the shortest matching limit
+    /// applies. Measured on the clock from the stream's last line.
+    #[arg(long, value_name = "LIMIT[@LABEL=VALUE,…]")]
+    silence: Vec<SilenceRule>,
 }
 
 /// How `watch` prints.
@@ -181,6 +189,7 @@ pub fn run(args: &WatchArgs) -> Result<ExitCode> {
             format,
             out: io::BufWriter::new(io::stdout().lock()),
             checkpoints,
+            silence: args.silence.clone(),
         };
         let result = drive(processor, rx, errors, args.state_dir.as_deref()).await;
         let _ = stop_tx.send(true);
@@ -251,6 +260,19 @@ impl Clock {
 struct Watched {
     decoder: Option<Decoder>,
     lines: LineStream,
+    /// When `--silence` watches it: how long it may be quiet.
+    quiet: Option<Quiet>,
+}
+
+/// A stream watched for silence.
+struct Quiet {
+    /// `stream/<name>`.
+    name: String,
+    limit_ns: i64,
+    /// When it last sent lines (the clock).
+    last: i64,
+    /// Its silence incident is open.
+    silent: bool,
 }
 
 /// Matches batches, correlates their hits and prints hits and incident
@@ -264,6 +286,7 @@ struct Processor<'a, W: Write> {
     format: WatchFormat,
     out: W,
     checkpoints: Checkpoints,
+    silence: Vec<SilenceRule>,
 }
 
 impl<W: Write> Processor<'_, W> {
@@ -276,11 +299,25 @@ impl<W: Write> Processor<'_, W> {
                 Some(path) => path_labels(path),
                 None => batch.stream.labels.iter().cloned().collect(),
             };
+            let quiet = silence::limit_for(&self.silence, &labels).map(|limit_ns| Quiet {
+                name: silence::stream_name(&labels, origin),
+                limit_ns,
+                last: now,
+                silent: false,
+            });
             Watched {
                 decoder: None,
                 lines: LineStream::new(0, 0, origin.clone(), labels),
+                quiet,
             }
         });
+        if let Some(quiet) = &mut watched.quiet {
+            if quiet.silent {
+                self.correlator.stream_resumed(&quiet.name, now);
+                quiet.silent = false;
+            }
+            quiet.last = now;
+        }
         let decoder = *watched.decoder.get_or_insert_with(|| {
             let (format, node_prefixed) =
                 Format::detect_prefixed(batch.lines.split(|&b| b == b'\n').take(20));
@@ -324,6 +361,13 @@ impl<W: Write> Processor<'_, W> {
     /// Lets time pass to `now`: incidents fire at the end of their `for`
     /// and resolve when quiet.
     fn tick(&mut self, now: i64) -> io::Result<()> {
+        for quiet in self.streams.values_mut().filter_map(|w| w.quiet.as_mut()) {
+            if !quiet.silent && now - quiet.last > quiet.limit_ns {
+                self.correlator
+                    .stream_silent(&quiet.name, quiet.last, quiet.limit_ns);
+                quiet.silent = true;
+            }
+        }
         self.correlator.advance(now);
         self.announce()
     }

@@ -842,11 +842,10 @@ impl<'a> FileScan<'a> {
     fn facts(&self, origin: &str, path_labels: &Labels) -> StreamFacts {
         let key = container_key(path_labels);
         let activity = silence::limit_for(&self.options.silence, path_labels).map(|limit| {
-            let name = key.as_ref().map_or_else(
-                || origin.to_string(),
-                |(ns, pod, c)| format!("{ns}/{pod}/{c}"),
-            );
-            (name, silence::Activity::new(limit))
+            (
+                silence::stream_name(path_labels, origin),
+                silence::Activity::new(limit),
+            )
         });
         StreamFacts {
             run: key.map(|key| (key, runs::RunTracker::default())),

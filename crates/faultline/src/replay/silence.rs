@@ -52,6 +52,19 @@ pub fn limit_for(rules: &[SilenceRule], labels: &Labels) -> Option<i64> {
         .min()
 }
 
+/// The name a stream goes by in `stream/<name>` incidents: its pod's
+/// `<namespace>/<pod>/<container>` when its labels say, else its origin.
+pub fn stream_name(labels: &Labels, origin: &str) -> String {
+    match (
+        labels.get("namespace"),
+        labels.get("pod"),
+        labels.get("container"),
+    ) {
+        (Some(ns), Some(pod), Some(container)) => format!("{ns}/{pod}/{container}"),
+        _ => origin.to_string(),
+    }
+}
+
 /// Gaps remembered per stream; beyond, later ones are not reported.
 const MAX_GAPS: usize = 10_000;
 

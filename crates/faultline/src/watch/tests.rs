@@ -39,6 +39,7 @@ async fn hits_page_as_they_arrive_and_quiet_incidents_resolve_as_time_passes() {
         format: WatchFormat::Json,
         out: Vec::new(),
         checkpoints: Checkpoints::default(),
+        silence: Vec::new(),
     };
     let clock = Clock::start();
     let pod = "/var/log/pods/vitals-prod_vitals-db-production-cnpg-v1-2_0b7c/postgres/0.log";
@@ -94,4 +95,41 @@ async fn hits_page_as_they_arrive_and_quiet_incidents_resolve_as_time_passes() {
             ("pvc/vitals-prod/vitals-db-production-cnpg-v1-2", "resolved")
         ]
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stream_quiet_past_its_limit_pages_and_resolves_when_it_speaks() {
+    let library = Library::builtin().unwrap();
+    let matcher = Matcher::new(library.signatures()).unwrap();
+    let mut processor = Processor {
+        matcher: &matcher,
+        scratch: matcher.scratch(),
+        correlator: Correlator::new(Inventory::default(), library.rules()),
+        streams: HashMap::new(),
+        records: RecordWriter::new(&matcher, false),
+        format: WatchFormat::Json,
+        out: Vec::new(),
+        checkpoints: Checkpoints::default(),
+        silence: vec!["5m@namespace=monitoring".parse().unwrap()],
+    };
+    let clock = Clock::start();
+    let loki = "/var/log/pods/monitoring_loki-0_9f1e/loki/0.log";
+    let other = "/var/log/pods/shop_api-0_1a2b/api/0.log";
+    let line = "2026-02-19T03:04:06.000000000Z stdout F level=info msg=ok\n";
+    processor.batch(&batch(loki, line), clock.now()).unwrap();
+    processor.batch(&batch(other, line), clock.now()).unwrap();
+    tokio::time::advance(Duration::from_secs(4 * 60)).await;
+    processor.tick(clock.now()).unwrap();
+    assert!(processor.out.is_empty(), "not quiet long enough");
+    tokio::time::advance(Duration::from_secs(2 * 60)).await;
+    processor.tick(clock.now()).unwrap();
+    let seen = records(&processor.out);
+    assert_eq!(seen.len(), 1, "only the watched stream: {seen:?}");
+    assert_eq!(seen[0]["key"], "stream/monitoring/loki-0/loki");
+    assert_eq!(seen[0]["state"], "firing");
+    processor.out.clear();
+    processor.batch(&batch(loki, line), clock.now()).unwrap();
+    let seen = records(&processor.out);
+    assert_eq!(seen[0]["key"], "stream/monitoring/loki-0/loki");
+    assert_eq!(seen[0]["state"], "resolved");
 }
