@@ -126,6 +126,7 @@ vocabulary! {
         /// Hung tasks and soft lockups.
         KernelHang => "kernel-hang",
         StreamSilent => "stream-silent",
+        PipelineUnhealthy => "pipeline-unhealthy",
     }
 }
 

@@ -226,28 +226,28 @@ impl Incident {
         }
     }
 
-    /// The stream this incident is about went silent at `at` (its limit
-    /// after its last line): it fires at once and stays firing until
-    /// [`Incident::resumed`].
-    pub fn silent(&mut self, at: i64, evidence: String) {
+    /// A condition of class `class` began at `at` (a stream went silent, a
+    /// source turned unhealthy): the incident fires at once and stays
+    /// firing until [`Incident::condition_ended`].
+    pub fn condition_began(&mut self, class: Class, at: i64, evidence: String) {
         self.hits += 1;
         self.last_seen = at;
         self.severity = self.severity.max(Severity::Warning);
-        self.classes.insert(Class::StreamSilent);
+        self.classes.insert(class);
         *self
             .signatures
-            .entry(Class::StreamSilent.as_str().to_string())
+            .entry(class.as_str().to_string())
             .or_insert(0) += 1;
         self.keep_evidence(evidence);
-        // Only the stream speaking again resolves it.
+        // Only the condition ending resolves it.
         self.quiet_ns = i64::MAX / 4;
         if self.state != State::Firing {
             self.fire(at);
         }
     }
 
-    /// The silent stream spoke again at `at`: the incident resolves then.
-    pub fn resumed(&mut self, at: i64) {
+    /// The condition ended at `at`: the incident resolves then.
+    pub fn condition_ended(&mut self, at: i64) {
         if self.state == State::Firing {
             self.state = State::Resolved;
             self.resolved_at = Some(at);

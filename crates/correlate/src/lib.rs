@@ -142,9 +142,51 @@ impl Correlator {
     /// `stream/<name>` incident fires at once and stays firing until
     /// [`Correlator::stream_resumed`].
     pub fn stream_silent(&mut self, name: &str, last_line: i64, limit_ns: i64) -> String {
-        let at = last_line.saturating_add(limit_ns);
+        let evidence = format!(
+            "no line from {name} since {} (limit {} s)",
+            jiff::Timestamp::from_nanosecond(i128::from(last_line))
+                .map(|t| format!("{t:.0}"))
+                .unwrap_or_default(),
+            limit_ns / 1_000_000_000
+        );
+        self.condition_began(
+            Subject::Stream { name: name.into() },
+            Class::StreamSilent,
+            last_line.saturating_add(limit_ns),
+            evidence,
+        )
+    }
+
+    /// Stream `name` spoke again at `at`: its silence incident resolves.
+    pub fn stream_resumed(&mut self, name: &str, at: i64) {
+        self.condition_ended(&Subject::Stream { name: name.into() }, at);
+    }
+
+    /// The log source `name` (`loki`) turned unhealthy at `at` for
+    /// `reason`: the `pipeline/<name>` incident fires at once and stays
+    /// firing until [`Correlator::source_healthy`].
+    pub fn source_unhealthy(&mut self, name: &str, at: i64, reason: &str) -> String {
+        self.condition_began(
+            Subject::Pipeline { name: name.into() },
+            Class::PipelineUnhealthy,
+            at,
+            format!("{name} is unhealthy: {reason}"),
+        )
+    }
+
+    /// The log source `name` is healthy again at `at`.
+    pub fn source_healthy(&mut self, name: &str, at: i64) {
+        self.condition_ended(&Subject::Pipeline { name: name.into() }, at);
+    }
+
+    fn condition_began(
+        &mut self,
+        subject: Subject,
+        class: Class,
+        at: i64,
+        evidence: String,
+    ) -> String {
         self.advance(at);
-        let subject = Subject::Stream { name: name.into() };
         let key = subject.key();
         if !self.incidents.contains_key(&key) && self.incidents.len() >= self.max_incidents {
             self.evict();
@@ -153,25 +195,14 @@ impl Correlator {
             .incidents
             .entry(key.clone())
             .or_insert_with(|| Incident::new(subject, at));
-        incident.silent(
-            at,
-            format!(
-                "no line from {name} since {} (limit {} s)",
-                jiff::Timestamp::from_nanosecond(i128::from(last_line))
-                    .map(|t| format!("{t:.0}"))
-                    .unwrap_or_default(),
-                limit_ns / 1_000_000_000
-            ),
-        );
+        incident.condition_began(class, at, evidence);
         key
     }
 
-    /// Stream `name` spoke again at `at`: its silence incident resolves.
-    pub fn stream_resumed(&mut self, name: &str, at: i64) {
+    fn condition_ended(&mut self, subject: &Subject, at: i64) {
         self.advance(at);
-        let key = Subject::Stream { name: name.into() }.key();
-        if let Some(incident) = self.incidents.get_mut(&key) {
-            incident.resumed(at);
+        if let Some(incident) = self.incidents.get_mut(&subject.key()) {
+            incident.condition_ended(at);
         }
     }
 

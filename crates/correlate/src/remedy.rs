@@ -390,9 +390,25 @@ pub fn story(
         }
         Subject::Pipeline { name } => {
             let cause = incident.related.iter().find(|r| r.starts_with("pvc/"));
+            let unhealthy = incident
+                .signatures
+                .get(Class::PipelineUnhealthy.as_str())
+                .copied()
+                .unwrap_or(0);
+            let failures = incident.hits - unhealthy;
+            let mut what = Vec::new();
+            if failures > 0 {
+                what.push(format!("{failures} push failures and storage errors"));
+            }
+            if unhealthy > 0 {
+                what.push(format!(
+                    "its API fails faultline's reads ({})",
+                    incident.evidence().last().map_or("", String::as_str)
+                ));
+            }
             let summary = format!(
-                "The log pipeline ({name}) is broken: {} push failures and storage errors, logs are being dropped — since {since}{}",
-                incident.hits,
+                "The log pipeline ({name}) is broken: {}, logs are being dropped — since {since}{}",
+                what.join("; "),
                 cause.map(|c| format!("; cause: {c}")).unwrap_or_default()
             );
             let remediation = match cause.and_then(|c| all.get(c)) {
@@ -407,6 +423,9 @@ pub fn story(
                     ..
                 }) => format!(
                     "Loki's volume {namespace}/{pvc} cannot be written. Once the storage is healthy, delete the Loki pod so the volume is re-attached read-write: `kubectl delete pod {pod} -n {namespace}`; then check that the shippers' pushes succeed again. Until then, read pod logs directly (`kubectl logs`)."
+                ),
+                _ if incident.first_remediation.is_empty() => format!(
+                    "Check {name}'s pods, its /ready endpoint and its own log for write errors (a read-only or full WAL volume, an unreachable object store): `kubectl get pods -A -l app.kubernetes.io/name={name}`. While it is down, read pod logs directly (`kubectl logs`, or faultline watching /var/log/pods)."
                 ),
                 _ => incident.first_remediation.clone(),
             };

@@ -780,3 +780,33 @@ fn changes_announce_each_firing_and_resolution_once() {
         (State::Firing, 2)
     );
 }
+
+#[test]
+fn an_unhealthy_source_is_the_pipeline_incident_until_it_recovers() {
+    let mut c = correlator();
+    let key = c.source_unhealthy(
+        "loki",
+        5 * MINUTE,
+        "HTTP 500: write /var/loki/wal: read-only file system",
+    );
+    assert_eq!(key, "pipeline/loki");
+    c.advance(300 * MINUTE);
+    let reports = c.reports();
+    let loki = report(&reports, "pipeline/loki");
+    assert_eq!(
+        (loki.incident.state, loki.incident.fired_at),
+        (State::Firing, Some(5 * MINUTE)),
+        "stays firing while unhealthy, however long"
+    );
+    assert!(
+        loki.summary
+            .contains("its API fails faultline's reads (loki is unhealthy: HTTP 500"),
+        "{}",
+        loki.summary
+    );
+    assert!(loki.remediation.contains("/ready"), "{}", loki.remediation);
+    c.source_healthy("loki", 301 * MINUTE);
+    let reports = c.reports();
+    let loki = report(&reports, "pipeline/loki");
+    assert_eq!(loki.incident.resolved_at, Some(301 * MINUTE));
+}
