@@ -158,16 +158,17 @@ async fn push(
         if pushed.entries.is_empty() {
             continue;
         }
-        if tx.send(batch(pushed)).await.is_err() {
+        if tx.send(labelled_batch(pushed)).await.is_err() {
             return (StatusCode::SERVICE_UNAVAILABLE, "faultline is stopping").into_response();
         }
     }
     StatusCode::NO_CONTENT.into_response()
 }
 
-/// A pushed stream as a batch of `<RFC 3339 time> <line>` lines; a line
-/// with newlines of its own becomes one line (they turn into spaces).
-fn batch(pushed: Pushed) -> Batch {
+/// A stream of entries (pushed, or read from Loki) as a batch of
+/// `<RFC 3339 time> <line>` lines with the stream's labels; a line with
+/// newlines of its own becomes one line (they turn into spaces).
+pub(crate) fn labelled_batch(pushed: Pushed) -> Batch {
     let mut labels = pushed.labels;
     let node = ["node_name", "nodename", "host"]
         .iter()

@@ -87,7 +87,7 @@ fn a_json_push_decodes_and_its_mistakes_are_named() {
 
 #[test]
 fn a_pushed_stream_becomes_dated_lines_with_its_labels_and_node() {
-    let batch = batch(Pushed {
+    let batch = labelled_batch(Pushed {
         labels: vec![("node_name".into(), "talos-519-vmy".into())],
         entries: vec![(1_771_470_247_000_000_005, "first\nsecond\n".into())],
     });

@@ -1,0 +1,340 @@
+//! Reading from Loki: `watch --loki URL --selector '{…}'`.
+//!
+//! Follows a LogQL stream selector by paging `GET /loki/api/v1/query_range`
+//! forward from where it stands (the start, then the newest entry seen),
+//! every poll interval. Entries that share the newest timestamp are
+//! remembered so the next page, which starts at that timestamp, does not
+//! repeat them (Loki's `start` is inclusive, and stepping past it by a
+//! nanosecond could drop entries). Each stream becomes a batch of
+//! `<RFC 3339 time> <line>` lines with the stream's labels.
+//!
+//! Loki's health is judged on every request: an HTTP error status (5xx,
+//! 429), a timeout or a refused connection is a failure; after
+//! [`FAILURES_TO_UNHEALTHY`] failures in a row Loki is unhealthy, and the
+//! first success makes it healthy again. Failures are retried with
+//! jittered exponential backoff. The health is published on a watch
+//! channel, so `watch` can raise the `pipeline/loki` incident (and fall
+//! back to other sources) while Loki is down.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+
+use crate::Batch;
+use crate::push::{Pushed, labelled_batch};
+
+/// Failures in a row after which Loki is unhealthy.
+pub const FAILURES_TO_UNHEALTHY: u32 = 3;
+
+/// How to reach Loki and what to read.
+#[derive(Clone, Debug)]
+pub struct LokiConfig {
+    /// Base URL, e.g. `http://loki-gateway.monitoring.svc`.
+    pub url: String,
+    /// LogQL stream selector, e.g. `{namespace=~".+"}`.
+    pub selector: String,
+    /// `X-Scope-OrgID`, for a multi-tenant Loki.
+    pub org_id: Option<String>,
+    /// Credentials.
+    pub auth: Option<Auth>,
+    /// Time between pages once caught up.
+    pub poll: Duration,
+    /// Entries per page (Loki's `max_entries_limit_per_query` is 5000).
+    pub limit: usize,
+    /// Per-request timeout.
+    pub timeout: Duration,
+    /// Where to start, UTC ns.
+    pub start_ns: i64,
+}
+
+/// Credentials for Loki.
+#[derive(Clone)]
+pub enum Auth {
+    Basic { user: String, password: String },
+    Bearer(String),
+}
+
+impl std::fmt::Debug for Auth {
+    /// Never prints a secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Auth::Basic { user, .. } => write!(f, "Basic({user}, ***)"),
+            Auth::Bearer(_) => write!(f, "Bearer(***)"),
+        }
+    }
+}
+
+/// Whether Loki answers, as judged by the last requests.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Health {
+    /// Answering (or not asked yet).
+    Healthy,
+    /// [`FAILURES_TO_UNHEALTHY`] requests in a row failed; the last reason.
+    Unhealthy(String),
+}
+
+/// Jittered exponential backoff: 250 ms doubling to 30 s, each wait
+/// between 80 % and 120 % of the step so clients do not retry in lockstep.
+#[derive(Debug)]
+pub struct Backoff {
+    step: Duration,
+}
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_millis(250);
+    const MAX: Duration = Duration::from_secs(30);
+
+    pub fn new() -> Backoff {
+        Backoff { step: Self::FIRST }
+    }
+
+    /// The next wait.
+    pub fn next_wait(&mut self) -> Duration {
+        let wait = self.step.mul_f64(0.8 + 0.4 * fastrand::f64());
+        self.step = (self.step * 2).min(Self::MAX);
+        wait
+    }
+
+    /// After a success: start again from the shortest wait.
+    pub fn reset(&mut self) {
+        self.step = Self::FIRST;
+    }
+}
+
+impl Default for Backoff {
+    fn default() -> Backoff {
+        Backoff::new()
+    }
+}
+
+/// Where reading stands: the newest timestamp seen and the entries at it.
+#[derive(Debug)]
+struct Cursor {
+    at: i64,
+    seen_at: HashSet<(String, String)>,
+}
+
+/// Follows `config.selector` until `stop` turns true, sending batches on
+/// `tx` and Loki's health on `health`.
+pub async fn follow(
+    config: LokiConfig,
+    tx: mpsc::Sender<Batch>,
+    health: watch::Sender<Health>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let client = match reqwest::Client::builder().timeout(config.timeout).build() {
+        Ok(client) => client,
+        Err(err) => {
+            let _ = health.send(Health::Unhealthy(format!(
+                "cannot build an HTTP client: {err}"
+            )));
+            return;
+        }
+    };
+    let mut cursor = Cursor {
+        at: config.start_ns,
+        seen_at: HashSet::new(),
+    };
+    let mut backoff = Backoff::new();
+    let mut failures = 0u32;
+    loop {
+        let end = now_ns();
+        let wait = match query_range(&client, &config, cursor.at, end).await {
+            Ok(streams) => {
+                failures = 0;
+                backoff.reset();
+                health.send_if_modified(|h| {
+                    let changed = *h != Health::Healthy;
+                    *h = Health::Healthy;
+                    changed
+                });
+                let returned: usize = streams.iter().map(|s| s.entries.len()).sum();
+                for batch in fresh(&mut cursor, streams) {
+                    if tx.send(batch).await.is_err() {
+                        return;
+                    }
+                }
+                // A full page means more is waiting: ask again at once.
+                if returned >= config.limit {
+                    Duration::ZERO
+                } else {
+                    config.poll
+                }
+            }
+            Err(reason) => {
+                failures += 1;
+                if failures >= FAILURES_TO_UNHEALTHY {
+                    health.send_replace(Health::Unhealthy(reason));
+                }
+                backoff.next_wait()
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.changed() => {}
+        }
+        if *stop.borrow() {
+            return;
+        }
+    }
+}
+
+/// The streams' entries not seen yet, as batches, advancing the cursor.
+fn fresh(cursor: &mut Cursor, streams: Vec<Pushed>) -> Vec<Batch> {
+    let newest = streams
+        .iter()
+        .flat_map(|s| s.entries.iter().map(|(ts, _)| *ts))
+        .max();
+    let mut batches = Vec::new();
+    let mut at_newest = HashSet::new();
+    for mut stream in streams {
+        let key = labels_key(&stream.labels);
+        stream.entries.retain(|(ts, line)| {
+            let entry = (key.clone(), line.clone());
+            if Some(*ts) == newest {
+                at_newest.insert(entry.clone());
+            }
+            *ts > cursor.at || (*ts == cursor.at && !cursor.seen_at.contains(&entry))
+        });
+        stream.entries.sort_by_key(|(ts, _)| *ts);
+        if !stream.entries.is_empty() {
+            batches.push(labelled_batch(stream));
+        }
+    }
+    if let Some(newest) = newest {
+        if newest == cursor.at {
+            cursor.seen_at.extend(at_newest);
+        } else if newest > cursor.at {
+            cursor.at = newest;
+            cursor.seen_at = at_newest;
+        }
+    }
+    batches
+}
+
+fn labels_key(labels: &[(String, String)]) -> String {
+    labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v:?}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn now_ns() -> i64 {
+    i64::try_from(jiff::Timestamp::now().as_nanosecond()).unwrap_or(i64::MAX)
+}
+
+/// One `query_range` request, forward from `start` (inclusive) to `end`.
+async fn query_range(
+    client: &reqwest::Client,
+    config: &LokiConfig,
+    start: i64,
+    end: i64,
+) -> Result<Vec<Pushed>, String> {
+    let url = format!(
+        "{}/loki/api/v1/query_range",
+        config.url.trim_end_matches('/')
+    );
+    let mut request = client.get(&url).query(&[
+        ("query", config.selector.as_str()),
+        ("start", &start.to_string()),
+        ("end", &end.to_string()),
+        ("limit", &config.limit.to_string()),
+        ("direction", "forward"),
+    ]);
+    if let Some(org) = &config.org_id {
+        request = request.header("X-Scope-OrgID", org);
+    }
+    request = match &config.auth {
+        Some(Auth::Basic { user, password }) => request.basic_auth(user, Some(password)),
+        Some(Auth::Bearer(token)) => request.bearer_auth(token),
+        None => request,
+    };
+    let response = request.send().await.map_err(|err| describe(&err))?;
+    let status = response.status();
+    let body = response.bytes().await.map_err(|err| describe(&err))?;
+    if !status.is_success() {
+        let text = String::from_utf8_lossy(&body);
+        let text: String = text.trim().chars().take(200).collect();
+        return Err(format!("HTTP {}: {text}", status.as_u16()));
+    }
+    parse_query_range(&body)
+}
+
+/// A request failure in words: timeout, refused, or the error itself.
+fn describe(err: &reqwest::Error) -> String {
+    if err.is_timeout() {
+        "timed out".to_string()
+    } else if err.is_connect() {
+        format!("cannot connect: {err}")
+    } else {
+        err.to_string()
+    }
+}
+
+/// Parses a `query_range` response for a log query (`resultType`
+/// `streams`); values may carry a third element (structured metadata),
+/// which is ignored.
+pub fn parse_query_range(body: &[u8]) -> Result<Vec<Pushed>, String> {
+    // Values are [ts, line] or [ts, line, {metadata}]: read loosely.
+    #[derive(serde::Deserialize)]
+    struct Loose {
+        status: String,
+        data: LooseData,
+    }
+    #[derive(serde::Deserialize)]
+    struct LooseData {
+        #[serde(rename = "resultType")]
+        result_type: String,
+        result: Vec<LooseStream>,
+    }
+    #[derive(serde::Deserialize)]
+    struct LooseStream {
+        #[serde(default)]
+        stream: std::collections::BTreeMap<String, String>,
+        values: Vec<Vec<serde_json::Value>>,
+    }
+    let response: Loose =
+        serde_json::from_slice(body).map_err(|err| format!("not a query_range response: {err}"))?;
+    if response.status != "success" {
+        return Err(format!("query_range status {:?}", response.status));
+    }
+    if response.data.result_type != "streams" {
+        return Err(format!(
+            "query_range returned {:?}, not streams: the selector is not a log query",
+            response.data.result_type
+        ));
+    }
+    response
+        .data
+        .result
+        .into_iter()
+        .map(|stream| {
+            let entries = stream
+                .values
+                .into_iter()
+                .map(|value| {
+                    let ts = value
+                        .first()
+                        .and_then(|v| v.as_str())
+                        .and_then(|v| v.parse::<i64>().ok())
+                        .ok_or("an entry without a timestamp string")?;
+                    let line = value
+                        .get(1)
+                        .and_then(|v| v.as_str())
+                        .ok_or("an entry without a line")?;
+                    Ok((ts, line.to_string()))
+                })
+                .collect::<Result<_, &str>>()
+                .map_err(|err| format!("not a query_range response: {err}"))?;
+            Ok(Pushed {
+                labels: stream.stream.into_iter().collect(),
+                entries,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,107 @@
+use super::*;
+
+#[test]
+fn a_query_range_response_parses_with_two_and_three_element_values() {
+    let body = br#"{"status":"success","data":{"resultType":"streams","result":[
+      {"stream":{"namespace":"monitoring","pod":"loki-0"},"values":[["1771470247000000000","one"],["1771470248000000000","two",{"trace_id":"x"}]]}],
+      "stats":{}}}"#;
+    let streams = parse_query_range(body).unwrap();
+    assert_eq!(streams[0].labels[1], ("pod".into(), "loki-0".into()));
+    assert_eq!(
+        streams[0].entries,
+        [
+            (1_771_470_247_000_000_000, "one".to_string()),
+            (1_771_470_248_000_000_000, "two".to_string())
+        ]
+    );
+    let matrix = br#"{"status":"success","data":{"resultType":"matrix","result":[]}}"#;
+    assert!(
+        parse_query_range(matrix)
+            .unwrap_err()
+            .contains("not a log query")
+    );
+    assert!(
+        parse_query_range(b"<html>")
+            .unwrap_err()
+            .contains("not a query_range response")
+    );
+}
+
+fn stream(pod: &str, entries: &[(i64, &str)]) -> Pushed {
+    Pushed {
+        labels: vec![("pod".into(), pod.into())],
+        entries: entries.iter().map(|(t, l)| (*t, l.to_string())).collect(),
+    }
+}
+
+fn lines(batches: &[Batch]) -> Vec<String> {
+    batches
+        .iter()
+        .flat_map(|b| {
+            String::from_utf8(b.lines.clone())
+                .unwrap()
+                .lines()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[test]
+fn pages_that_start_at_the_newest_timestamp_repeat_nothing() {
+    let mut cursor = Cursor {
+        at: 0,
+        seen_at: HashSet::new(),
+    };
+    // Page 1 ends with two entries at t=20 (one from each stream)…
+    let first = fresh(
+        &mut cursor,
+        vec![
+            stream("a", &[(10, "a1"), (20, "a2")]),
+            stream("b", &[(20, "b1")]),
+        ],
+    );
+    assert_eq!(lines(&first).len(), 3);
+    assert_eq!(cursor.at, 20);
+    // …page 2 starts at t=20 (inclusive) and repeats them, plus a third.
+    let second = fresh(
+        &mut cursor,
+        vec![
+            stream("a", &[(20, "a2"), (30, "a3")]),
+            stream("b", &[(20, "b1"), (20, "b2")]),
+        ],
+    );
+    let second = lines(&second);
+    assert_eq!(second.len(), 2, "{second:?}");
+    assert!(second[0].ends_with(" a3") || second[1].ends_with(" a3"));
+    assert!(second.iter().any(|l| l.ends_with(" b2")));
+    assert_eq!(cursor.at, 30);
+}
+
+#[test]
+fn backoff_grows_with_jitter_caps_and_resets() {
+    let mut backoff = Backoff::new();
+    let first = backoff.next_wait();
+    assert!((200..=300).contains(&first.as_millis()), "{first:?}");
+    for _ in 0..20 {
+        let wait = backoff.next_wait();
+        assert!(wait <= Duration::from_secs(36), "{wait:?}");
+    }
+    assert!(
+        backoff.next_wait() >= Duration::from_secs(24),
+        "capped at 30 s ± 20 %"
+    );
+    backoff.reset();
+    assert!(backoff.next_wait() <= Duration::from_millis(300));
+}
+
+#[test]
+fn credentials_never_print() {
+    let auth = Auth::Bearer("s3cr3t-token".into());
+    assert!(!format!("{auth:?}").contains("s3cr3t"));
+    let auth = Auth::Basic {
+        user: "faultline".into(),
+        password: "hunter2".into(),
+    };
+    assert!(!format!("{auth:?}").contains("hunter2"));
+}
