@@ -24,6 +24,7 @@ use faultline_correlate::{Correlator, Inventory};
 use faultline_formats::{Decoder, Format, path_labels};
 use faultline_matcher::{Matcher, Scratch};
 use faultline_signatures::Library;
+use faultline_sources::loki::{self, Health};
 use faultline_sources::{Batch, Checkpoints, files, push, stdin};
 use tokio::sync::{mpsc, watch};
 
@@ -47,6 +48,27 @@ pub struct WatchArgs {
     /// second client, and detection no longer depends on Loki.
     #[arg(long, value_name = "ADDR")]
     listen_push: Option<std::net::SocketAddr>,
+    /// Read from Loki at this URL (e.g. http://loki-gateway.monitoring), the
+    /// streams of --selector, paging query_range forward from the start.
+    /// Loki answering errors, or not in time, three times in a row is the
+    /// `pipeline/loki` incident until it answers again.
+    #[arg(long, value_name = "URL")]
+    loki: Option<String>,
+    /// LogQL stream selector for --loki.
+    #[arg(long, value_name = "SELECTOR", default_value = r#"{namespace=~".+"}"#)]
+    selector: String,
+    /// X-Scope-OrgID for a multi-tenant Loki.
+    #[arg(long, value_name = "TENANT")]
+    loki_org_id: Option<String>,
+    /// A file holding a bearer token for Loki (never printed).
+    #[arg(long, value_name = "FILE")]
+    loki_token_file: Option<PathBuf>,
+    /// How often to ask Loki for new entries once caught up.
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration)]
+    loki_poll: Duration,
+    /// Start reading Loki this far back (e.g. 15m); default: from now.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    loki_lookback: Option<Duration>,
     /// Largest push body accepted, in bytes (larger: 413).
     #[arg(long, value_name = "BYTES", default_value_t = push::DEFAULT_MAX_BODY)]
     push_max_body: usize,
@@ -116,11 +138,24 @@ const SAVE_EVERY: Duration = Duration::from_secs(5);
 /// Runs `watch` until its inputs end or it is told to stop (SIGINT,
 /// SIGTERM).
 pub fn run(args: &WatchArgs) -> Result<ExitCode> {
-    if args.stdin.is_none() && args.files.is_empty() && args.listen_push.is_none() {
+    if args.stdin.is_none()
+        && args.files.is_empty()
+        && args.listen_push.is_none()
+        && args.loki.is_none()
+    {
         bail!(
-            "nothing to watch: give --files GLOB (repeatable), --listen-push ADDR and/or - for standard input"
+            "nothing to watch: give --files GLOB (repeatable), --loki URL, --listen-push ADDR and/or - for standard input"
         );
     }
+    let loki_token = match &args.loki_token_file {
+        Some(file) => Some(
+            std::fs::read_to_string(file)
+                .with_context(|| format!("reading the Loki token from {}", file.display()))?
+                .trim()
+                .to_string(),
+        ),
+        None => None,
+    };
     let library = Library::load(&args.signature_dirs)
         .map_err(|problems| anyhow::anyhow!("signature problems:\n{problems}"))?;
     let matcher = Matcher::new(library.signatures()).context("compiling the signature library")?;
@@ -170,6 +205,28 @@ pub fn run(args: &WatchArgs) -> Result<ExitCode> {
                 }
             });
         }
+        let (health_tx, health) = watch::channel(Health::Healthy);
+        if let Some(url) = &args.loki {
+            let lookback = args.loki_lookback.unwrap_or_default();
+            let config = loki::LokiConfig {
+                url: url.clone(),
+                selector: args.selector.clone(),
+                org_id: args.loki_org_id.clone(),
+                auth: loki_token.clone().map(loki::Auth::Bearer),
+                poll: args.loki_poll,
+                limit: 5000,
+                timeout: Duration::from_secs(10),
+                start_ns: Clock::start()
+                    .now()
+                    .saturating_sub(i64::try_from(lookback.as_nanos()).unwrap_or(i64::MAX)),
+            };
+            tokio::spawn(loki::follow(
+                config,
+                tx.clone(),
+                health_tx,
+                stop_tx.subscribe(),
+            ));
+        }
         if args.stdin.is_some() {
             let tx = tx.clone();
             let errors_tx = errors_tx.clone();
@@ -191,7 +248,7 @@ pub fn run(args: &WatchArgs) -> Result<ExitCode> {
             checkpoints,
             silence: args.silence.clone(),
         };
-        let result = drive(processor, rx, errors, args.state_dir.as_deref()).await;
+        let result = drive(processor, rx, errors, health, args.state_dir.as_deref()).await;
         let _ = stop_tx.send(true);
         result
     })?;
@@ -205,6 +262,7 @@ async fn drive(
     mut processor: Processor<'_, impl Write>,
     mut rx: mpsc::Receiver<Batch>,
     mut errors: mpsc::Receiver<String>,
+    mut health: watch::Receiver<Health>,
     state_dir: Option<&std::path::Path>,
 ) -> Result<()> {
     let clock = Clock::start();
@@ -219,6 +277,10 @@ async fn drive(
                 None => break,
             },
             Some(error) = errors.recv() => eprintln!("faultline: {error}"),
+            Ok(()) = health.changed() => {
+                let now = health.borrow_and_update().clone();
+                processor.loki_health(&now, clock.now())?;
+            }
             _ = tick.tick() => processor.tick(clock.now())?,
             _ = save.tick() => processor.save(state_dir)?,
             _ = tokio::signal::ctrl_c() => break,
@@ -369,6 +431,19 @@ impl<W: Write> Processor<'_, W> {
             }
         }
         self.correlator.advance(now);
+        self.announce()
+    }
+
+    /// Loki's health changed at `now`: unhealthy is the `pipeline/loki`
+    /// incident, healthy again resolves it.
+    fn loki_health(&mut self, health: &Health, now: i64) -> io::Result<()> {
+        match health {
+            Health::Unhealthy(reason) => {
+                eprintln!("faultline: Loki is unhealthy: {reason}");
+                self.correlator.source_unhealthy("loki", now, reason);
+            }
+            Health::Healthy => self.correlator.source_healthy("loki", now),
+        }
         self.announce()
     }
 

@@ -13,6 +13,25 @@ fn records(out: &[u8]) -> Vec<Value> {
         .collect()
 }
 
+/// A processor printing JSON into memory, with the built-in library.
+fn processor<'a>(
+    library: &Library,
+    matcher: &'a Matcher,
+    silence: Vec<SilenceRule>,
+) -> Processor<'a, Vec<u8>> {
+    Processor {
+        matcher,
+        scratch: matcher.scratch(),
+        correlator: Correlator::new(Inventory::default(), library.rules()),
+        streams: HashMap::new(),
+        records: RecordWriter::new(matcher, false),
+        format: WatchFormat::Json,
+        out: Vec::new(),
+        checkpoints: Checkpoints::default(),
+        silence,
+    }
+}
+
 fn batch(path: &str, lines: &str) -> Batch {
     Batch {
         stream: Arc::new(Stream {
@@ -30,17 +49,7 @@ fn batch(path: &str, lines: &str) -> Batch {
 async fn hits_page_as_they_arrive_and_quiet_incidents_resolve_as_time_passes() {
     let library = Library::builtin().unwrap();
     let matcher = Matcher::new(library.signatures()).unwrap();
-    let mut processor = Processor {
-        matcher: &matcher,
-        scratch: matcher.scratch(),
-        correlator: Correlator::new(Inventory::default(), library.rules()),
-        streams: HashMap::new(),
-        records: RecordWriter::new(&matcher, false),
-        format: WatchFormat::Json,
-        out: Vec::new(),
-        checkpoints: Checkpoints::default(),
-        silence: Vec::new(),
-    };
+    let mut processor = processor(&library, &matcher, Vec::new());
     let clock = Clock::start();
     let pod = "/var/log/pods/vitals-prod_vitals-db-production-cnpg-v1-2_0b7c/postgres/0.log";
     processor
@@ -101,17 +110,11 @@ async fn hits_page_as_they_arrive_and_quiet_incidents_resolve_as_time_passes() {
 async fn a_stream_quiet_past_its_limit_pages_and_resolves_when_it_speaks() {
     let library = Library::builtin().unwrap();
     let matcher = Matcher::new(library.signatures()).unwrap();
-    let mut processor = Processor {
-        matcher: &matcher,
-        scratch: matcher.scratch(),
-        correlator: Correlator::new(Inventory::default(), library.rules()),
-        streams: HashMap::new(),
-        records: RecordWriter::new(&matcher, false),
-        format: WatchFormat::Json,
-        out: Vec::new(),
-        checkpoints: Checkpoints::default(),
-        silence: vec!["5m@namespace=monitoring".parse().unwrap()],
-    };
+    let mut processor = processor(
+        &library,
+        &matcher,
+        vec!["5m@namespace=monitoring".parse().unwrap()],
+    );
     let clock = Clock::start();
     let loki = "/var/log/pods/monitoring_loki-0_9f1e/loki/0.log";
     let other = "/var/log/pods/shop_api-0_1a2b/api/0.log";
@@ -131,5 +134,38 @@ async fn a_stream_quiet_past_its_limit_pages_and_resolves_when_it_speaks() {
     processor.batch(&batch(loki, line), clock.now()).unwrap();
     let seen = records(&processor.out);
     assert_eq!(seen[0]["key"], "stream/monitoring/loki-0/loki");
+    assert_eq!(seen[0]["state"], "resolved");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unhealthy_loki_is_the_pipeline_incident_until_it_answers_again() {
+    let library = Library::builtin().unwrap();
+    let matcher = Matcher::new(library.signatures()).unwrap();
+    let mut processor = processor(&library, &matcher, Vec::new());
+    let clock = Clock::start();
+    processor
+        .loki_health(
+            &Health::Unhealthy("HTTP 500: no space left on device".into()),
+            clock.now(),
+        )
+        .unwrap();
+    let seen = records(&processor.out);
+    assert_eq!(seen[0]["key"], "pipeline/loki");
+    assert_eq!(seen[0]["state"], "firing");
+    assert!(
+        seen[0]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("HTTP 500: no space left on device")
+    );
+    processor.out.clear();
+    // Down for two hours: still firing, nothing new to say.
+    tokio::time::advance(Duration::from_secs(2 * 3600)).await;
+    processor.tick(clock.now()).unwrap();
+    assert!(processor.out.is_empty());
+    processor
+        .loki_health(&Health::Healthy, clock.now())
+        .unwrap();
+    let seen = records(&processor.out);
     assert_eq!(seen[0]["state"], "resolved");
 }
