@@ -25,7 +25,7 @@ use faultline_formats::{Decoder, Format, path_labels};
 use faultline_matcher::{Matcher, Scratch};
 use faultline_signatures::Library;
 use faultline_sources::loki::{self, Health};
-use faultline_sources::{Batch, Checkpoints, files, push, stdin};
+use faultline_sources::{Batch, Checkpoints, files, kernel, push, stdin};
 use tokio::sync::{mpsc, watch};
 
 use crate::replay::output::{RecordWriter, use_color};
@@ -48,6 +48,19 @@ pub struct WatchArgs {
     /// second client, and detection no longer depends on Loki.
     #[arg(long, value_name = "ADDR")]
     listen_push: Option<std::net::SocketAddr>,
+    /// Read the kernel's log records from /dev/kmsg (or PATH): the host's,
+    /// in a privileged DaemonSet. Records already in the buffer are
+    /// skipped unless --read-existing.
+    #[arg(long, value_name = "PATH", num_args = 0..=1, default_missing_value = "/dev/kmsg")]
+    kmsg: Option<PathBuf>,
+    /// Follow journald (`journalctl --output=json --follow`): the kubelet
+    /// and other node services.
+    #[arg(long)]
+    journald: bool,
+    /// The node's name for kernel and journald records. Default: $NODE_NAME
+    /// (set it from the downward API), else the host name.
+    #[arg(long, value_name = "NAME")]
+    node: Option<String>,
     /// Read from Loki at this URL (e.g. http://loki-gateway.monitoring), the
     /// streams of --selector, paging query_range forward from the start.
     /// Loki answering errors, or not in time, three times in a row is the
@@ -142,11 +155,23 @@ pub fn run(args: &WatchArgs) -> Result<ExitCode> {
         && args.files.is_empty()
         && args.listen_push.is_none()
         && args.loki.is_none()
+        && args.kmsg.is_none()
+        && !args.journald
     {
         bail!(
-            "nothing to watch: give --files GLOB (repeatable), --loki URL, --listen-push ADDR and/or - for standard input"
+            "nothing to watch: give --files GLOB (repeatable), --loki URL, --listen-push ADDR, --kmsg, --journald and/or - for standard input"
         );
     }
+    let node = args
+        .node
+        .clone()
+        .or_else(|| std::env::var("NODE_NAME").ok())
+        .or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+        })
+        .unwrap_or_else(|| "localhost".to_string());
     let loki_token = match &args.loki_token_file {
         Some(file) => Some(
             std::fs::read_to_string(file)
@@ -226,6 +251,27 @@ pub fn run(args: &WatchArgs) -> Result<ExitCode> {
                 health_tx,
                 stop_tx.subscribe(),
             ));
+        }
+        if let Some(path) = args.kmsg.clone() {
+            let (tx, errors_tx, node) = (tx.clone(), errors_tx.clone(), node.clone());
+            let lost = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+            let from_start = args.read_existing;
+            // A plain thread: a read waits for the next record, and must
+            // not hold up the runtime's shutdown.
+            std::thread::spawn(move || {
+                if let Err(err) = kernel::read_kmsg(path, node, from_start, tx, lost) {
+                    let _ = errors_tx.blocking_send(format!("kernel log: {err}"));
+                }
+            });
+        }
+        if args.journald {
+            let (tx, errors_tx, node) = (tx.clone(), errors_tx.clone(), node.clone());
+            let from_start = args.read_existing;
+            tokio::spawn(async move {
+                if let Err(err) = kernel::follow_journal(node, from_start, tx).await {
+                    let _ = errors_tx.send(format!("journald: {err}")).await;
+                }
+            });
         }
         if args.stdin.is_some() {
             let tx = tx.clone();
@@ -318,6 +364,15 @@ impl Clock {
     }
 }
 
+/// When this machine booted (UTC ns), for kernel times counted from boot:
+/// now minus `/proc/uptime`.
+fn boot_time() -> Option<i64> {
+    let uptime = std::fs::read_to_string("/proc/uptime").ok()?;
+    let seconds: f64 = uptime.split_whitespace().next()?.parse().ok()?;
+    let now = i64::try_from(jiff::Timestamp::now().as_nanosecond()).ok()?;
+    Some(now - (seconds * 1e9) as i64)
+}
+
 /// One stream being watched: how its lines are read and matched.
 struct Watched {
     decoder: Option<Decoder>,
@@ -389,7 +444,7 @@ impl<W: Write> Processor<'_, W> {
             Decoder {
                 format,
                 year,
-                boot_ns: None,
+                boot_ns: boot_time(),
                 node_prefixed,
             }
         });

@@ -363,3 +363,28 @@ fn a_real_loki_client_library_pushes_to_faultline() {
     );
     watch.stop();
 }
+
+#[test]
+fn the_real_kernel_log_is_followed_with_the_nodes_name() {
+    // Writing to /dev/kmsg (as root) adds a record to the kernel's own log,
+    // which faultline then reads back from the device.
+    let writable = std::fs::OpenOptions::new().write(true).open("/dev/kmsg");
+    let Ok(mut kmsg) = writable else {
+        eprintln!("skipped: /dev/kmsg is not writable here (needs root)");
+        return;
+    };
+    let watch = Watch::start(&["--kmsg", "--node", "talos-519-vmy"]);
+    // Let faultline open the device and skip what is already there.
+    std::thread::sleep(Duration::from_millis(500));
+    let marker = format!("faultline-test-{}", std::process::id());
+    // One write is one record.
+    let record = format!("<3>{marker}: EXT4-fs (loop7): Remounting filesystem read-only\n");
+    kmsg.write_all(record.as_bytes()).unwrap();
+    let hit = watch.next(|r| is_hit(r) && r["line"].as_str().unwrap().contains(&marker));
+    assert_eq!(hit["signature"], "kernel-ext4-remount-read-only");
+    assert_eq!(hit["labels"]["node"], "talos-519-vmy");
+    assert_eq!(hit["captures"]["device"], "loop7");
+    // Dated from the record's own time since boot, not left empty.
+    assert!(hit["ts"].is_string(), "{hit}");
+    watch.stop();
+}
