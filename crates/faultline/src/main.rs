@@ -63,7 +63,7 @@ enum Command {
     /// input (-), matches every line as replay does, and prints each hit
     /// and every incident that fires or resolves, as it happens. Runs until
     /// its inputs end or SIGINT/SIGTERM.
-    Watch(watch::WatchArgs),
+    Watch(Box<watch::WatchArgs>),
 }
 
 /// Where signatures come from: the built-in library plus the user's.
