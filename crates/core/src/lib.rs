@@ -3,15 +3,17 @@
 //! Every other crate speaks in these terms: how bad a failure is
 //! ([`Severity`]), what kind of thing broke ([`Class`]), where a log record
 //! came from ([`SourceKind`]) and which record labels a template may name
-//! ([`LABEL_NAMES`]). The crate does no I/O and has no logic beyond parsing
-//! and printing these names, so it can be shared by the matcher, the
-//! correlator and the sinks without dragging anything along.
+//! ([`LABEL_NAMES`]), plus the retry schedule every network client uses
+//! ([`Backoff`]). The crate does no I/O, so it can be shared by the
+//! matcher, the correlator, the sources and the sinks without dragging
+//! anything along.
 //!
 //! The names are part of faultline's contracts (signature files, JSON output,
 //! alert labels): renaming one is a breaking change.
 
 use std::fmt;
 use std::str::FromStr;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -176,9 +178,60 @@ impl Rule {
 /// Record labels that signature templates may name besides their captures.
 pub const LABEL_NAMES: &[&str] = &["namespace", "pod", "container", "node", "pvc", "source"];
 
+/// Jittered exponential backoff: 250 ms doubling to 30 s, each wait
+/// between 80 % and 120 % of the step so clients do not retry in lockstep.
+#[derive(Debug)]
+pub struct Backoff {
+    step: Duration,
+}
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_millis(250);
+    const MAX: Duration = Duration::from_secs(30);
+
+    pub fn new() -> Backoff {
+        Backoff { step: Self::FIRST }
+    }
+
+    /// The next wait.
+    pub fn next_wait(&mut self) -> Duration {
+        let wait = self.step.mul_f64(0.8 + 0.4 * fastrand::f64());
+        self.step = (self.step * 2).min(Self::MAX);
+        wait
+    }
+
+    /// After a success: start again from the shortest wait.
+    pub fn reset(&mut self) {
+        self.step = Self::FIRST;
+    }
+}
+
+impl Default for Backoff {
+    fn default() -> Backoff {
+        Backoff::new()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn backoff_grows_with_jitter_caps_and_resets() {
+        let mut backoff = Backoff::new();
+        let first = backoff.next_wait();
+        assert!((200..=300).contains(&first.as_millis()), "{first:?}");
+        for _ in 0..20 {
+            let wait = backoff.next_wait();
+            assert!(wait <= Duration::from_secs(36), "{wait:?}");
+        }
+        assert!(
+            backoff.next_wait() >= Duration::from_secs(24),
+            "capped at 30 s ± 20 %"
+        );
+        backoff.reset();
+        assert!(backoff.next_wait() <= Duration::from_millis(300));
+    }
 
     #[test]
     fn names_round_trip() {

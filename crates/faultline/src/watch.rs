@@ -24,6 +24,7 @@ use faultline_correlate::{Correlator, Inventory};
 use faultline_formats::{Decoder, Format, path_labels};
 use faultline_matcher::{Matcher, Scratch};
 use faultline_signatures::Library;
+use faultline_sinks::alertmanager::{AlertOptions, Alerting};
 use faultline_sources::loki::{self, Health};
 use faultline_sources::{Batch, Checkpoints, files, kernel, push, stdin};
 use tokio::sync::{mpsc, watch};
@@ -85,6 +86,18 @@ pub struct WatchArgs {
     /// Largest push body accepted, in bytes (larger: 413).
     #[arg(long, value_name = "BYTES", default_value_t = push::DEFAULT_MAX_BODY)]
     push_max_body: usize,
+    /// Send incidents to this Prometheus Alertmanager (its base URL, e.g.
+    /// http://alertmanager.monitoring:9093); repeatable: every instance of
+    /// an HA set gets every alert.
+    #[arg(long = "alertmanager", value_name = "URL")]
+    alertmanagers: Vec<String>,
+    /// How often firing alerts are sent again (Alertmanager forgets an
+    /// alert four intervals after its last send).
+    #[arg(long, value_name = "DURATION", default_value = "1m", value_parser = parse_duration)]
+    resend_interval: Duration,
+    /// Base URL of the runbooks: alerts link to BASE/<alertname>.
+    #[arg(long, value_name = "URL")]
+    runbook_base: Option<String>,
     /// Output format. Default: text on a terminal, json otherwise.
     #[arg(long, value_enum, value_name = "FORMAT")]
     format: Option<WatchFormat>,
@@ -293,8 +306,23 @@ pub fn run(args: &WatchArgs) -> Result<ExitCode> {
             out: io::BufWriter::new(io::stdout().lock()),
             checkpoints,
             silence: args.silence.clone(),
+            alerting: (!args.alertmanagers.is_empty()).then(|| {
+                Alerting::new(
+                    &args.alertmanagers,
+                    AlertOptions {
+                        resend: args.resend_interval,
+                        runbook_base: args.runbook_base.clone(),
+                    },
+                )
+            }),
         };
-        let result = drive(processor, rx, errors, health, args.state_dir.as_deref()).await;
+        let result = drive(
+            processor,
+            (rx, errors, health),
+            args.resend_interval,
+            args.state_dir.as_deref(),
+        )
+        .await;
         let _ = stop_tx.send(true);
         result
     })?;
@@ -306,13 +334,17 @@ pub fn run(args: &WatchArgs) -> Result<ExitCode> {
 /// [`SAVE_EVERY`] and at the end.
 async fn drive(
     mut processor: Processor<'_, impl Write>,
-    mut rx: mpsc::Receiver<Batch>,
-    mut errors: mpsc::Receiver<String>,
-    mut health: watch::Receiver<Health>,
+    (mut rx, mut errors, mut health): (
+        mpsc::Receiver<Batch>,
+        mpsc::Receiver<String>,
+        watch::Receiver<Health>,
+    ),
+    resend_interval: Duration,
     state_dir: Option<&std::path::Path>,
 ) -> Result<()> {
     let clock = Clock::start();
     let mut tick = tokio::time::interval(TICK);
+    let mut resend = tokio::time::interval(resend_interval);
     let mut save = tokio::time::interval(SAVE_EVERY);
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("listening for SIGTERM")?;
@@ -329,6 +361,7 @@ async fn drive(
             }
             _ = tick.tick() => processor.tick(clock.now())?,
             _ = save.tick() => processor.save(state_dir)?,
+            _ = resend.tick() => processor.resend(clock.now()),
             _ = tokio::signal::ctrl_c() => break,
             _ = terminate.recv() => break,
         }
@@ -404,6 +437,8 @@ struct Processor<'a, W: Write> {
     out: W,
     checkpoints: Checkpoints,
     silence: Vec<SilenceRule>,
+    /// Where incidents are sent, if anywhere.
+    alerting: Option<Alerting>,
 }
 
 impl<W: Write> Processor<'_, W> {
@@ -472,7 +507,7 @@ impl<W: Write> Processor<'_, W> {
         if let Some(checkpoint) = &batch.checkpoint {
             self.checkpoints.record(checkpoint.clone());
         }
-        self.announce()
+        self.announce(now)
     }
 
     /// Lets time pass to `now`: incidents fire at the end of their `for`
@@ -486,7 +521,7 @@ impl<W: Write> Processor<'_, W> {
             }
         }
         self.correlator.advance(now);
-        self.announce()
+        self.announce(now)
     }
 
     /// Loki's health changed at `now`: unhealthy is the `pipeline/loki`
@@ -499,18 +534,29 @@ impl<W: Write> Processor<'_, W> {
             }
             Health::Healthy => self.correlator.source_healthy("loki", now),
         }
-        self.announce()
+        self.announce(now)
     }
 
-    /// Prints the incidents that changed.
-    fn announce(&mut self) -> io::Result<()> {
-        for report in self.correlator.changes() {
+    /// Prints the incidents that changed at `now`, and sends them.
+    fn announce(&mut self, now: i64) -> io::Result<()> {
+        let changed = self.correlator.changes();
+        for report in &changed {
             match self.format {
-                WatchFormat::Json => self.records.incident_json(&mut self.out, &report)?,
-                WatchFormat::Text => self.records.incident_text(&mut self.out, &report)?,
+                WatchFormat::Json => self.records.incident_json(&mut self.out, report)?,
+                WatchFormat::Text => self.records.incident_text(&mut self.out, report)?,
             }
         }
+        if let Some(alerting) = &mut self.alerting {
+            alerting.changed(&changed, now);
+        }
         self.out.flush()
+    }
+
+    /// Sends the firing alerts again.
+    fn resend(&mut self, now: i64) {
+        if let Some(alerting) = &mut self.alerting {
+            alerting.resend(now);
+        }
     }
 
     /// Saves the checkpoints to `dir`, if there is one.

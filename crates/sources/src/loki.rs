@@ -22,6 +22,8 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
 use crate::Batch;
+use faultline_core::Backoff;
+
 use crate::push::{Pushed, labelled_batch};
 
 /// Failures in a row after which Loki is unhealthy.
@@ -72,40 +74,6 @@ pub enum Health {
     Healthy,
     /// [`FAILURES_TO_UNHEALTHY`] requests in a row failed; the last reason.
     Unhealthy(String),
-}
-
-/// Jittered exponential backoff: 250 ms doubling to 30 s, each wait
-/// between 80 % and 120 % of the step so clients do not retry in lockstep.
-#[derive(Debug)]
-pub struct Backoff {
-    step: Duration,
-}
-
-impl Backoff {
-    const FIRST: Duration = Duration::from_millis(250);
-    const MAX: Duration = Duration::from_secs(30);
-
-    pub fn new() -> Backoff {
-        Backoff { step: Self::FIRST }
-    }
-
-    /// The next wait.
-    pub fn next_wait(&mut self) -> Duration {
-        let wait = self.step.mul_f64(0.8 + 0.4 * fastrand::f64());
-        self.step = (self.step * 2).min(Self::MAX);
-        wait
-    }
-
-    /// After a success: start again from the shortest wait.
-    pub fn reset(&mut self) {
-        self.step = Self::FIRST;
-    }
-}
-
-impl Default for Backoff {
-    fn default() -> Backoff {
-        Backoff::new()
-    }
 }
 
 /// Where reading stands: the newest timestamp seen and the entries at it.

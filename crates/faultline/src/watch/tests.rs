@@ -29,6 +29,7 @@ fn processor<'a>(
         out: Vec::new(),
         checkpoints: Checkpoints::default(),
         silence,
+        alerting: None,
     }
 }
 

@@ -79,23 +79,6 @@ fn pages_that_start_at_the_newest_timestamp_repeat_nothing() {
 }
 
 #[test]
-fn backoff_grows_with_jitter_caps_and_resets() {
-    let mut backoff = Backoff::new();
-    let first = backoff.next_wait();
-    assert!((200..=300).contains(&first.as_millis()), "{first:?}");
-    for _ in 0..20 {
-        let wait = backoff.next_wait();
-        assert!(wait <= Duration::from_secs(36), "{wait:?}");
-    }
-    assert!(
-        backoff.next_wait() >= Duration::from_secs(24),
-        "capped at 30 s ± 20 %"
-    );
-    backoff.reset();
-    assert!(backoff.next_wait() <= Duration::from_millis(300));
-}
-
-#[test]
 fn credentials_never_print() {
     let auth = Auth::Bearer("s3cr3t-token".into());
     assert!(!format!("{auth:?}").contains("s3cr3t"));

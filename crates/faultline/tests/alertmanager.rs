@@ -1,0 +1,197 @@
+//! Incidents reach a real Prometheus Alertmanager (Debian's
+//! `prometheus-alertmanager`, started here on loopback) and are read back
+//! from its API: the alert with the expected labels is active while the
+//! failure lasts, resolves after it stops, and reaches both members of an
+//! HA pair, including one that only comes up after the failure.
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const FAILURE: &str = r#"2026-02-19T03:04:07.000000000Z stderr F 2026-02-19 03:04:07.123 UTC [25] FATAL:  could not open file "global/pg_control": Read-only file system"#;
+
+/// The Alertmanager binary, if installed.
+fn alertmanager_binary() -> Option<&'static str> {
+    ["prometheus-alertmanager", "alertmanager"]
+        .into_iter()
+        .find(|b| {
+            Command::new(b)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A child process killed when dropped.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_alertmanager(binary: &str, dir: &Path, port: u16) -> Running {
+    let config = dir.join(format!("am-{port}.yml"));
+    std::fs::write(
+        &config,
+        "route:\n  receiver: blackhole\nreceivers:\n  - name: blackhole\n",
+    )
+    .unwrap();
+    let child = Command::new(binary)
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.path={}",
+            dir.join(format!("data-{port}")).display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--cluster.listen-address=")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("alertmanager starts");
+    let running = Running(child);
+    wait_for(|| get(port, "/-/ready").is_some_and(|(status, _)| status == 200));
+    running
+}
+
+/// `GET path` on loopback `port`: status and body, or None if refused.
+fn get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let status = response.get(9..12)?.parse().ok()?;
+    let body = response.split_once("\r\n\r\n")?.1.to_string();
+    // Chunked bodies: the JSON is between the size lines.
+    let body = if response.contains("Transfer-Encoding: chunked") {
+        body.lines()
+            .filter(|l| !l.chars().all(|c| c.is_ascii_hexdigit()) || l.is_empty())
+            .collect::<Vec<_>>()
+            .join("")
+    } else {
+        body
+    };
+    Some((status, body))
+}
+
+/// Polls `done` for up to 60 s (only a broken system takes that long).
+fn wait_for(mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The active faultline alerts in the Alertmanager on `port`.
+fn alerts(port: u16) -> Vec<Value> {
+    get(port, "/api/v2/alerts")
+        .and_then(|(_, body)| serde_json::from_str::<Vec<Value>>(&body).ok())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|a| a["labels"]["faultline_key"].is_string())
+        .collect()
+}
+
+fn append(path: &Path, line: &str) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    writeln!(file, "{line}").unwrap();
+}
+
+#[test]
+fn a_read_only_pvc_pages_both_alertmanagers_and_resolves_when_quiet() {
+    let Some(binary) = alertmanager_binary() else {
+        assert!(
+            std::env::var_os("FAULTLINE_REQUIRE_TOOLS").is_none(),
+            "prometheus-alertmanager is required here (FAULTLINE_REQUIRE_TOOLS is set)"
+        );
+        eprintln!("skipped: prometheus-alertmanager is not installed");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (first, second) = (free_port(), free_port());
+    let _am1 = start_alertmanager(binary, dir.path(), first);
+    // A quick rule so the test need not wait an hour for resolution.
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::write(
+        rules.join("quick.yaml"),
+        "rules:\n  - severity: critical\n    fire_after: 1\n    resolve_after: 4s\n",
+    )
+    .unwrap();
+    let glob = format!("{}/var/log/pods/*/*/*.log", dir.path().display());
+    let log = dir
+        .path()
+        .join("var/log/pods/vitals-prod_vitals-db-production-cnpg-v1-2_0b7c/postgres/0.log");
+    let _watch = Running(
+        Command::new(env!("CARGO_BIN_EXE_faultline"))
+            .args([
+                "watch", "--format", "json", "--poll", "50ms", "--files", &glob,
+            ])
+            .args(["--signatures", rules.to_str().unwrap()])
+            .args(["--alertmanager", &format!("http://127.0.0.1:{first}")])
+            .args(["--alertmanager", &format!("http://127.0.0.1:{second}")])
+            .args(["--resend-interval", "1s"])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    append(&log, FAILURE);
+
+    wait_for(|| !alerts(first).is_empty());
+    let alert = &alerts(first)[0];
+    assert_eq!(alert["labels"]["alertname"], "FaultlineVolumeReadOnly");
+    assert_eq!(alert["labels"]["namespace"], "vitals-prod");
+    assert_eq!(alert["labels"]["pvc"], "vitals-db-production-cnpg-v1-2");
+    assert_eq!(alert["labels"]["severity"], "critical");
+    assert_eq!(alert["status"]["state"], "active");
+    assert!(
+        alert["annotations"]["remediation"]
+            .as_str()
+            .unwrap()
+            .contains("kubectl delete pod vitals-db-production-cnpg-v1-2 -n vitals-prod")
+    );
+
+    // The second Alertmanager comes up only now: the alert reaches it too.
+    let _am2 = start_alertmanager(binary, dir.path(), second);
+    wait_for(|| {
+        alerts(second)
+            .iter()
+            .any(|a| a["labels"]["pvc"] == "vitals-db-production-cnpg-v1-2")
+    });
+
+    // Quiet for longer than resolve_after: resolved in both.
+    wait_for(|| {
+        alerts(first)
+            .iter()
+            .all(|a| a["labels"]["pvc"] != "vitals-db-production-cnpg-v1-2")
+    });
+    wait_for(|| {
+        alerts(second)
+            .iter()
+            .all(|a| a["labels"]["pvc"] != "vitals-db-production-cnpg-v1-2")
+    });
+}

@@ -1,0 +1,102 @@
+use std::collections::BTreeMap;
+
+use faultline_core::{Rule, Severity};
+use faultline_correlate::{Correlator, Inventory, Observation};
+
+use super::*;
+
+const MINUTE: i64 = 60_000_000_000;
+
+fn report_for(signature: &str, class: Class, labels: &[(&str, &str)]) -> Report {
+    let rules = [Rule {
+        class: None,
+        severity: None,
+        threshold: Some(1),
+        window_ns: 10 * MINUTE,
+        for_ns: 0,
+        resolve_after_ns: 60 * MINUTE,
+    }];
+    let mut inventory = Inventory::default();
+    inventory
+        .add_json(br#"{"kind":"Pod","metadata":{"name":"db-2","namespace":"app","labels":{"cnpg.io/cluster":"db"}},
+          "spec":{"nodeName":"n1","volumes":[{"name":"pgdata","persistentVolumeClaim":{"claimName":"db-2"}}]}}"#)
+        .unwrap();
+    let mut c = Correlator::new(inventory, &rules);
+    let labels: BTreeMap<String, String> = labels
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let key = c.observe(&Observation {
+        ts: MINUTE,
+        signature,
+        class,
+        severity: Severity::Critical,
+        labels: &labels,
+        captures: &[],
+        summary: "s",
+        remediation: "r",
+        evidence: "db-2.log:7 FATAL: could not write: Read-only file system",
+    });
+    c.reports().into_iter().find(|r| r.key == key).unwrap()
+}
+
+#[test]
+fn a_pvc_alert_names_the_failure_and_where_it_is() {
+    let report = report_for(
+        "postgres-data-read-only",
+        Class::VolumeReadOnly,
+        &[("namespace", "app"), ("pod", "db-2")],
+    );
+    let options = AlertOptions {
+        resend: Duration::from_secs(60),
+        runbook_base: Some("https://runbooks.example/faultline/".into()),
+    };
+    let alert = alert(&report, 2 * MINUTE, &options);
+    let label = |k: &str| alert.labels.get(k).map(String::as_str);
+    assert_eq!(label("alertname"), Some("FaultlineVolumeReadOnly"));
+    assert_eq!(label("severity"), Some("critical"));
+    assert_eq!(label("namespace"), Some("app"));
+    assert_eq!(label("pvc"), Some("db-2"));
+    assert_eq!(label("pod"), Some("db-2"));
+    assert_eq!(label("node"), Some("n1"));
+    assert_eq!(label("cnpg_cluster"), Some("db"));
+    assert_eq!(label("faultline_key"), Some("pvc/app/db-2"));
+    assert_eq!(label("signature"), Some("postgres-data-read-only"));
+    assert_eq!(alert.starts_at, "1970-01-01T00:01:00.000Z");
+    // Firing: it ends four resend intervals ahead unless sent again.
+    assert_eq!(alert.ends_at, "1970-01-01T00:06:00.000Z");
+    assert_eq!(
+        alert.annotations["runbook_url"],
+        "https://runbooks.example/faultline/FaultlineVolumeReadOnly"
+    );
+    assert!(alert.annotations["evidence"].contains("Read-only file system"));
+    let json = serde_json::to_value(&alert).unwrap();
+    assert!(json.get("startsAt").is_some() && json.get("endsAt").is_some());
+}
+
+#[test]
+fn alertnames_follow_the_worst_class() {
+    let empty = report_for(
+        "cnpg-pgdata-empty",
+        Class::PgControldata,
+        &[("namespace", "app"), ("pod", "db-2")],
+    );
+    assert_eq!(alertname(&empty), "FaultlinePostgresControlData");
+    let pipeline = report_for("promtail-push-server-error", Class::LogPushFailure, &[]);
+    assert_eq!(alertname(&pipeline), "FaultlineLogPipelineDown");
+}
+
+#[tokio::test]
+async fn a_full_queue_drops_the_oldest_and_counts_them() {
+    // Nothing listens here: every send fails and alerts wait.
+    let sender = Sender::start("http://127.0.0.1:9".into());
+    let report = report_for("x", Class::KernelHang, &[("node", "n1")]);
+    let options = AlertOptions {
+        resend: Duration::from_secs(60),
+        runbook_base: None,
+    };
+    let one = alert(&report, 0, &options);
+    sender.queue(std::iter::repeat_n(one, QUEUE + 10));
+    assert_eq!(sender.waiting(), QUEUE);
+    assert_eq!(sender.counters.dropped.load(Ordering::Relaxed), 10);
+}
