@@ -4,5 +4,6 @@
 
 mod cri;
 pub mod replay;
+mod setup;
 mod stream;
 pub mod watch;

@@ -89,21 +89,15 @@ impl LineStream {
     ) -> usize {
         let found =
             if decoder.format == Format::Cri && (self.joiner.active() || cri::has_partials(buf)) {
-                let (mut joined, mut map) = (
-                    std::mem::take(&mut self.joined),
-                    std::mem::take(&mut self.line_map),
-                );
-                self.joiner.join(buf, self.lines, &mut joined, &mut map);
-                let found = self.match_lines(
+                let first_line = self.lines;
+                self.match_joined(
                     matcher,
                     scratch,
                     decoder,
-                    (&joined, Some(&map)),
                     mtime,
                     on_hit,
-                );
-                (self.joined, self.line_map) = (joined, map);
-                found
+                    |joiner, joined, map| joiner.join(buf, first_line, joined, map),
+                )
             } else {
                 self.match_lines(matcher, scratch, decoder, (buf, None), mtime, on_hit)
             };
@@ -125,20 +119,43 @@ impl LineStream {
         on_hit: &mut dyn FnMut(HitRecord),
     ) {
         if self.joiner.active() {
-            let (mut joined, mut map) = (
-                std::mem::take(&mut self.joined),
-                std::mem::take(&mut self.line_map),
-            );
-            self.joiner.finish(&mut joined, &mut map);
-            self.match_lines(
+            self.match_joined(
                 matcher,
                 scratch,
                 decoder,
-                (&joined, Some(&map)),
                 mtime,
                 on_hit,
+                |joiner, joined, map| joiner.finish(joined, map),
             );
         }
+    }
+
+    /// Joins CRI partial records with `join` into the stream's joined
+    /// buffer (reused from call to call), then matches what was joined.
+    fn match_joined(
+        &mut self,
+        matcher: &Matcher,
+        scratch: &mut Scratch,
+        decoder: &Decoder,
+        mtime: Option<i64>,
+        on_hit: &mut dyn FnMut(HitRecord),
+        join: impl FnOnce(&mut cri::Joiner, &mut Vec<u8>, &mut cri::LineMap),
+    ) -> usize {
+        let (mut joined, mut map) = (
+            std::mem::take(&mut self.joined),
+            std::mem::take(&mut self.line_map),
+        );
+        join(&mut self.joiner, &mut joined, &mut map);
+        let found = self.match_lines(
+            matcher,
+            scratch,
+            decoder,
+            (&joined, Some(&map)),
+            mtime,
+            on_hit,
+        );
+        (self.joined, self.line_map) = (joined, map);
+        found
     }
 
     /// Matches `buf` and hands its hits to `on_hit`; says how many there

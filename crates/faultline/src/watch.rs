@@ -20,10 +20,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
-use faultline_correlate::{Correlator, Inventory};
+use faultline_correlate::Correlator;
 use faultline_formats::{Decoder, Format, path_labels};
 use faultline_matcher::{Matcher, Scratch};
-use faultline_signatures::Library;
 use faultline_sinks::alertmanager::{AlertOptions, Alerting};
 use faultline_sources::loki::{self, Health};
 use faultline_sources::{Batch, Checkpoints, files, kernel, push, stdin};
@@ -194,17 +193,8 @@ pub fn run(args: &WatchArgs) -> Result<ExitCode> {
         ),
         None => None,
     };
-    let library = Library::load(&args.signature_dirs)
-        .map_err(|problems| anyhow::anyhow!("signature problems:\n{problems}"))?;
-    let matcher = Matcher::new(library.signatures()).context("compiling the signature library")?;
-    let mut inventory = Inventory::default();
-    for file in &args.inventory {
-        let bytes =
-            std::fs::read(file).with_context(|| format!("reading inventory {}", file.display()))?;
-        inventory
-            .add_json(&bytes)
-            .map_err(|err| anyhow::anyhow!("inventory {}: {err}", file.display()))?;
-    }
+    let (library, matcher) = crate::setup::library(&args.signature_dirs)?;
+    let inventory = crate::setup::inventory(&args.inventory)?;
     let checkpoints = match &args.state_dir {
         Some(dir) => Checkpoints::load(dir)?,
         None => Checkpoints::default(),

@@ -4,11 +4,14 @@
 //! failure lasts, resolves after it stops, and reaches both members of an
 //! HA pair, including one that only comes up after the failure.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{append_line, free_port};
 use serde_json::Value;
 
 const FAILURE: &str = r#"2026-02-19T03:04:07.000000000Z stderr F 2026-02-19 03:04:07.123 UTC [25] FATAL:  could not open file "global/pg_control": Read-only file system"#;
@@ -23,14 +26,6 @@ fn alertmanager_binary() -> Option<&'static str> {
                 .output()
                 .is_ok_and(|o| o.status.success())
         })
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A child process killed when dropped.
@@ -110,16 +105,6 @@ fn alerts(port: u16) -> Vec<Value> {
         .collect()
 }
 
-fn append(path: &Path, line: &str) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .unwrap();
-    writeln!(file, "{line}").unwrap();
-}
-
 #[test]
 fn a_read_only_pvc_pages_both_alertmanagers_and_resolves_when_quiet() {
     let Some(binary) = alertmanager_binary() else {
@@ -159,7 +144,7 @@ fn a_read_only_pvc_pages_both_alertmanagers_and_resolves_when_quiet() {
             .unwrap(),
     );
     std::thread::sleep(Duration::from_millis(500));
-    append(&log, FAILURE);
+    append_line(&log, FAILURE);
 
     wait_for(|| !alerts(first).is_empty());
     let alert = &alerts(first)[0];

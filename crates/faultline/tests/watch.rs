@@ -4,12 +4,11 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::faultline_with_stdin;
+use common::{append_line, faultline_with_stdin, free_port};
 use serde_json::Value;
 
 const FAILURE: &str = r#"2026-02-19 03:04:07.123 UTC [25] FATAL:  could not open file "global/pg_control": Read-only file system"#;
@@ -78,16 +77,6 @@ impl Drop for Watch {
     }
 }
 
-fn append(path: &Path, line: &str) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .unwrap();
-    writeln!(file, "{line}").unwrap();
-}
-
 fn cri(line: &str) -> String {
     format!("2026-02-19T03:04:07.000000000Z stderr F {line}")
 }
@@ -138,8 +127,8 @@ fn followed_pod_logs_page_and_a_restart_resumes_without_repeating() {
     let watch = Watch::start(&args);
     // A pod log that appears after the start is read from its start.
     std::thread::sleep(Duration::from_millis(300));
-    append(&log, &cri("healthy"));
-    append(&log, &cri(FAILURE));
+    append_line(&log, &cri("healthy"));
+    append_line(&log, &cri(FAILURE));
     let hit = watch.next(is_hit);
     assert_eq!(hit["signature"], "postgres-data-read-only");
     assert_eq!(hit["labels"]["namespace"], "vitals-prod");
@@ -157,7 +146,7 @@ fn followed_pod_logs_page_and_a_restart_resumes_without_repeating() {
 
     // Written while faultline was down: only this is reported after the
     // restart, not the line already seen.
-    append(&log, &cri(&FAILURE.replace("[25]", "[26]")));
+    append_line(&log, &cri(&FAILURE.replace("[25]", "[26]")));
     let watch = Watch::start(&args);
     let hit = watch.next(is_hit);
     assert!(hit["line"].as_str().unwrap().contains("[26]"), "{hit}");
@@ -176,15 +165,6 @@ fn watch_needs_something_to_watch() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-/// A free loopback port.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// POSTs `body` to faultline's push API; returns the status and body.

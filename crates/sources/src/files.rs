@@ -370,7 +370,8 @@ async fn report(errors: &mpsc::Sender<String>, problems: Vec<String>) {
     }
 }
 
-fn read_up_to(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+/// Reads into `buf` until it is full or the file ends; says how much.
+pub fn read_up_to(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
     let mut got = 0;
     while got < buf.len() {
         match file.read(&mut buf[got..]) {

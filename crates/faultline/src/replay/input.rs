@@ -6,6 +6,8 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
+use faultline_sources::files::read_up_to;
+
 /// One thing to read.
 #[derive(Clone, Debug)]
 pub struct Input {
@@ -435,19 +437,6 @@ pub fn last_dated_line(
     } else {
         tested(&carry, &mut looked)
     })
-}
-
-fn read_up_to(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
-    let mut got = 0;
-    while got < buf.len() {
-        match file.read(&mut buf[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-            Err(err) => return Err(err),
-        }
-    }
-    Ok(got)
 }
 
 #[cfg(test)]

@@ -21,14 +21,13 @@ use std::process::ExitCode;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use clap::{Args, ValueEnum};
 use faultline_core::SourceKind;
 use faultline_formats::kubernetes::{self, Document};
 use faultline_formats::loki;
 use faultline_formats::{Decoder, Format, Labels, path_labels};
 use faultline_matcher::Matcher;
-use faultline_signatures::Library;
 
 use self::input::{Input, InputError, Task};
 use self::lines::LineReader;
@@ -370,9 +369,7 @@ fn correlate<F: FnMut(&HitRecord) -> std::io::Result<()>>(
 
 /// Runs `replay` and prints the report.
 pub fn run(args: &ReplayArgs) -> Result<ExitCode> {
-    let library = Library::load(&args.signature_dirs)
-        .map_err(|problems| anyhow::anyhow!("signature problems:\n{problems}"))?;
-    let matcher = Matcher::new(library.signatures()).context("compiling the signature library")?;
+    let (library, matcher) = crate::setup::library(&args.signature_dirs)?;
     let options = Options {
         input_format: args.input_format,
         year: args.year,
@@ -384,14 +381,7 @@ pub fn run(args: &ReplayArgs) -> Result<ExitCode> {
         silence: args.silence.clone(),
         hit_memory: order::DEFAULT_BUDGET,
     };
-    let mut inventory = faultline_correlate::Inventory::default();
-    for file in &args.inventory {
-        let bytes =
-            std::fs::read(file).with_context(|| format!("reading inventory {}", file.display()))?;
-        inventory
-            .add_json(&bytes)
-            .map_err(|err| anyhow::anyhow!("inventory {}: {err}", file.display()))?;
-    }
+    let inventory = crate::setup::inventory(&args.inventory)?;
     let format = args.format.unwrap_or(if std::io::stdout().is_terminal() {
         OutputFormat::Text
     } else {

@@ -1,5 +1,7 @@
 use std::sync::Arc;
 
+use faultline_correlate::Inventory;
+use faultline_signatures::Library;
 use faultline_sources::Stream;
 use serde_json::Value;
 

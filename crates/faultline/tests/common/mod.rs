@@ -30,3 +30,24 @@ pub fn faultline_with_stdin(args: &[&str], input: &[u8]) -> Output {
         .expect("faultline reads its stdin");
     child.wait_with_output().expect("faultline finishes")
 }
+
+/// Appends `line` and a newline to the file at `path`, creating it and
+/// its directories.
+pub fn append_line(path: &std::path::Path, line: &str) {
+    std::fs::create_dir_all(path.parent().expect("a file in a directory")).unwrap();
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    writeln!(file, "{line}").unwrap();
+}
+
+/// A loopback port free at the time of asking.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

@@ -92,6 +92,16 @@ fn append(path: &Path, lines: impl IntoIterator<Item = String>) {
     }
 }
 
+/// Truncates the file in place, as copytruncate does.
+fn truncate(path: &Path) {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+}
+
 fn numbered(from: usize, to: usize) -> impl Iterator<Item = String> {
     (from..to).map(|i| format!("line {i:06}"))
 }
@@ -162,21 +172,11 @@ async fn copytruncate_is_read_again_from_the_start() {
     running.until(100).await;
     // copytruncate: copy away, truncate in place; the writer goes on.
     std::fs::copy(&log, dir.path().join("app.log.1")).unwrap();
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&log)
-        .unwrap()
-        .set_len(0)
-        .unwrap();
+    truncate(&log);
     append(&log, numbered(100, 130));
     running.until(130).await;
     // Truncated and written past the old offset between two polls.
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&log)
-        .unwrap()
-        .set_len(0)
-        .unwrap();
+    truncate(&log);
     append(&log, numbered(130, 400));
     running.until(400).await;
     same(&running.all(), &sorted(numbered(0, 400)));
