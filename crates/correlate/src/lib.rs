@@ -206,6 +206,19 @@ impl Correlator {
         }
     }
 
+    /// How many incidents fire now, by kind (the key's first part: `pvc`,
+    /// `node`, `pipeline` …) and severity.
+    pub fn firing(&self) -> BTreeMap<(&str, Severity), usize> {
+        let mut counts = BTreeMap::new();
+        for (key, incident) in &self.incidents {
+            if incident.state == State::Firing {
+                let kind = key.split('/').next().unwrap_or(key);
+                *counts.entry((kind, incident.severity)).or_insert(0) += 1;
+            }
+        }
+        counts
+    }
+
     /// The inventory, to add what is learnt as hits arrive (object lists
     /// and mount tables found among replayed inputs).
     pub fn inventory_mut(&mut self) -> &mut Inventory {

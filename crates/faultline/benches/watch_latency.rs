@@ -22,7 +22,15 @@ fn main() {
     let glob = format!("{}/var/log/pods/*/*/*.log", dir.path().display());
     let mut child = Command::new(env!("CARGO_BIN_EXE_faultline"))
         .args([
-            "watch", "--format", "json", "--poll", POLL, "--files", &glob,
+            "watch",
+            "--format",
+            "json",
+            "--poll",
+            POLL,
+            "--files",
+            &glob,
+            "--listen",
+            "127.0.0.1:0",
         ])
         .stdout(Stdio::piped())
         .spawn()

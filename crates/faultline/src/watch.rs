@@ -16,6 +16,7 @@ use std::collections::HashMap;
 use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -31,6 +32,8 @@ use tokio::sync::{mpsc, watch};
 use crate::replay::output::{RecordWriter, use_color};
 use crate::replay::silence::{self, SilenceRule};
 use crate::stream::{self, LineStream};
+
+mod metrics;
 
 /// Arguments of `faultline watch`.
 #[derive(Debug, Args)]
@@ -97,6 +100,11 @@ pub struct WatchArgs {
     /// Base URL of the runbooks: alerts link to BASE/<alertname>.
     #[arg(long, value_name = "URL")]
     runbook_base: Option<String>,
+    /// Serve /metrics (Prometheus), /healthz and /readyz here. The default
+    /// is loopback only; use 0.0.0.0:9464 for Prometheus in the cluster to
+    /// scrape it.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9464")]
+    listen: std::net::SocketAddr,
     /// Output format. Default: text on a terminal, json otherwise.
     #[arg(long, value_enum, value_name = "FORMAT")]
     format: Option<WatchFormat>,
@@ -285,6 +293,21 @@ pub fn run(args: &WatchArgs) -> Result<ExitCode> {
                 }
             });
         }
+        let metrics = Arc::new(metrics::Metrics::new());
+        let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        {
+            let (metrics, ready, stop) = (metrics.clone(), ready.clone(), stop_tx.subscribe());
+            let (errors_tx, listen) = (errors_tx.clone(), args.listen);
+            tokio::spawn(async move {
+                if let Err(err) = metrics::serve(listen, metrics, ready, stop).await {
+                    let _ = errors_tx
+                        .send(format!(
+                            "{err}; no metrics (choose another address with --listen)"
+                        ))
+                        .await;
+                }
+            });
+        }
         drop((tx, errors_tx));
         let processor = Processor {
             matcher: &matcher,
@@ -295,6 +318,8 @@ pub fn run(args: &WatchArgs) -> Result<ExitCode> {
             format,
             out: io::BufWriter::new(io::stdout().lock()),
             checkpoints,
+            metrics,
+            alert_counts: Vec::new(),
             silence: args.silence.clone(),
             alerting: (!args.alertmanagers.is_empty()).then(|| {
                 Alerting::new(
@@ -306,6 +331,7 @@ pub fn run(args: &WatchArgs) -> Result<ExitCode> {
                 )
             }),
         };
+        ready.store(true, std::sync::atomic::Ordering::Relaxed);
         let result = drive(
             processor,
             (rx, errors, health),
@@ -349,7 +375,14 @@ async fn drive(
                 let now = health.borrow_and_update().clone();
                 processor.loki_health(&now, clock.now())?;
             }
-            _ = tick.tick() => processor.tick(clock.now())?,
+            _ = tick.tick() => {
+                processor
+                    .metrics
+                    .batches_waiting
+                    .with_label_values(&["batches"])
+                    .set(i64::try_from(rx.len()).unwrap_or(i64::MAX));
+                processor.tick(clock.now())?;
+            }
             _ = save.tick() => processor.save(state_dir)?,
             _ = resend.tick() => processor.resend(clock.now()),
             _ = tokio::signal::ctrl_c() => break,
@@ -385,6 +418,10 @@ impl Clock {
         let elapsed = i64::try_from(self.start.elapsed().as_nanos()).unwrap_or(i64::MAX);
         self.wall.saturating_add(elapsed)
     }
+}
+
+fn bytecount_lines(bytes: &[u8]) -> u64 {
+    bytecount::count(bytes, b'\n') as u64
 }
 
 /// When this machine booted (UTC ns), for kernel times counted from boot:
@@ -426,6 +463,10 @@ struct Processor<'a, W: Write> {
     format: WatchFormat,
     out: W,
     checkpoints: Checkpoints,
+    metrics: Arc<metrics::Metrics>,
+    /// Alert counters (sent, failures, dropped) as last exported, per
+    /// Alertmanager.
+    alert_counts: Vec<[u64; 3]>,
     silence: Vec<SilenceRule>,
     /// Where incidents are sent, if anywhere.
     alerting: Option<Alerting>,
@@ -473,6 +514,19 @@ impl<W: Write> Processor<'_, W> {
                 node_prefixed,
             }
         });
+        let source = batch.stream.source;
+        let lines = bytecount_lines(&batch.lines);
+        self.metrics
+            .lines
+            .with_label_values(&[source])
+            .inc_by(lines);
+        self.metrics
+            .bytes
+            .with_label_values(&[source])
+            .inc_by(batch.lines.len() as u64);
+        if batch.truncated {
+            self.metrics.truncated.inc();
+        }
         let mut hits = Vec::new();
         watched.lines.scan_buffer(
             self.matcher,
@@ -483,6 +537,10 @@ impl<W: Write> Processor<'_, W> {
             &mut |hit| hits.push(hit),
         );
         for mut hit in hits {
+            self.metrics
+                .hits
+                .with_label_values(&[&self.matcher.signatures()[hit.signature].id])
+                .inc();
             hit.entity = Some(stream::correlate(
                 &mut self.correlator,
                 self.matcher,
@@ -503,6 +561,7 @@ impl<W: Write> Processor<'_, W> {
     /// Lets time pass to `now`: incidents fire at the end of their `for`
     /// and resolve when quiet.
     fn tick(&mut self, now: i64) -> io::Result<()> {
+        self.export();
         for quiet in self.streams.values_mut().filter_map(|w| w.quiet.as_mut()) {
             if !quiet.silent && now - quiet.last > quiet.limit_ns {
                 self.correlator
@@ -514,9 +573,59 @@ impl<W: Write> Processor<'_, W> {
         self.announce(now)
     }
 
+    /// Updates the metrics that are states, not counts.
+    fn export(&mut self) {
+        self.metrics.incidents_firing.reset();
+        for ((kind, severity), count) in self.correlator.firing() {
+            self.metrics
+                .incidents_firing
+                .with_label_values(&[kind, severity.as_str()])
+                .set(i64::try_from(count).unwrap_or(i64::MAX));
+        }
+        let Some(alerting) = &self.alerting else {
+            return;
+        };
+        self.alert_counts.resize(alerting.senders().len(), [0; 3]);
+        for ((sender, last), url) in alerting
+            .senders()
+            .iter()
+            .zip(&mut self.alert_counts)
+            .zip(alerting.urls())
+        {
+            let counters = &sender.counters;
+            let now = [
+                counters.sent.load(std::sync::atomic::Ordering::Relaxed),
+                counters.failures.load(std::sync::atomic::Ordering::Relaxed),
+                counters.dropped.load(std::sync::atomic::Ordering::Relaxed),
+            ];
+            for ((metric, was), is) in [
+                &self.metrics.alerts_sent,
+                &self.metrics.alert_failures,
+                &self.metrics.alerts_dropped,
+            ]
+            .into_iter()
+            .zip(last.iter_mut())
+            .zip(now)
+            {
+                metric
+                    .with_label_values(&[url])
+                    .inc_by(is.saturating_sub(*was));
+                *was = is;
+            }
+            self.metrics
+                .alert_queue
+                .with_label_values(&[url])
+                .set(i64::try_from(sender.waiting()).unwrap_or(i64::MAX));
+        }
+    }
+
     /// Loki's health changed at `now`: unhealthy is the `pipeline/loki`
     /// incident, healthy again resolves it.
     fn loki_health(&mut self, health: &Health, now: i64) -> io::Result<()> {
+        self.metrics
+            .source_healthy
+            .with_label_values(&["loki"])
+            .set(i64::from(*health == Health::Healthy));
         match health {
             Health::Unhealthy(reason) => {
                 eprintln!("faultline: Loki is unhealthy: {reason}");

@@ -133,7 +133,15 @@ fn a_read_only_pvc_pages_both_alertmanagers_and_resolves_when_quiet() {
     let _watch = Running(
         Command::new(env!("CARGO_BIN_EXE_faultline"))
             .args([
-                "watch", "--format", "json", "--poll", "50ms", "--files", &glob,
+                "watch",
+                "--format",
+                "json",
+                "--poll",
+                "50ms",
+                "--files",
+                &glob,
+                "--listen",
+                "127.0.0.1:0",
             ])
             .args(["--signatures", rules.to_str().unwrap()])
             .args(["--alertmanager", &format!("http://127.0.0.1:{first}")])

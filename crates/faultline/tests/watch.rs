@@ -23,7 +23,14 @@ impl Watch {
     fn start(args: &[&str]) -> Watch {
         let mut child = Command::new(env!("CARGO_BIN_EXE_faultline"))
             .arg("watch")
-            .args(["--format", "json", "--poll", "20ms"])
+            .args([
+                "--format",
+                "json",
+                "--poll",
+                "20ms",
+                "--listen",
+                "127.0.0.1:0",
+            ])
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -88,7 +95,10 @@ fn is_hit(r: &Value) -> bool {
 #[test]
 fn standard_input_is_matched_and_the_incident_pages() {
     let input = format!("starting\n{FAILURE}\n");
-    let out = faultline_with_stdin(&["watch", "--format", "json", "-"], input.as_bytes());
+    let out = faultline_with_stdin(
+        &["watch", "--format", "json", "--listen", "127.0.0.1:0", "-"],
+        input.as_bytes(),
+    );
     assert!(
         out.status.success(),
         "{}",

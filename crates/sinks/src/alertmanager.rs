@@ -297,6 +297,7 @@ impl Sender {
 /// and resent while it fires.
 #[derive(Debug)]
 pub struct Alerting {
+    urls: Vec<String>,
     senders: Vec<Sender>,
     options: AlertOptions,
     /// Firing incidents by key: resent every interval.
@@ -308,6 +309,7 @@ impl Alerting {
     /// alert).
     pub fn new(urls: &[String], options: AlertOptions) -> Alerting {
         Alerting {
+            urls: urls.to_vec(),
             senders: urls.iter().cloned().map(Sender::start).collect(),
             options,
             firing: BTreeMap::new(),
@@ -317,6 +319,11 @@ impl Alerting {
     /// The senders, for their counters.
     pub fn senders(&self) -> &[Sender] {
         &self.senders
+    }
+
+    /// The Alertmanagers' URLs, in the senders' order.
+    pub fn urls(&self) -> &[String] {
+        &self.urls
     }
 
     /// Incidents that changed at `now`: fired ones are sent and kept for

@@ -219,6 +219,7 @@ impl Tailer {
         let origin = path.display().to_string();
         Ok(Followed {
             stream: Arc::new(Stream {
+                source: "file",
                 origin,
                 path: Some(path.to_path_buf()),
                 labels: Vec::new(),

@@ -28,8 +28,9 @@ use crate::{Batch, Stream};
 /// its dictionary).
 const RECORD: usize = 8192;
 
-fn stream(origin: &str, node: &str) -> Arc<Stream> {
+fn stream(source: &'static str, origin: &str, node: &str) -> Arc<Stream> {
     Arc::new(Stream {
+        source,
         origin: origin.to_string(),
         path: None,
         labels: vec![("node".to_string(), node.to_string())],
@@ -61,7 +62,7 @@ pub fn read_kmsg(
     if !from_start {
         file.seek(SeekFrom::End(0))?;
     }
-    let stream = stream(&path.display().to_string(), &node);
+    let stream = stream("kmsg", &path.display().to_string(), &node);
     let mut record = vec![0u8; RECORD];
     loop {
         let got = match file.read(&mut record) {
@@ -113,7 +114,7 @@ pub async fn follow_journal(
         .stdout
         .take()
         .ok_or_else(|| io::Error::other("journalctl has no standard output"))?;
-    let stream = stream("journald", &node);
+    let stream = stream("journald", "journald", &node);
     let mut lines = tokio::io::BufReader::new(stdout).split(b'\n');
     while let Some(line) = lines.next_segment().await? {
         if tx.send(one_line(&stream, line)).await.is_err() {

@@ -19,9 +19,13 @@ use std::sync::Arc;
 
 pub use checkpoint::{Checkpoint, Checkpoints, Resume};
 
-/// One stream of lines: a file (across its rotations) or standard input.
+/// One stream of lines: a file (across its rotations), a Loki stream,
+/// a pushed stream, the kernel log, journald or standard input.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Stream {
+    /// What kind of source it comes from: `file`, `loki`, `push`, `kmsg`,
+    /// `journald` or `stdin` (a metric label: never anything per stream).
+    pub source: &'static str,
     /// What hits say they come from: the path, or `-`.
     pub origin: String,
     /// The file's path, when it is one (its layout gives labels).

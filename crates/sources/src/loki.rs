@@ -167,7 +167,7 @@ fn fresh(cursor: &mut Cursor, streams: Vec<Pushed>) -> Vec<Batch> {
         });
         stream.entries.sort_by_key(|(ts, _)| *ts);
         if !stream.entries.is_empty() {
-            batches.push(labelled_batch(stream));
+            batches.push(labelled_batch("loki", stream));
         }
     }
     if let Some(newest) = newest {

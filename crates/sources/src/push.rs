@@ -158,7 +158,7 @@ async fn push(
         if pushed.entries.is_empty() {
             continue;
         }
-        if tx.send(labelled_batch(pushed)).await.is_err() {
+        if tx.send(labelled_batch("push", pushed)).await.is_err() {
             return (StatusCode::SERVICE_UNAVAILABLE, "faultline is stopping").into_response();
         }
     }
@@ -168,7 +168,7 @@ async fn push(
 /// A stream of entries (pushed, or read from Loki) as a batch of
 /// `<RFC 3339 time> <line>` lines with the stream's labels; a line with
 /// newlines of its own becomes one line (they turn into spaces).
-pub(crate) fn labelled_batch(pushed: Pushed) -> Batch {
+pub(crate) fn labelled_batch(source: &'static str, pushed: Pushed) -> Batch {
     let mut labels = pushed.labels;
     let node = ["node_name", "nodename", "host"]
         .iter()
@@ -179,7 +179,7 @@ pub(crate) fn labelled_batch(pushed: Pushed) -> Batch {
         labels.push(("node".into(), node));
     }
     let origin = format!(
-        "push{{{}}}",
+        "{source}{{{}}}",
         labels
             .iter()
             .map(|(k, v)| format!("{k}={v:?}"))
@@ -202,6 +202,7 @@ pub(crate) fn labelled_batch(pushed: Pushed) -> Batch {
     }
     Batch {
         stream: Arc::new(Stream {
+            source,
             origin,
             path: None,
             labels,

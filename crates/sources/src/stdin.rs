@@ -16,6 +16,7 @@ const BATCH: usize = 64 << 10;
 /// [`MAX_LINE`] is cut there. Returns the read error, if one ended it.
 pub async fn read(input: impl AsyncRead + Unpin, tx: mpsc::Sender<Batch>) -> std::io::Result<()> {
     let stream = Arc::new(Stream {
+        source: "stdin",
         origin: "-".into(),
         path: None,
         labels: Vec::new(),

@@ -30,6 +30,8 @@ fn processor<'a>(
         format: WatchFormat::Json,
         out: Vec::new(),
         checkpoints: Checkpoints::default(),
+        metrics: Arc::new(metrics::Metrics::new()),
+        alert_counts: Vec::new(),
         silence,
         alerting: None,
     }
@@ -38,6 +40,7 @@ fn processor<'a>(
 fn batch(path: &str, lines: &str) -> Batch {
     Batch {
         stream: Arc::new(Stream {
+            source: "file",
             origin: path.to_string(),
             path: Some(path.into()),
             labels: Vec::new(),

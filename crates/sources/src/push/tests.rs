@@ -87,10 +87,13 @@ fn a_json_push_decodes_and_its_mistakes_are_named() {
 
 #[test]
 fn a_pushed_stream_becomes_dated_lines_with_its_labels_and_node() {
-    let batch = labelled_batch(Pushed {
-        labels: vec![("node_name".into(), "talos-519-vmy".into())],
-        entries: vec![(1_771_470_247_000_000_005, "first\nsecond\n".into())],
-    });
+    let batch = labelled_batch(
+        "push",
+        Pushed {
+            labels: vec![("node_name".into(), "talos-519-vmy".into())],
+            entries: vec![(1_771_470_247_000_000_005, "first\nsecond\n".into())],
+        },
+    );
     assert_eq!(
         String::from_utf8(batch.lines).unwrap(),
         "2026-02-19T03:04:07.000000005Z first second\n"

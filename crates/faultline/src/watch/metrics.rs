@@ -1,0 +1,184 @@
+//! faultline's own metrics and health, served on `--listen`:
+//! `/metrics` (Prometheus text format), `/healthz` (the process answers)
+//! and `/readyz` (it is processing its sources).
+//!
+//! Label values are kinds of things only — a source kind, a signature id,
+//! an incident kind and severity, an Alertmanager URL — never log text,
+//! pod names or UIDs, so the number of series stays small.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use prometheus::{Encoder, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+use tokio::sync::watch;
+
+/// Every metric faultline exports.
+pub struct Metrics {
+    registry: Registry,
+    /// Lines read, by source kind.
+    pub lines: IntCounterVec,
+    /// Bytes read, by source kind.
+    pub bytes: IntCounterVec,
+    /// Lines cut at the line-length cap.
+    pub truncated: IntCounter,
+    /// Hits, by signature.
+    pub hits: IntCounterVec,
+    /// Incidents firing now, by kind (`pvc`, `node`, …) and severity.
+    pub incidents_firing: IntGaugeVec,
+    /// 1 while a source answers, 0 while it does not (Loki).
+    pub source_healthy: IntGaugeVec,
+    /// Alerts delivered, failed requests and dropped alerts, by
+    /// Alertmanager.
+    pub alerts_sent: IntCounterVec,
+    pub alert_failures: IntCounterVec,
+    pub alerts_dropped: IntCounterVec,
+    /// Alerts waiting, by Alertmanager.
+    pub alert_queue: IntGaugeVec,
+    /// Batches of lines waiting to be matched.
+    pub batches_waiting: IntGaugeVec,
+}
+
+impl Metrics {
+    /// All metrics, registered.
+    pub fn new() -> Metrics {
+        let registry = Registry::new();
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            let metric = IntCounterVec::new(Opts::new(name, help), labels)
+                .expect("a valid metric definition");
+            registry
+                .register(Box::new(metric.clone()))
+                .expect("each metric is registered once");
+            metric
+        };
+        let gauge = |name: &str, help: &str, labels: &[&str]| {
+            let metric =
+                IntGaugeVec::new(Opts::new(name, help), labels).expect("a valid metric definition");
+            registry
+                .register(Box::new(metric.clone()))
+                .expect("each metric is registered once");
+            metric
+        };
+        let truncated = IntCounter::new(
+            "faultline_lines_truncated_total",
+            "Lines longer than 4 MiB, cut there.",
+        )
+        .expect("a valid metric definition");
+        registry
+            .register(Box::new(truncated.clone()))
+            .expect("each metric is registered once");
+        Metrics {
+            lines: counter("faultline_lines_total", "Lines read.", &["source"]),
+            bytes: counter("faultline_bytes_total", "Bytes read.", &["source"]),
+            truncated,
+            hits: counter(
+                "faultline_hits_total",
+                "Lines that matched a signature.",
+                &["signature"],
+            ),
+            incidents_firing: gauge(
+                "faultline_incidents_firing",
+                "Incidents firing now.",
+                &["kind", "severity"],
+            ),
+            source_healthy: gauge(
+                "faultline_source_healthy",
+                "1 while the source answers, 0 while it does not.",
+                &["source"],
+            ),
+            alerts_sent: counter(
+                "faultline_alerts_sent_total",
+                "Alerts delivered to Alertmanager.",
+                &["alertmanager"],
+            ),
+            alert_failures: counter(
+                "faultline_alert_send_failures_total",
+                "Requests to Alertmanager that failed (each is retried).",
+                &["alertmanager"],
+            ),
+            alerts_dropped: counter(
+                "faultline_alerts_dropped_total",
+                "Alerts dropped because the queue to Alertmanager was full.",
+                &["alertmanager"],
+            ),
+            alert_queue: gauge(
+                "faultline_alert_queue_depth",
+                "Alerts waiting to be delivered.",
+                &["alertmanager"],
+            ),
+            batches_waiting: gauge(
+                "faultline_queue_depth",
+                "Items waiting in a queue.",
+                &["queue"],
+            ),
+            registry,
+        }
+    }
+
+    /// The metrics in Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut out)
+            .expect("the text encoder writes to memory");
+        String::from_utf8(out).expect("the text format is UTF-8")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        Metrics::new()
+    }
+}
+
+/// Serves `/metrics`, `/healthz` and `/readyz` on `addr` until `stop`
+/// turns true; `/readyz` answers 200 once `ready` is set.
+pub async fn serve(
+    addr: SocketAddr,
+    metrics: Arc<Metrics>,
+    ready: Arc<AtomicBool>,
+    mut stop: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|err| {
+        std::io::Error::new(err.kind(), format!("cannot listen on {addr}: {err}"))
+    })?;
+    let app = axum::Router::new()
+        .route(
+            "/metrics",
+            get(move || {
+                let metrics = metrics.clone();
+                async move {
+                    (
+                        [("content-type", "text/plain; version=0.0.4")],
+                        metrics.render(),
+                    )
+                }
+            }),
+        )
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let ready = ready.load(Ordering::Relaxed);
+                async move {
+                    if ready {
+                        (StatusCode::OK, "ready").into_response()
+                    } else {
+                        (StatusCode::SERVICE_UNAVAILABLE, "starting").into_response()
+                    }
+                }
+            }),
+        );
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            while !*stop.borrow() {
+                if stop.changed().await.is_err() {
+                    return;
+                }
+            }
+        })
+        .await
+}
