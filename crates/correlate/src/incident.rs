@@ -283,6 +283,11 @@ impl Incident {
         self.fired_count += 1;
     }
 
+    /// When a firing incident resolves if no hit comes before then.
+    pub fn resolves_at(&self) -> Option<i64> {
+        (self.state == State::Firing).then(|| self.last_seen.saturating_add(self.quiet_ns))
+    }
+
     /// Evidence lines, oldest first.
     pub fn evidence(&self) -> impl Iterator<Item = &String> {
         self.evidence_first.iter().chain(self.evidence_last.iter())

@@ -321,15 +321,22 @@ pub fn run(args: &WatchArgs) -> Result<ExitCode> {
             metrics,
             alert_counts: Vec::new(),
             silence: args.silence.clone(),
-            alerting: (!args.alertmanagers.is_empty()).then(|| {
-                Alerting::new(
-                    &args.alertmanagers,
-                    AlertOptions {
-                        resend: args.resend_interval,
-                        runbook_base: args.runbook_base.clone(),
-                    },
-                )
-            }),
+            alerting: match (args.alertmanagers.is_empty(), &args.state_dir) {
+                (true, _) => None,
+                (false, state) => {
+                    let alerting = Alerting::new(
+                        &args.alertmanagers,
+                        AlertOptions {
+                            resend: args.resend_interval,
+                            runbook_base: args.runbook_base.clone(),
+                        },
+                    );
+                    Some(match state {
+                        Some(dir) => alerting.with_state(dir)?,
+                        None => alerting,
+                    })
+                }
+            },
         };
         ready.store(true, std::sync::atomic::Ordering::Relaxed);
         let result = drive(
@@ -645,16 +652,20 @@ impl<W: Write> Processor<'_, W> {
                 WatchFormat::Text => self.records.incident_text(&mut self.out, report)?,
             }
         }
-        if let Some(alerting) = &mut self.alerting {
-            alerting.changed(&changed, now);
+        if let Some(alerting) = &mut self.alerting
+            && let Err(err) = alerting.changed(&changed, now)
+        {
+            eprintln!("faultline: saving alert state: {err}");
         }
         self.out.flush()
     }
 
     /// Sends the firing alerts again.
     fn resend(&mut self, now: i64) {
-        if let Some(alerting) = &mut self.alerting {
-            alerting.resend(now);
+        if let Some(alerting) = &mut self.alerting
+            && let Err(err) = alerting.resend(now)
+        {
+            eprintln!("faultline: saving alert state: {err}");
         }
     }
 

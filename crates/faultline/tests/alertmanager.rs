@@ -1,8 +1,9 @@
 //! Incidents reach a real Prometheus Alertmanager (Debian's
 //! `prometheus-alertmanager`, started here on loopback) and are read back
 //! from its API: the alert with the expected labels is active while the
-//! failure lasts, resolves after it stops, and reaches both members of an
-//! HA pair, including one that only comes up after the failure.
+//! failure lasts, stays one alert across a restart of faultline, resolves
+//! after the failure stops, and reaches both members of an HA pair,
+//! including one that only comes up after the failure.
 
 mod common;
 
@@ -106,7 +107,7 @@ fn alerts(port: u16) -> Vec<Value> {
 }
 
 #[test]
-fn a_read_only_pvc_pages_both_alertmanagers_and_resolves_when_quiet() {
+fn a_read_only_pvc_pages_both_alertmanagers_survives_a_restart_and_resolves() {
     let Some(binary) = alertmanager_binary() else {
         assert!(
             std::env::var_os("FAULTLINE_REQUIRE_TOOLS").is_none(),
@@ -123,34 +124,30 @@ fn a_read_only_pvc_pages_both_alertmanagers_and_resolves_when_quiet() {
     std::fs::create_dir(&rules).unwrap();
     std::fs::write(
         rules.join("quick.yaml"),
-        "rules:\n  - severity: critical\n    fire_after: 1\n    resolve_after: 4s\n",
+        "rules:\n  - severity: critical\n    fire_after: 1\n    resolve_after: 10s\n",
     )
     .unwrap();
     let glob = format!("{}/var/log/pods/*/*/*.log", dir.path().display());
     let log = dir
         .path()
         .join("var/log/pods/vitals-prod_vitals-db-production-cnpg-v1-2_0b7c/postgres/0.log");
-    let _watch = Running(
-        Command::new(env!("CARGO_BIN_EXE_faultline"))
-            .args([
-                "watch",
-                "--format",
-                "json",
-                "--poll",
-                "50ms",
-                "--files",
-                &glob,
-                "--listen",
-                "127.0.0.1:0",
-            ])
-            .args(["--signatures", rules.to_str().unwrap()])
-            .args(["--alertmanager", &format!("http://127.0.0.1:{first}")])
-            .args(["--alertmanager", &format!("http://127.0.0.1:{second}")])
-            .args(["--resend-interval", "1s"])
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let state = dir.path().join("state");
+    let watch = || {
+        Running(
+            Command::new(env!("CARGO_BIN_EXE_faultline"))
+                .args(["watch", "--format", "json", "--poll", "50ms"])
+                .args(["--files", &glob, "--listen", "127.0.0.1:0"])
+                .args(["--state-dir", state.to_str().unwrap()])
+                .args(["--signatures", rules.to_str().unwrap()])
+                .args(["--alertmanager", &format!("http://127.0.0.1:{first}")])
+                .args(["--alertmanager", &format!("http://127.0.0.1:{second}")])
+                .args(["--resend-interval", "1s"])
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
+    };
+    let running = watch();
     std::thread::sleep(Duration::from_millis(500));
     append_line(&log, FAILURE);
 
@@ -167,6 +164,17 @@ fn a_read_only_pvc_pages_both_alertmanagers_and_resolves_when_quiet() {
             .unwrap()
             .contains("kubectl delete pod vitals-db-production-cnpg-v1-2 -n vitals-prod")
     );
+
+    // faultline restarts mid-incident: still exactly one alert, and (the
+    // failure having stopped) it still resolves.
+    drop(running);
+    let _running = watch();
+    std::thread::sleep(Duration::from_millis(1500));
+    let ours: Vec<Value> = alerts(first)
+        .into_iter()
+        .filter(|a| a["labels"]["pvc"] == "vitals-db-production-cnpg-v1-2")
+        .collect();
+    assert_eq!(ours.len(), 1, "{ours:?}");
 
     // The second Alertmanager comes up only now: the alert reaches it too.
     let _am2 = start_alertmanager(binary, dir.path(), second);

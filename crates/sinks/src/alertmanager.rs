@@ -36,7 +36,7 @@ pub const QUEUE: usize = 1024;
 const EVIDENCE_LINES: usize = 3;
 
 /// One alert as Alertmanager's API v2 takes it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Alert {
     pub labels: BTreeMap<String, String>,
     pub annotations: BTreeMap<String, String>,
@@ -44,7 +44,11 @@ pub struct Alert {
     pub starts_at: String,
     #[serde(rename = "endsAt")]
     pub ends_at: String,
-    #[serde(rename = "generatorURL", skip_serializing_if = "String::is_empty")]
+    #[serde(
+        rename = "generatorURL",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
     pub generator_url: String,
 }
 
@@ -295,6 +299,14 @@ impl Sender {
 
 /// Alerts for every Alertmanager: what has fired is sent when it changes
 /// and resent while it fires.
+///
+/// With a state directory, the firing alerts (as last sent, and when each
+/// resolves unless its failure goes on) are saved there on every change
+/// and resend. After a restart they are sent on unchanged — the same
+/// labels are the same alert, so nobody is paged twice — until the
+/// correlator reports the incident again (the failure goes on) or its
+/// time to resolve passes, when it is resolved: a restart never leaves an
+/// alert firing forever.
 #[derive(Debug)]
 pub struct Alerting {
     urls: Vec<String>,
@@ -302,7 +314,21 @@ pub struct Alerting {
     options: AlertOptions,
     /// Firing incidents by key: resent every interval.
     firing: BTreeMap<String, Report>,
+    /// Alerts still firing when faultline last stopped, by key.
+    restored: BTreeMap<String, Saved>,
+    state_dir: Option<std::path::PathBuf>,
 }
+
+/// A firing alert as saved in the state directory.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Saved {
+    pub alert: Alert,
+    /// When it resolves unless its failure goes on (UTC ns).
+    pub resolves_at: i64,
+}
+
+/// File name of the saved alerts in the state directory.
+pub const STATE_FILE: &str = "alerts.json";
 
 impl Alerting {
     /// Alerting to the Alertmanagers at `urls` (all of them get every
@@ -313,7 +339,54 @@ impl Alerting {
             senders: urls.iter().cloned().map(Sender::start).collect(),
             options,
             firing: BTreeMap::new(),
+            restored: BTreeMap::new(),
+            state_dir: None,
         }
+    }
+
+    /// Saves firing alerts in `dir`, and takes up those saved there by the
+    /// previous run. A file that cannot be read is an error naming it.
+    pub fn with_state(mut self, dir: &std::path::Path) -> std::io::Result<Alerting> {
+        let path = dir.join(STATE_FILE);
+        self.restored = match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|err| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("{}: not saved alerts: {err}", path.display()),
+                )
+            })?,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+            Err(err) => {
+                return Err(std::io::Error::new(
+                    err.kind(),
+                    format!("{}: {err}", path.display()),
+                ));
+            }
+        };
+        self.state_dir = Some(dir.to_path_buf());
+        Ok(self)
+    }
+
+    /// Saves the firing alerts, atomically (a temporary file renamed over
+    /// the old one).
+    fn save(&self, now: i64) -> std::io::Result<()> {
+        let Some(dir) = &self.state_dir else {
+            return Ok(());
+        };
+        let mut saved = self.restored.clone();
+        for (key, report) in &self.firing {
+            saved.insert(
+                key.clone(),
+                Saved {
+                    alert: alert(report, now, &self.options),
+                    resolves_at: report.incident.resolves_at().unwrap_or(now),
+                },
+            );
+        }
+        std::fs::create_dir_all(dir)?;
+        let temporary = dir.join(format!(".{STATE_FILE}.tmp"));
+        std::fs::write(&temporary, serde_json::to_vec_pretty(&saved)?)?;
+        std::fs::rename(&temporary, dir.join(STATE_FILE))
     }
 
     /// The senders, for their counters.
@@ -327,13 +400,16 @@ impl Alerting {
     }
 
     /// Incidents that changed at `now`: fired ones are sent and kept for
-    /// resending; resolved ones are sent once with their end.
-    pub fn changed(&mut self, reports: &[Report], now: i64) {
+    /// resending; resolved ones are sent once with their end. Says why the
+    /// state could not be saved, if it could not.
+    pub fn changed(&mut self, reports: &[Report], now: i64) -> std::io::Result<()> {
         let mut alerts = Vec::new();
         for report in reports {
             if report.incident.fired_at.is_none() {
                 continue;
             }
+            // Reported again: the live incident takes over.
+            self.restored.remove(&report.key);
             alerts.push(alert(report, now, &self.options));
             if report.incident.state == State::Firing {
                 self.firing.insert(report.key.clone(), report.clone());
@@ -342,16 +418,36 @@ impl Alerting {
             }
         }
         self.send(alerts);
+        if reports.is_empty() {
+            Ok(())
+        } else {
+            self.save(now)
+        }
     }
 
-    /// Sends every firing alert again (call every resend interval).
-    pub fn resend(&mut self, now: i64) {
-        let alerts: Vec<Alert> = self
+    /// Sends every firing alert again (call every resend interval); a
+    /// restored alert whose time has come is resolved instead.
+    pub fn resend(&mut self, now: i64) -> std::io::Result<()> {
+        let mut alerts: Vec<Alert> = self
             .firing
             .values()
             .map(|report| alert(report, now, &self.options))
             .collect();
+        let resend = self.options.resend;
+        self.restored.retain(|_, saved| {
+            let mut alert = saved.alert.clone();
+            let resolved = now >= saved.resolves_at;
+            let ends_at = if resolved {
+                saved.resolves_at
+            } else {
+                now.saturating_add(4 * i64::try_from(resend.as_nanos()).unwrap_or(i64::MAX / 8))
+            };
+            alert.ends_at = rfc3339(ends_at);
+            alerts.push(alert);
+            !resolved
+        });
         self.send(alerts);
+        self.save(now)
     }
 
     fn send(&self, alerts: Vec<Alert>) {
