@@ -127,6 +127,11 @@ pub struct WatchArgs {
     /// node and workload each failure belongs to (repeatable).
     #[arg(long, value_name = "FILE")]
     inventory: Vec<PathBuf>,
+    /// The node's mount table (mountinfo format), to tell which PVC a
+    /// kernel error on a device is about: /proc/1/mountinfo in a DaemonSet
+    /// with hostPID, or a saved copy.
+    #[arg(long, value_name = "FILE")]
+    mounts: Option<PathBuf>,
     /// Report a stream that has been quiet for longer than LIMIT (e.g. 15m)
     /// as a `stream/…` incident, resolved when it speaks again. With
     /// `@LABEL=VALUE,…` only streams whose labels match (e.g.
@@ -202,7 +207,12 @@ pub fn run(args: &WatchArgs) -> Result<ExitCode> {
         None => None,
     };
     let (library, matcher) = crate::setup::library(&args.signature_dirs)?;
-    let inventory = crate::setup::inventory(&args.inventory)?;
+    let mut inventory = crate::setup::inventory(&args.inventory)?;
+    if let Some(file) = &args.mounts {
+        let table = std::fs::read_to_string(file)
+            .with_context(|| format!("reading the mount table {}", file.display()))?;
+        inventory.add_mounts(&node, &table);
+    }
     let checkpoints = match &args.state_dir {
         Some(dir) => Checkpoints::load(dir)?,
         None => Checkpoints::default(),
@@ -320,6 +330,7 @@ pub fn run(args: &WatchArgs) -> Result<ExitCode> {
             checkpoints,
             metrics,
             alert_counts: Vec::new(),
+            unsent: Default::default(),
             silence: args.silence.clone(),
             alerting: match (args.alertmanagers.is_empty(), &args.state_dir) {
                 (true, _) => None,
@@ -477,6 +488,10 @@ struct Processor<'a, W: Write> {
     silence: Vec<SilenceRule>,
     /// Where incidents are sent, if anywhere.
     alerting: Option<Alerting>,
+    /// Incidents that changed since alerts were last sent: sent at the
+    /// next tick, so lines that arrive together (an ext4 error and the
+    /// read-only remount it causes) name the alert together.
+    unsent: std::collections::BTreeSet<String>,
 }
 
 impl<W: Write> Processor<'_, W> {
@@ -562,12 +577,13 @@ impl<W: Write> Processor<'_, W> {
         if let Some(checkpoint) = &batch.checkpoint {
             self.checkpoints.record(checkpoint.clone());
         }
-        self.announce(now)
+        self.announce()
     }
 
     /// Lets time pass to `now`: incidents fire at the end of their `for`
     /// and resolve when quiet.
     fn tick(&mut self, now: i64) -> io::Result<()> {
+        self.send_changes(now);
         self.export();
         for quiet in self.streams.values_mut().filter_map(|w| w.quiet.as_mut()) {
             if !quiet.silent && now - quiet.last > quiet.limit_ns {
@@ -577,7 +593,7 @@ impl<W: Write> Processor<'_, W> {
             }
         }
         self.correlator.advance(now);
-        self.announce(now)
+        self.announce()
     }
 
     /// Updates the metrics that are states, not counts.
@@ -640,11 +656,11 @@ impl<W: Write> Processor<'_, W> {
             }
             Health::Healthy => self.correlator.source_healthy("loki", now),
         }
-        self.announce(now)
+        self.announce()
     }
 
-    /// Prints the incidents that changed at `now`, and sends them.
-    fn announce(&mut self, now: i64) -> io::Result<()> {
+    /// Prints the incidents that changed, and marks them to be sent.
+    fn announce(&mut self) -> io::Result<()> {
         let changed = self.correlator.changes();
         for report in &changed {
             match self.format {
@@ -652,12 +668,31 @@ impl<W: Write> Processor<'_, W> {
                 WatchFormat::Text => self.records.incident_text(&mut self.out, report)?,
             }
         }
-        if let Some(alerting) = &mut self.alerting
-            && let Err(err) = alerting.changed(&changed, now)
-        {
-            eprintln!("faultline: saving alert state: {err}");
+        if self.alerting.is_some() {
+            self.unsent.extend(changed.into_iter().map(|r| r.key));
         }
         self.out.flush()
+    }
+
+    /// Sends the incidents that changed since the last call, as they are
+    /// now.
+    fn send_changes(&mut self, now: i64) {
+        let Some(alerting) = &mut self.alerting else {
+            return;
+        };
+        if self.unsent.is_empty() {
+            return;
+        }
+        let reports: Vec<_> = self
+            .correlator
+            .reports()
+            .into_iter()
+            .filter(|r| self.unsent.contains(&r.key))
+            .collect();
+        self.unsent.clear();
+        if let Err(err) = alerting.changed(&reports, now) {
+            eprintln!("faultline: saving alert state: {err}");
+        }
     }
 
     /// Sends the firing alerts again.

@@ -316,6 +316,10 @@ pub struct Alerting {
     firing: BTreeMap<String, Report>,
     /// Alerts still firing when faultline last stopped, by key.
     restored: BTreeMap<String, Saved>,
+    /// The labels each incident was first sent with: kept for its whole
+    /// life, since other labels would make Alertmanager see a new alert
+    /// (what the incident is named for may grow as it is learnt).
+    labels: BTreeMap<String, BTreeMap<String, String>>,
     state_dir: Option<std::path::PathBuf>,
 }
 
@@ -340,8 +344,20 @@ impl Alerting {
             options,
             firing: BTreeMap::new(),
             restored: BTreeMap::new(),
+            labels: BTreeMap::new(),
             state_dir: None,
         }
+    }
+
+    /// The alert for `report`, with the labels it was first sent with.
+    fn alert_for(&mut self, report: &Report, now: i64) -> Alert {
+        let mut alert = alert(report, now, &self.options);
+        alert.labels = self
+            .labels
+            .entry(report.key.clone())
+            .or_insert(alert.labels)
+            .clone();
+        alert
     }
 
     /// Saves firing alerts in `dir`, and takes up those saved there by the
@@ -375,10 +391,14 @@ impl Alerting {
         };
         let mut saved = self.restored.clone();
         for (key, report) in &self.firing {
+            let mut alert = alert(report, now, &self.options);
+            if let Some(labels) = self.labels.get(key) {
+                alert.labels = labels.clone();
+            }
             saved.insert(
                 key.clone(),
                 Saved {
-                    alert: alert(report, now, &self.options),
+                    alert,
                     resolves_at: report.incident.resolves_at().unwrap_or(now),
                 },
             );
@@ -408,13 +428,17 @@ impl Alerting {
             if report.incident.fired_at.is_none() {
                 continue;
             }
-            // Reported again: the live incident takes over.
-            self.restored.remove(&report.key);
-            alerts.push(alert(report, now, &self.options));
+            // Reported again: the live incident takes over, under the
+            // labels it was paged with.
+            if let Some(saved) = self.restored.remove(&report.key) {
+                self.labels.insert(report.key.clone(), saved.alert.labels);
+            }
+            alerts.push(self.alert_for(report, now));
             if report.incident.state == State::Firing {
                 self.firing.insert(report.key.clone(), report.clone());
             } else {
                 self.firing.remove(&report.key);
+                self.labels.remove(&report.key);
             }
         }
         self.send(alerts);
@@ -428,10 +452,10 @@ impl Alerting {
     /// Sends every firing alert again (call every resend interval); a
     /// restored alert whose time has come is resolved instead.
     pub fn resend(&mut self, now: i64) -> std::io::Result<()> {
-        let mut alerts: Vec<Alert> = self
-            .firing
-            .values()
-            .map(|report| alert(report, now, &self.options))
+        let firing: Vec<Report> = self.firing.values().cloned().collect();
+        let mut alerts: Vec<Alert> = firing
+            .iter()
+            .map(|report| self.alert_for(report, now))
             .collect();
         let resend = self.options.resend;
         self.restored.retain(|_, saved| {

@@ -32,6 +32,7 @@ fn processor<'a>(
         checkpoints: Checkpoints::default(),
         metrics: Arc::new(metrics::Metrics::new()),
         alert_counts: Vec::new(),
+        unsent: Default::default(),
         silence,
         alerting: None,
     }
