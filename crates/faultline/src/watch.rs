@@ -24,7 +24,8 @@ use clap::{Args, ValueEnum};
 use faultline_correlate::Correlator;
 use faultline_formats::{Decoder, Format, path_labels};
 use faultline_matcher::{Matcher, Scratch};
-use faultline_sinks::alertmanager::{AlertOptions, Alerting};
+use faultline_sinks::alertmanager::{AlertOptions, Alerting, Target};
+use faultline_sinks::webhook::{Webhook, WebhookAuth};
 use faultline_sources::loki::{self, Health};
 use faultline_sources::{Batch, Checkpoints, files, kernel, push, stdin};
 use tokio::sync::{mpsc, watch};
@@ -93,6 +94,18 @@ pub struct WatchArgs {
     /// an HA set gets every alert.
     #[arg(long = "alertmanager", value_name = "URL")]
     alertmanagers: Vec<String>,
+    /// Send the same alerts, in Alertmanager's webhook payload (version 4),
+    /// to this URL; repeatable.
+    #[arg(long = "webhook", value_name = "URL")]
+    webhooks: Vec<String>,
+    /// A file holding a bearer token for the webhooks (or set
+    /// $FAULTLINE_WEBHOOK_TOKEN); never printed.
+    #[arg(long, value_name = "FILE")]
+    webhook_token_file: Option<PathBuf>,
+    /// A file holding a secret to sign webhook bodies with HMAC-SHA256, in
+    /// X-Faultline-Signature: sha256=<hex> (or set $FAULTLINE_WEBHOOK_SECRET).
+    #[arg(long, value_name = "FILE")]
+    webhook_secret_file: Option<PathBuf>,
     /// How often firing alerts are sent again (Alertmanager forgets an
     /// alert four intervals after its last send).
     #[arg(long, value_name = "DURATION", default_value = "1m", value_parser = parse_duration)]
@@ -213,6 +226,7 @@ pub fn run(args: &WatchArgs) -> Result<ExitCode> {
             .with_context(|| format!("reading the mount table {}", file.display()))?;
         inventory.add_mounts(&node, &table);
     }
+    let targets = targets(args)?;
     let checkpoints = match &args.state_dir {
         Some(dir) => Checkpoints::load(dir)?,
         None => Checkpoints::default(),
@@ -332,11 +346,11 @@ pub fn run(args: &WatchArgs) -> Result<ExitCode> {
             alert_counts: Vec::new(),
             unsent: Default::default(),
             silence: args.silence.clone(),
-            alerting: match (args.alertmanagers.is_empty(), &args.state_dir) {
+            alerting: match (targets.is_empty(), &args.state_dir) {
                 (true, _) => None,
                 (false, state) => {
                     let alerting = Alerting::new(
-                        &args.alertmanagers,
+                        &targets,
                         AlertOptions {
                             resend: args.resend_interval,
                             runbook_base: args.runbook_base.clone(),
@@ -361,6 +375,47 @@ pub fn run(args: &WatchArgs) -> Result<ExitCode> {
         result
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// A secret from `file`, else from the environment variable `var`.
+fn secret(file: Option<&std::path::Path>, var: &str) -> Result<Option<String>> {
+    if let Some(file) = file {
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("reading the secret in {}", file.display()))?;
+        return Ok(Some(text.trim().to_string()));
+    }
+    Ok(std::env::var(var).ok().filter(|v| !v.is_empty()))
+}
+
+/// Where alerts go: the Alertmanagers, then the webhooks.
+fn targets(args: &WatchArgs) -> Result<Vec<Target>> {
+    let auth = match (
+        secret(
+            args.webhook_secret_file.as_deref(),
+            "FAULTLINE_WEBHOOK_SECRET",
+        )?,
+        secret(
+            args.webhook_token_file.as_deref(),
+            "FAULTLINE_WEBHOOK_TOKEN",
+        )?,
+    ) {
+        (Some(secret), _) => WebhookAuth::Hmac(secret.into_bytes()),
+        (None, Some(token)) => WebhookAuth::Bearer(token),
+        (None, None) => WebhookAuth::None,
+    };
+    let mut targets: Vec<Target> = args
+        .alertmanagers
+        .iter()
+        .cloned()
+        .map(Target::Alertmanager)
+        .collect();
+    targets.extend(args.webhooks.iter().map(|url| {
+        Target::Webhook(Webhook {
+            url: url.clone(),
+            auth: auth.clone(),
+        })
+    }));
+    Ok(targets)
 }
 
 /// Feeds batches to the processor until every source ended or a signal

@@ -221,15 +221,15 @@ pub struct Sender {
 }
 
 impl Sender {
-    /// Starts delivering to the Alertmanager at `url` (its base URL).
-    pub fn start(url: String) -> Sender {
+    /// Starts delivering to `target`.
+    pub fn start(target: Target) -> Sender {
         let sender = Sender {
             queue: Arc::new(Mutex::new(VecDeque::new())),
             ready: Arc::new(Notify::new()),
             counters: Arc::new(Counters::default()),
         };
         let worker = sender.clone();
-        tokio::spawn(async move { worker.deliver(url).await });
+        tokio::spawn(async move { worker.deliver(target).await });
         sender
     }
 
@@ -252,8 +252,7 @@ impl Sender {
         self.queue.lock().expect("no panic while queueing").len()
     }
 
-    async fn deliver(self, url: String) {
-        let endpoint = format!("{}/api/v2/alerts", url.trim_end_matches('/'));
+    async fn deliver(self, target: Target) {
         let client = match reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .build()
@@ -271,9 +270,8 @@ impl Sender {
                 self.ready.notified().await;
                 continue;
             }
-            let sent = client
-                .post(&endpoint)
-                .json(&batch)
+            let sent = target
+                .request(&client, &batch)
                 .send()
                 .await
                 .map(|r| r.status().is_success());
@@ -293,6 +291,34 @@ impl Sender {
                 self.counters.failures.fetch_add(1, Ordering::Relaxed);
                 tokio::time::sleep(backoff.next_wait()).await;
             }
+        }
+    }
+}
+
+/// Where alerts are delivered.
+#[derive(Clone, Debug)]
+pub enum Target {
+    /// An Alertmanager, by its base URL: `POST /api/v2/alerts`.
+    Alertmanager(String),
+    /// A webhook receiving Alertmanager's webhook payload.
+    Webhook(crate::webhook::Webhook),
+}
+
+impl Target {
+    /// The URL alerts go to (a metric label).
+    pub fn url(&self) -> &str {
+        match self {
+            Target::Alertmanager(url) => url,
+            Target::Webhook(hook) => &hook.url,
+        }
+    }
+
+    fn request(&self, client: &reqwest::Client, batch: &[Alert]) -> reqwest::RequestBuilder {
+        match self {
+            Target::Alertmanager(url) => client
+                .post(format!("{}/api/v2/alerts", url.trim_end_matches('/')))
+                .json(batch),
+            Target::Webhook(hook) => hook.request(client, batch),
         }
     }
 }
@@ -335,12 +361,11 @@ pub struct Saved {
 pub const STATE_FILE: &str = "alerts.json";
 
 impl Alerting {
-    /// Alerting to the Alertmanagers at `urls` (all of them get every
-    /// alert).
-    pub fn new(urls: &[String], options: AlertOptions) -> Alerting {
+    /// Alerting to every one of `targets` (each gets every alert).
+    pub fn new(targets: &[Target], options: AlertOptions) -> Alerting {
         Alerting {
-            urls: urls.to_vec(),
-            senders: urls.iter().cloned().map(Sender::start).collect(),
+            urls: targets.iter().map(|t| t.url().to_string()).collect(),
+            senders: targets.iter().cloned().map(Sender::start).collect(),
             options,
             firing: BTreeMap::new(),
             restored: BTreeMap::new(),
@@ -414,7 +439,7 @@ impl Alerting {
         &self.senders
     }
 
-    /// The Alertmanagers' URLs, in the senders' order.
+    /// The targets' URLs, in the senders' order.
     pub fn urls(&self) -> &[String] {
         &self.urls
     }

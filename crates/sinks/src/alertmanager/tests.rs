@@ -89,7 +89,7 @@ fn alertnames_follow_the_worst_class() {
 #[tokio::test]
 async fn a_full_queue_drops_the_oldest_and_counts_them() {
     // Nothing listens here: every send fails and alerts wait.
-    let sender = Sender::start("http://127.0.0.1:9".into());
+    let sender = Sender::start(Target::Alertmanager("http://127.0.0.1:9".into()));
     let report = report_for("x", Class::KernelHang, &[("node", "n1")]);
     let options = AlertOptions {
         resend: Duration::from_secs(60),
@@ -113,17 +113,23 @@ async fn firing_alerts_survive_a_restart_and_resolve_when_their_time_comes() {
         Class::VolumeReadOnly,
         &[("namespace", "app"), ("pod", "db-2")],
     );
-    let mut before = Alerting::new(&["http://127.0.0.1:9".into()], options.clone())
-        .with_state(&dir)
-        .unwrap();
+    let mut before = Alerting::new(
+        &[Target::Alertmanager("http://127.0.0.1:9".into())],
+        options.clone(),
+    )
+    .with_state(&dir)
+    .unwrap();
     before
         .changed(std::slice::from_ref(&report), 2 * MINUTE)
         .unwrap();
 
     // The next run takes it up and keeps it firing, unchanged…
-    let mut after = Alerting::new(&["http://127.0.0.1:9".into()], options)
-        .with_state(&dir)
-        .unwrap();
+    let mut after = Alerting::new(
+        &[Target::Alertmanager("http://127.0.0.1:9".into())],
+        options,
+    )
+    .with_state(&dir)
+    .unwrap();
     after.resend(3 * MINUTE).unwrap();
     let sent = after.senders()[0]
         .queue
