@@ -83,7 +83,8 @@ pub struct WatchArgs {
     /// How often to ask Loki for new entries once caught up.
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration)]
     loki_poll: Duration,
-    /// Start reading Loki this far back (e.g. 15m); default: from now.
+    /// Start reading Loki this far back (e.g. 15m); default: from now. With
+    /// --state-dir, a restart catches up from where reading stopped.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     loki_lookback: Option<Duration>,
     /// Largest push body accepted, in bytes (larger: 413).
@@ -279,6 +280,7 @@ pub fn run(args: &WatchArgs) -> Result<ExitCode> {
                 start_ns: Clock::start()
                     .now()
                     .saturating_sub(i64::try_from(lookback.as_nanos()).unwrap_or(i64::MAX)),
+                cursor_file: args.state_dir.as_ref().map(|d| d.join("loki-cursor")),
             };
             tokio::spawn(loki::follow(
                 config,

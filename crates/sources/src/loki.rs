@@ -46,8 +46,12 @@ pub struct LokiConfig {
     pub limit: usize,
     /// Per-request timeout.
     pub timeout: Duration,
-    /// Where to start, UTC ns.
+    /// Where to start, UTC ns, unless `cursor_file` says where it stopped.
     pub start_ns: i64,
+    /// Where the newest timestamp read is kept, so a restart catches up
+    /// from there with `query_range` (the entries at that timestamp are
+    /// read again, and matched twice at most).
+    pub cursor_file: Option<std::path::PathBuf>,
 }
 
 /// Credentials for Loki.
@@ -100,8 +104,13 @@ pub async fn follow(
             return;
         }
     };
+    let saved = config
+        .cursor_file
+        .as_deref()
+        .and_then(|f| std::fs::read_to_string(f).ok())
+        .and_then(|text| text.trim().parse::<i64>().ok());
     let mut cursor = Cursor {
-        at: config.start_ns,
+        at: saved.unwrap_or(config.start_ns),
         seen_at: HashSet::new(),
     };
     let mut backoff = Backoff::new();
@@ -118,10 +127,19 @@ pub async fn follow(
                     changed
                 });
                 let returned: usize = streams.iter().map(|s| s.entries.len()).sum();
+                let before = cursor.at;
                 for batch in fresh(&mut cursor, streams) {
                     if tx.send(batch).await.is_err() {
                         return;
                     }
+                }
+                if cursor.at != before
+                    && let Some(file) = &config.cursor_file
+                {
+                    // What is sent is processed, or drained at a clean stop.
+                    let temporary = file.with_extension("tmp");
+                    let _ = std::fs::write(&temporary, cursor.at.to_string())
+                        .and_then(|()| std::fs::rename(&temporary, file));
                 }
                 // A full page means more is waiting: ask again at once.
                 if returned >= config.limit {

@@ -181,6 +181,7 @@ async fn loki_is_followed_through_an_outage_without_loss_or_repeats() {
         limit: 3,
         timeout: Duration::from_millis(500),
         start_ns: 0,
+        cursor_file: None,
     };
     let task = tokio::spawn(loki::follow(config, tx, health_tx, stop));
     let got = receive(&mut rx, 7).await;
@@ -215,4 +216,45 @@ async fn loki_is_followed_through_an_outage_without_loss_or_repeats() {
     stop_tx.send(true).unwrap();
     task.await.unwrap();
     assert!(rx.try_recv().is_err(), "nothing repeated");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_catches_up_from_the_saved_cursor() {
+    let (loki, url) = start_loki().await;
+    let labels = [("namespace", "monitoring"), ("pod", "loki-0")];
+    for i in 0..3 {
+        loki.add(&labels, 1_000 + i, &format!("before {i}"));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = LokiConfig {
+        url,
+        selector: r#"{namespace="monitoring"}"#.into(),
+        org_id: Some("tenant-1".into()),
+        auth: None,
+        poll: Duration::from_millis(10),
+        limit: 100,
+        timeout: Duration::from_millis(500),
+        start_ns: 0,
+        cursor_file: Some(dir.path().join("loki-cursor")),
+    };
+    let run = |config: LokiConfig| {
+        let (tx, rx) = mpsc::channel(8);
+        let (health_tx, _) = watch::channel(Health::Healthy);
+        let (stop_tx, stop) = watch::channel(false);
+        let task = tokio::spawn(loki::follow(config, tx, health_tx, stop));
+        (rx, stop_tx, task)
+    };
+    let (mut rx, stop_tx, task) = run(config.clone());
+    assert_eq!(receive(&mut rx, 3).await.len(), 3);
+    stop_tx.send(true).unwrap();
+    task.await.unwrap();
+    // Written while faultline was down.
+    loki.add(&labels, 2_000, "while down");
+    let (mut rx, stop_tx, task) = run(config);
+    let got = receive(&mut rx, 2).await;
+    // The entry at the saved timestamp is read again; nothing older is.
+    assert!(got[0].ends_with(" before 2"), "{got:?}");
+    assert!(got[1].ends_with(" while down"), "{got:?}");
+    stop_tx.send(true).unwrap();
+    task.await.unwrap();
 }
