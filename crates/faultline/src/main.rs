@@ -12,7 +12,7 @@ use faultline::{replay, watch};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// faultline reads Kubernetes log streams and recognises failure signatures
 /// in them: read-only volumes, pg_controldata failures, Loki WAL and push
@@ -64,6 +64,19 @@ enum Command {
     /// and every incident that fires or resolves, as it happens. Runs until
     /// its inputs end or SIGINT/SIGTERM.
     Watch(Box<watch::WatchArgs>),
+    /// Check a `watch` config file: every problem as FILE:LINE: FIELD:
+    /// message, exit 1; or ok.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Report every problem of a config file, without starting anything.
+    Check {
+        /// The config file.
+        file: PathBuf,
+    },
 }
 
 /// Where signatures come from: the built-in library plus the user's.
@@ -77,13 +90,15 @@ struct SignatureArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|err| err.exit());
     let result = match cli.command {
         Command::Check(args) => check::run(&args.dirs),
         Command::Signatures { library, json } => list::run(&library.dirs, json),
         Command::Count(args) => count::run(&args),
         Command::Replay(args) => replay::run(&args),
-        Command::Watch(args) => watch::run(&args),
+        Command::Watch(args) => watch::run(&args, matches.subcommand_matches("watch")),
+        Command::Config(ConfigCommand::Check { file }) => watch::check_config(&file),
     };
     match result {
         Ok(code) => code,

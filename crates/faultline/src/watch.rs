@@ -34,11 +34,23 @@ use crate::replay::output::{RecordWriter, use_color};
 use crate::replay::silence::{self, SilenceRule};
 use crate::stream::{self, LineStream};
 
+mod config;
 mod metrics;
 
 /// Arguments of `faultline watch`.
-#[derive(Debug, Args)]
+#[derive(Clone, Debug, Args)]
 pub struct WatchArgs {
+    /// Read settings from this YAML file (docs/config.md; the flags
+    /// override it). Check one with `faultline config check FILE`.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Secrets that only a config file can give (never a command line).
+    #[arg(skip)]
+    loki_token: Option<String>,
+    #[arg(skip)]
+    webhook_token: Option<String>,
+    #[arg(skip)]
+    webhook_secret: Option<String>,
     /// `-` to read standard input (`kubectl logs -f … | faultline watch -`).
     #[arg(value_name = "-", value_parser = parse_dash)]
     stdin: Option<String>,
@@ -187,9 +199,75 @@ const TICK: Duration = Duration::from_secs(1);
 /// How often checkpoints are saved.
 const SAVE_EVERY: Duration = Duration::from_secs(5);
 
+/// `faultline watch` alone, to parse a config file's settings as flags.
+#[derive(clap::Parser)]
+#[command(name = "faultline watch")]
+struct WatchCommand {
+    #[command(flatten)]
+    args: WatchArgs,
+}
+
+/// `args` with the settings of `file` for every flag the command line
+/// (`matches`, whose own arguments are `command_line`) did not give, then
+/// the command line's own; and the config's secrets.
+fn with_config(
+    args: &WatchArgs,
+    file: &std::path::Path,
+    matches: Option<&clap::ArgMatches>,
+    command_line: &[String],
+) -> Result<WatchArgs> {
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("reading the config {}", file.display()))?;
+    let config = config::Config::parse(&file.display().to_string(), &text, &|name| {
+        std::env::var(name).ok()
+    })
+    .map_err(|problems| anyhow::anyhow!("config problems:\n{problems}"))?;
+    let given = |id: &str| {
+        matches.and_then(|m| m.value_source(id)) == Some(clap::parser::ValueSource::CommandLine)
+    };
+    let mut argv = vec!["faultline watch".to_string()];
+    argv.extend(config.as_args(given));
+    argv.extend(command_line.iter().cloned());
+    let mut merged = <WatchCommand as clap::Parser>::try_parse_from(&argv)
+        .map_err(|err| anyhow::anyhow!("{}: {err}", file.display()))?
+        .args;
+    merged.loki_token = args.loki_token.clone().or(config.secret("loki_token"));
+    merged.webhook_token = config.secret("webhook_token");
+    merged.webhook_secret = config.secret("webhook_secret");
+    Ok(merged)
+}
+
+/// `faultline config check FILE`: every problem of the config, or ok.
+pub fn check_config(file: &std::path::Path) -> Result<ExitCode> {
+    let defaults = <WatchCommand as clap::Parser>::parse_from(["faultline watch"]).args;
+    match with_config(&defaults, file, None, &[]) {
+        Ok(_) => {
+            println!("ok: {}", file.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(err) => {
+            println!("{err:#}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
 /// Runs `watch` until its inputs end or it is told to stop (SIGINT,
-/// SIGTERM).
-pub fn run(args: &WatchArgs) -> Result<ExitCode> {
+/// SIGTERM). `matches` are the command line's, to tell the flags given
+/// there from a config file's settings.
+pub fn run(args: &WatchArgs, matches: Option<&clap::ArgMatches>) -> Result<ExitCode> {
+    let merged;
+    let args = match &args.config {
+        Some(file) => {
+            let command_line: Vec<String> = std::env::args()
+                .skip_while(|a| a != "watch")
+                .skip(1)
+                .collect();
+            merged = with_config(args, file, matches, &command_line)?;
+            &merged
+        }
+        None => args,
+    };
     if args.stdin.is_none()
         && args.files.is_empty()
         && args.listen_push.is_none()
@@ -218,7 +296,7 @@ pub fn run(args: &WatchArgs) -> Result<ExitCode> {
                 .trim()
                 .to_string(),
         ),
-        None => None,
+        None => args.loki_token.clone(),
     };
     let (library, matcher) = crate::setup::library(&args.signature_dirs)?;
     let mut inventory = crate::setup::inventory(&args.inventory)?;
@@ -395,11 +473,13 @@ fn targets(args: &WatchArgs) -> Result<Vec<Target>> {
         secret(
             args.webhook_secret_file.as_deref(),
             "FAULTLINE_WEBHOOK_SECRET",
-        )?,
+        )?
+        .or(args.webhook_secret.clone()),
         secret(
             args.webhook_token_file.as_deref(),
             "FAULTLINE_WEBHOOK_TOKEN",
-        )?,
+        )?
+        .or(args.webhook_token.clone()),
     ) {
         (Some(secret), _) => WebhookAuth::Hmac(secret.into_bytes()),
         (None, Some(token)) => WebhookAuth::Bearer(token),

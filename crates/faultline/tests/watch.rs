@@ -378,3 +378,77 @@ fn the_real_kernel_log_is_followed_with_the_nodes_name() {
     assert!(hit["ts"].is_string(), "{hit}");
     watch.stop();
 }
+
+#[test]
+fn a_config_file_gives_the_settings_and_flags_override_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("faultline.yaml");
+    std::fs::write(
+        &config,
+        "# read standard input, print JSON\nstdin: true\nformat: json\nlisten: 127.0.0.1:0\n",
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let input = format!("{FAILURE}\n");
+    let out = faultline_with_stdin(&["watch", "--config", config], input.as_bytes());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let first = String::from_utf8(out.stdout).unwrap();
+    let record: Value = serde_json::from_str(first.lines().next().unwrap()).unwrap();
+    assert_eq!(record["type"], "hit");
+    // The command line's --format wins over the file's.
+    let out = faultline_with_stdin(
+        &["watch", "--config", config, "--format", "text"],
+        input.as_bytes(),
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("CRITICAL"), "{text}");
+    assert!(serde_json::from_str::<Value>(text.lines().next().unwrap()).is_err());
+}
+
+#[test]
+fn config_check_reports_every_problem_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("faultline.yaml");
+    std::fs::write(
+        &config,
+        "files:\n  - /var/log/pods/*/*/*.log\nlokki: http://loki:3100\njournald: maybe\nwebhook_secret: ${FAULTLINE_TEST_UNSET_VARIABLE}\n",
+    )
+    .unwrap();
+    let out = faultline_with_stdin(&["config", "check", config.to_str().unwrap()], b"");
+    assert_eq!(out.status.code(), Some(1));
+    let report = String::from_utf8(out.stdout).unwrap();
+    let name = config.display().to_string();
+    for expected in [
+        format!("{name}:3: lokki: unknown setting"),
+        format!("{name}:4: journald: must be true or false"),
+        format!(
+            "{name}:5: webhook_secret: the environment variable FAULTLINE_TEST_UNSET_VARIABLE is not set"
+        ),
+    ] {
+        assert!(report.contains(&expected), "{expected} not in:\n{report}");
+    }
+    std::fs::write(&config, "files: [/var/log/pods/*/*/*.log]\npoll: 1s\n").unwrap();
+    let out = faultline_with_stdin(&["config", "check", config.to_str().unwrap()], b"");
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn the_example_config_is_valid() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/faultline.yaml");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .args(["config", "check", example])
+        .env("NODE_NAME", "node-1")
+        .env("LOKI_TOKEN", "token")
+        .env("FAULTLINE_WEBHOOK_SECRET", "secret")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
