@@ -7,12 +7,11 @@
 
 mod common;
 
-use std::io::{Read, Write};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{append_line, free_port};
+use common::{Running, append_line, free_port, http_get, missing};
 use serde_json::Value;
 
 const FAILURE: &str = r#"2026-02-19T03:04:07.000000000Z stderr F 2026-02-19 03:04:07.123 UTC [25] FATAL:  could not open file "global/pg_control": Read-only file system"#;
@@ -27,16 +26,6 @@ fn alertmanager_binary() -> Option<&'static str> {
                 .output()
                 .is_ok_and(|o| o.status.success())
         })
-}
-
-/// A child process killed when dropped.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn start_alertmanager(binary: &str, dir: &Path, port: u16) -> Running {
@@ -59,32 +48,8 @@ fn start_alertmanager(binary: &str, dir: &Path, port: u16) -> Running {
         .spawn()
         .expect("alertmanager starts");
     let running = Running(child);
-    wait_for(|| get(port, "/-/ready").is_some_and(|(status, _)| status == 200));
+    wait_for(|| http_get(port, "/-/ready").is_some_and(|(status, _)| status == 200));
     running
-}
-
-/// `GET path` on loopback `port`: status and body, or None if refused.
-fn get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let status = response.get(9..12)?.parse().ok()?;
-    let body = response.split_once("\r\n\r\n")?.1.to_string();
-    // Chunked bodies: the JSON is between the size lines.
-    let body = if response.contains("Transfer-Encoding: chunked") {
-        body.lines()
-            .filter(|l| !l.chars().all(|c| c.is_ascii_hexdigit()) || l.is_empty())
-            .collect::<Vec<_>>()
-            .join("")
-    } else {
-        body
-    };
-    Some((status, body))
 }
 
 /// Polls `done` for up to 60 s (only a broken system takes that long).
@@ -98,7 +63,7 @@ fn wait_for(mut done: impl FnMut() -> bool) {
 
 /// The active faultline alerts in the Alertmanager on `port`.
 fn alerts(port: u16) -> Vec<Value> {
-    get(port, "/api/v2/alerts")
+    http_get(port, "/api/v2/alerts")
         .and_then(|(_, body)| serde_json::from_str::<Vec<Value>>(&body).ok())
         .unwrap_or_default()
         .into_iter()
@@ -108,23 +73,21 @@ fn alerts(port: u16) -> Vec<Value> {
 
 #[test]
 fn a_read_only_pvc_pages_both_alertmanagers_survives_a_restart_and_resolves() {
-    let Some(binary) = alertmanager_binary() else {
-        assert!(
-            std::env::var_os("FAULTLINE_REQUIRE_TOOLS").is_none(),
-            "prometheus-alertmanager is required here (FAULTLINE_REQUIRE_TOOLS is set)"
-        );
-        eprintln!("skipped: prometheus-alertmanager is not installed");
+    let binary = alertmanager_binary();
+    if missing(binary.is_some(), "prometheus-alertmanager") {
         return;
-    };
+    }
+    let binary = binary.unwrap_or_default();
     let dir = tempfile::tempdir().unwrap();
     let (first, second) = (free_port(), free_port());
     let _am1 = start_alertmanager(binary, dir.path(), first);
-    // A quick rule so the test need not wait an hour for resolution.
+    // A quick rule so the test need not wait an hour for resolution (long
+    // enough for the second Alertmanager to come up on a busy machine).
     let rules = dir.path().join("rules");
     std::fs::create_dir(&rules).unwrap();
     std::fs::write(
         rules.join("quick.yaml"),
-        "rules:\n  - severity: critical\n    fire_after: 1\n    resolve_after: 10s\n",
+        "rules:\n  - severity: critical\n    fire_after: 1\n    resolve_after: 30s\n",
     )
     .unwrap();
     let glob = format!("{}/var/log/pods/*/*/*.log", dir.path().display());

@@ -4,44 +4,16 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{append_line, free_port};
+use common::{Running, append_line, free_port, http_get, missing};
 use serde_json::Value;
-
-/// A child process killed when dropped.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// `GET path` on loopback `port`: the body, or None if refused.
-fn get(port: u16, path: &str) -> Option<String> {
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    Some(response.split_once("\r\n\r\n")?.1.to_string())
-}
 
 #[test]
 fn prometheus_scrapes_the_hits_per_signature() {
-    if Command::new("prometheus")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        assert!(
-            std::env::var_os("FAULTLINE_REQUIRE_TOOLS").is_none(),
-            "prometheus is required here (FAULTLINE_REQUIRE_TOOLS is set)"
-        );
-        eprintln!("skipped: prometheus is not installed");
+    let installed = Command::new("prometheus").arg("--version").output().is_ok();
+    if missing(installed, "prometheus") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -80,11 +52,16 @@ fn prometheus_scrapes_the_hits_per_signature() {
     );
     // faultline answers health checks, then sees a failure.
     let deadline = Instant::now() + Duration::from_secs(60);
-    while get(metrics_port, "/readyz").as_deref() != Some("ready") {
+    while http_get(metrics_port, "/readyz").map(|(_, b)| b).as_deref() != Some("ready") {
         assert!(Instant::now() < deadline, "faultline never became ready");
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert_eq!(get(metrics_port, "/healthz").as_deref(), Some("ok"));
+    assert_eq!(
+        http_get(metrics_port, "/healthz")
+            .map(|(_, b)| b)
+            .as_deref(),
+        Some("ok")
+    );
     std::thread::sleep(Duration::from_millis(300));
     let log = dir
         .path()
@@ -97,7 +74,7 @@ fn prometheus_scrapes_the_hits_per_signature() {
     loop {
         assert!(Instant::now() < deadline, "prometheus never had the series");
         let result: Option<Value> =
-            get(prometheus_port, query).and_then(|body| serde_json::from_str(&body).ok());
+            http_get(prometheus_port, query).and_then(|(_, body)| serde_json::from_str(&body).ok());
         let series = result
             .as_ref()
             .and_then(|r| r["data"]["result"].as_array().cloned())
@@ -113,7 +90,7 @@ fn prometheus_scrapes_the_hits_per_signature() {
         std::thread::sleep(Duration::from_millis(250));
     }
     // The firing incident is a state: its gauge says so.
-    let metrics = get(metrics_port, "/metrics").unwrap();
+    let (_, metrics) = http_get(metrics_port, "/metrics").unwrap();
     assert!(
         metrics.contains(r#"faultline_incidents_firing{kind="pvc",severity="critical"} 1"#),
         "{metrics}"

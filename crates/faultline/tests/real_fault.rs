@@ -15,12 +15,11 @@
 
 mod common;
 
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::free_port;
+use common::{free_port, http_get, missing};
 use serde_json::Value;
 
 const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
@@ -104,14 +103,6 @@ fn missing_tool() -> Option<String> {
     None
 }
 
-fn get(port: u16, path: &str) -> Option<String> {
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    Some(response.split_once("\r\n\r\n")?.1.to_string())
-}
-
 fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
     while !done() {
@@ -135,12 +126,8 @@ fn a_volume_that_really_goes_read_only_pages_with_its_pvc() {
         eprintln!("skipped: no free loop device on this machine");
         return;
     }
-    if let Some(why) = missing_tool() {
-        assert!(
-            std::env::var_os("FAULTLINE_REQUIRE_TOOLS").is_none(),
-            "the real-fault test needs root and its tools here: {why}"
-        );
-        eprintln!("skipped: {why}");
+    let why = missing_tool();
+    if missing(why.is_none(), why.as_deref().unwrap_or_default()) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -252,7 +239,7 @@ fn a_volume_that_really_goes_read_only_pages_with_its_pvc() {
             .unwrap(),
     );
     wait_for("alertmanager", Duration::from_secs(30), || {
-        get(am_port, "/-/ready").is_some()
+        http_get(am_port, "/-/ready").is_some()
     });
 
     // faultline watching the node: kernel log, pod logs, mount table.
@@ -312,8 +299,8 @@ fn a_volume_that_really_goes_read_only_pages_with_its_pvc() {
 
     let mut paged = None;
     wait_for("the alert in Alertmanager", Duration::from_secs(60), || {
-        let alerts: Vec<Value> = get(am_port, "/api/v2/alerts")
-            .and_then(|b| serde_json::from_str(&b).ok())
+        let alerts: Vec<Value> = http_get(am_port, "/api/v2/alerts")
+            .and_then(|(_, b)| serde_json::from_str(&b).ok())
             .unwrap_or_default();
         paged = alerts
             .into_iter()
