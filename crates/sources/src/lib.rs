@@ -50,3 +50,13 @@ pub struct Batch {
 /// Longest line passed on; a longer one is cut here (its head is matched)
 /// and the rest of it skipped.
 pub const MAX_LINE: usize = 4 << 20;
+
+/// Resolves once `stop` is true (or its sender is gone): the graceful
+/// shutdown of a server.
+pub async fn stopped(mut stop: tokio::sync::watch::Receiver<bool>) {
+    while !*stop.borrow() {
+        if stop.changed().await.is_err() {
+            return;
+        }
+    }
+}

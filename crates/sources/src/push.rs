@@ -105,7 +105,7 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     max_body: usize,
     tx: mpsc::Sender<Batch>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let app = axum::Router::new()
         .route("/loki/api/v1/push", post(push))
@@ -113,13 +113,7 @@ pub async fn serve(
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(Arc::new(tx));
     axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            while !*stop.borrow() {
-                if stop.changed().await.is_err() {
-                    return;
-                }
-            }
-        })
+        .with_graceful_shutdown(crate::stopped(stop))
         .await
 }
 

@@ -140,7 +140,7 @@ pub async fn serve(
     addr: SocketAddr,
     metrics: Arc<Metrics>,
     ready: Arc<AtomicBool>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|err| {
         std::io::Error::new(err.kind(), format!("cannot listen on {addr}: {err}"))
@@ -173,12 +173,6 @@ pub async fn serve(
             }),
         );
     axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            while !*stop.borrow() {
-                if stop.changed().await.is_err() {
-                    return;
-                }
-            }
-        })
+        .with_graceful_shutdown(faultline_sources::stopped(stop))
         .await
 }
