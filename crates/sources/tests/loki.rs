@@ -135,6 +135,21 @@ async fn start_loki() -> (Arc<TestLoki>, String) {
     (loki, url)
 }
 
+/// Following the monitoring namespace on the test Loki, quickly.
+fn config(url: String, cursor_file: Option<std::path::PathBuf>) -> LokiConfig {
+    LokiConfig {
+        url,
+        selector: r#"{namespace="monitoring"}"#.into(),
+        org_id: Some("tenant-1".into()),
+        auth: None,
+        poll: Duration::from_millis(10),
+        limit: 100,
+        timeout: Duration::from_millis(500),
+        start_ns: 0,
+        cursor_file,
+    }
+}
+
 async fn receive(rx: &mut mpsc::Receiver<Batch>, count: usize) -> Vec<String> {
     let mut lines = Vec::new();
     while lines.len() < count {
@@ -171,17 +186,10 @@ async fn loki_is_followed_through_an_outage_without_loss_or_repeats() {
     let (tx, mut rx) = mpsc::channel(8);
     let (health_tx, mut health) = watch::channel(Health::Healthy);
     let (stop_tx, stop) = watch::channel(false);
+    // Pages of 3: the seven entries take three pages.
     let config = LokiConfig {
-        url,
-        selector: r#"{namespace="monitoring"}"#.into(),
-        org_id: Some("tenant-1".into()),
-        auth: None,
-        poll: Duration::from_millis(10),
-        // Pages of 3: the seven entries take three pages.
         limit: 3,
-        timeout: Duration::from_millis(500),
-        start_ns: 0,
-        cursor_file: None,
+        ..config(url, None)
     };
     let task = tokio::spawn(loki::follow(config, tx, health_tx, stop));
     let got = receive(&mut rx, 7).await;
@@ -226,17 +234,7 @@ async fn a_restart_catches_up_from_the_saved_cursor() {
         loki.add(&labels, 1_000 + i, &format!("before {i}"));
     }
     let dir = tempfile::tempdir().unwrap();
-    let config = LokiConfig {
-        url,
-        selector: r#"{namespace="monitoring"}"#.into(),
-        org_id: Some("tenant-1".into()),
-        auth: None,
-        poll: Duration::from_millis(10),
-        limit: 100,
-        timeout: Duration::from_millis(500),
-        start_ns: 0,
-        cursor_file: Some(dir.path().join("loki-cursor")),
-    };
+    let config = config(url, Some(dir.path().join("loki-cursor")));
     let run = |config: LokiConfig| {
         let (tx, rx) = mpsc::channel(8);
         let (health_tx, _) = watch::channel(Health::Healthy);

@@ -607,17 +607,7 @@ const MAX_DOCUMENT: u64 = 256 << 20;
 impl FileScan<'_> {
     /// Scans the task to its end (or to a read error) and says what it found.
     fn run(self, matcher: &Matcher, scratch: &mut faultline_matcher::Scratch) -> Part {
-        let mut part = Part {
-            lines: 0,
-            bytes: 0,
-            truncated: 0,
-            error: None,
-            files: 1,
-            skipped: None,
-            inventory: None,
-            mounts: None,
-            streams: Vec::new(),
-        };
+        let mut part = Part::nothing_yet();
         let fail = |path: String, message: String| InputError {
             path: path.into(),
             message,
@@ -783,6 +773,21 @@ impl FileScan<'_> {
 }
 
 impl Part {
+    /// A part of one file that has read nothing yet.
+    fn nothing_yet() -> Part {
+        Part {
+            lines: 0,
+            bytes: 0,
+            truncated: 0,
+            error: None,
+            files: 1,
+            skipped: None,
+            inventory: None,
+            mounts: None,
+            streams: Vec::new(),
+        }
+    }
+
     /// Adds what one stream of the task found.
     fn absorb(&mut self, scanned: Scanned, describe: impl FnOnce(std::io::Error) -> InputError) {
         self.streams.push(scanned.facts);
@@ -999,13 +1004,7 @@ mod tests {
         Some(Part {
             lines,
             bytes: lines * 10,
-            truncated: 0,
-            error: None,
-            files: 1,
-            skipped: None,
-            inventory: None,
-            mounts: None,
-            streams: Vec::new(),
+            ..Part::nothing_yet()
         })
     }
 
