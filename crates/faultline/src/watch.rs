@@ -418,6 +418,7 @@ pub fn run(args: &WatchArgs, matches: Option<&clap::ArgMatches>) -> Result<ExitC
             scratch: matcher.scratch(),
             correlator: Correlator::new(inventory, library.rules()),
             streams: HashMap::new(),
+            max_streams: MAX_STREAMS,
             records: RecordWriter::new(&matcher, color),
             format,
             out: io::BufWriter::new(io::stdout().lock()),
@@ -588,8 +589,15 @@ fn boot_time() -> Option<i64> {
     Some(now - (seconds * 1e9) as i64)
 }
 
+/// Streams kept at once; beyond, the hundredth least recently active are
+/// let go (counted in `faultline_streams_evicted_total`): a stream that
+/// comes back starts afresh.
+const MAX_STREAMS: usize = 100_000;
+
 /// One stream being watched: how its lines are read and matched.
 struct Watched {
+    /// When it last sent lines (the clock).
+    active: i64,
     decoder: Option<Decoder>,
     lines: LineStream,
     /// When `--silence` watches it: how long it may be quiet.
@@ -614,6 +622,8 @@ struct Processor<'a, W: Write> {
     scratch: Scratch,
     correlator: Correlator,
     streams: HashMap<String, Watched>,
+    /// Most streams kept ([`MAX_STREAMS`]).
+    max_streams: usize,
     records: RecordWriter<'a>,
     format: WatchFormat,
     out: W,
@@ -636,6 +646,18 @@ impl<W: Write> Processor<'_, W> {
     /// changed, and records the checkpoint it reaches.
     fn batch(&mut self, batch: &Batch, now: i64) -> io::Result<()> {
         let origin = &batch.stream.origin;
+        if self.streams.len() >= self.max_streams && !self.streams.contains_key(origin) {
+            let mut idle: Vec<(i64, String)> = self
+                .streams
+                .iter()
+                .map(|(k, w)| (w.active, k.clone()))
+                .collect();
+            idle.sort_unstable();
+            for (_, key) in idle.into_iter().take((self.max_streams / 100).max(1)) {
+                self.streams.remove(&key);
+                self.metrics.streams_evicted.inc();
+            }
+        }
         let watched = self.streams.entry(origin.clone()).or_insert_with(|| {
             let labels = match batch.stream.path.as_deref() {
                 Some(path) => path_labels(path),
@@ -648,11 +670,13 @@ impl<W: Write> Processor<'_, W> {
                 silent: false,
             });
             Watched {
+                active: now,
                 decoder: None,
                 lines: LineStream::new(0, 0, origin.clone(), labels),
                 quiet,
             }
         });
+        watched.active = now;
         if let Some(quiet) = &mut watched.quiet {
             if quiet.silent {
                 self.correlator.stream_resumed(&quiet.name, now);

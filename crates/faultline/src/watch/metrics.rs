@@ -25,6 +25,8 @@ pub struct Metrics {
     pub bytes: IntCounterVec,
     /// Lines cut at the line-length cap.
     pub truncated: IntCounter,
+    /// Streams let go to keep their number bounded.
+    pub streams_evicted: IntCounter,
     /// Hits, by signature.
     pub hits: IntCounterVec,
     /// Incidents firing now, by kind (`pvc`, `node`, …) and severity.
@@ -62,18 +64,26 @@ impl Metrics {
                 .expect("each metric is registered once");
             metric
         };
-        let truncated = IntCounter::new(
+        let single = |name: &str, help: &str| {
+            let metric = IntCounter::new(name, help).expect("a valid metric definition");
+            registry
+                .register(Box::new(metric.clone()))
+                .expect("each metric is registered once");
+            metric
+        };
+        let truncated = single(
             "faultline_lines_truncated_total",
             "Lines longer than 4 MiB, cut there.",
-        )
-        .expect("a valid metric definition");
-        registry
-            .register(Box::new(truncated.clone()))
-            .expect("each metric is registered once");
+        );
+        let streams_evicted = single(
+            "faultline_streams_evicted_total",
+            "Streams let go (least recently active first) to keep their number bounded.",
+        );
         Metrics {
             lines: counter("faultline_lines_total", "Lines read.", &["source"]),
             bytes: counter("faultline_bytes_total", "Bytes read.", &["source"]),
             truncated,
+            streams_evicted,
             hits: counter(
                 "faultline_hits_total",
                 "Lines that matched a signature.",

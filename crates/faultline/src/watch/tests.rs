@@ -26,6 +26,7 @@ fn processor<'a>(
         scratch: matcher.scratch(),
         correlator: Correlator::new(Inventory::default(), library.rules()),
         streams: HashMap::new(),
+        max_streams: MAX_STREAMS,
         records: RecordWriter::new(matcher, false),
         format: WatchFormat::Json,
         out: Vec::new(),
@@ -175,4 +176,32 @@ async fn an_unhealthy_loki_is_the_pipeline_incident_until_it_answers_again() {
         .unwrap();
     let seen = records(&processor.out);
     assert_eq!(seen[0]["state"], "resolved");
+}
+
+#[tokio::test(start_paused = true)]
+async fn streams_are_bounded_and_the_least_recently_active_go_first() {
+    let library = Library::builtin().unwrap();
+    let matcher = Matcher::new(library.signatures()).unwrap();
+    let mut processor = processor(&library, &matcher, Vec::new());
+    processor.max_streams = 10;
+    let clock = Clock::start();
+    let line = "2026-02-19T03:04:06.000000000Z stdout F ok\n";
+    for i in 0..15 {
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let path = format!("/var/log/pods/ns_pod-{i}_uid/c/0.log");
+        processor.batch(&batch(&path, line), clock.now()).unwrap();
+    }
+    assert!(processor.streams.len() <= 10);
+    assert_eq!(processor.metrics.streams_evicted.get(), 5);
+    // The newest stayed.
+    assert!(
+        processor
+            .streams
+            .contains_key("/var/log/pods/ns_pod-14_uid/c/0.log")
+    );
+    assert!(
+        !processor
+            .streams
+            .contains_key("/var/log/pods/ns_pod-0_uid/c/0.log")
+    );
 }
