@@ -101,6 +101,17 @@ async fn a_full_queue_drops_the_oldest_and_counts_them() {
     assert_eq!(sender.counters.dropped.load(Ordering::Relaxed), 10);
 }
 
+/// The alert queued last for the first target.
+fn last_queued(alerting: &Alerting) -> Alert {
+    alerting.senders()[0]
+        .queue
+        .lock()
+        .unwrap()
+        .back()
+        .cloned()
+        .unwrap()
+}
+
 #[tokio::test]
 async fn firing_alerts_survive_a_restart_and_resolve_when_their_time_comes() {
     let dir = std::env::temp_dir().join(format!("faultline-alerts-{}", std::process::id()));
@@ -131,26 +142,14 @@ async fn firing_alerts_survive_a_restart_and_resolve_when_their_time_comes() {
     .with_state(&dir)
     .unwrap();
     after.resend(3 * MINUTE).unwrap();
-    let sent = after.senders()[0]
-        .queue
-        .lock()
-        .unwrap()
-        .back()
-        .cloned()
-        .unwrap();
+    let sent = last_queued(&after);
     assert_eq!(sent.labels["pvc"], "db-2");
     assert_eq!(sent.starts_at, "1970-01-01T00:01:00.000Z", "the same alert");
     assert_eq!(sent.ends_at, "1970-01-01T00:07:00.000Z");
     // …until its quiet period has passed without the failure coming back:
     // then it is sent resolved, with the time it resolved, and forgotten.
     after.resend(62 * MINUTE).unwrap();
-    let sent = after.senders()[0]
-        .queue
-        .lock()
-        .unwrap()
-        .back()
-        .cloned()
-        .unwrap();
+    let sent = last_queued(&after);
     assert_eq!(sent.ends_at, "1970-01-01T01:01:00.000Z");
     after.resend(63 * MINUTE).unwrap();
     let saved = std::fs::read_to_string(dir.join(STATE_FILE)).unwrap();
