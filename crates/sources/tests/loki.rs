@@ -2,138 +2,12 @@
 //! here, with the failure modes a real one shows: HTTP 500 with a text
 //! body on every request, and answers slower than the client's timeout.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::{Query, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use faultline_sources::Batch;
 use faultline_sources::loki::{self, Health, LokiConfig};
+use faultline_testkit::loki::{Mode, READ_ONLY_WAL, TestLoki};
 use tokio::sync::{mpsc, watch};
-
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Mode {
-    Healthy,
-    Failing,
-    Slow,
-}
-
-/// A log entry: its stream's labels, time (ns) and line.
-type Entry = (BTreeMap<String, String>, i64, String);
-
-/// A Loki holding log entries, answering `query_range` as Loki does.
-#[derive(Default)]
-struct TestLoki {
-    entries: Mutex<Vec<Entry>>,
-    mode: Mutex<Option<Mode>>,
-}
-
-impl TestLoki {
-    fn mode(&self) -> Mode {
-        self.mode.lock().unwrap().unwrap_or(Mode::Healthy)
-    }
-
-    fn add(&self, labels: &[(&str, &str)], ts: i64, line: &str) {
-        let labels = labels
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        self.entries
-            .lock()
-            .unwrap()
-            .push((labels, ts, line.to_string()));
-    }
-}
-
-/// `{a="x", b=~"regex"}`: equality and regex matchers.
-fn matches(selector: &str, labels: &BTreeMap<String, String>) -> bool {
-    let inner = selector
-        .trim()
-        .trim_start_matches('{')
-        .trim_end_matches('}');
-    inner.split(',').filter(|m| !m.trim().is_empty()).all(|m| {
-        let (name, op, value) = if let Some((n, v)) = m.split_once("=~") {
-            (n, "=~", v)
-        } else {
-            let (n, v) = m.split_once('=').unwrap();
-            (n, "=", v)
-        };
-        let value = value.trim().trim_matches('"');
-        let have = labels.get(name.trim()).map(String::as_str).unwrap_or("");
-        match op {
-            "=~" => regex::Regex::new(&format!("^(?:{value})$"))
-                .unwrap()
-                .is_match(have),
-            _ => have == value,
-        }
-    })
-}
-
-async fn query_range(
-    State(loki): State<Arc<TestLoki>>,
-    headers: axum::http::HeaderMap,
-    Query(params): Query<BTreeMap<String, String>>,
-) -> Response {
-    // Multi-tenant Loki (auth_enabled) refuses requests without a tenant.
-    if headers.get("X-Scope-OrgID").and_then(|v| v.to_str().ok()) != Some("tenant-1") {
-        return (StatusCode::UNAUTHORIZED, "no org id").into_response();
-    }
-    match loki.mode() {
-        Mode::Failing => {
-            return (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "rpc error: code = Unknown desc = open /var/loki/wal/00001450: read-only file system",
-            )
-                .into_response();
-        }
-        Mode::Slow => tokio::time::sleep(Duration::from_secs(2)).await,
-        Mode::Healthy => {}
-    }
-    let start: i64 = params["start"].parse().unwrap();
-    let end: i64 = params["end"].parse().unwrap();
-    let limit: usize = params["limit"].parse().unwrap();
-    assert_eq!(params["direction"], "forward");
-    let mut found: Vec<_> = loki
-        .entries
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|(labels, ts, _)| *ts >= start && *ts < end && matches(&params["query"], labels))
-        .cloned()
-        .collect();
-    found.sort_by_key(|(_, ts, _)| *ts);
-    found.truncate(limit);
-    let mut streams: BTreeMap<BTreeMap<String, String>, Vec<serde_json::Value>> = BTreeMap::new();
-    for (labels, ts, line) in found {
-        streams
-            .entry(labels)
-            .or_default()
-            .push(serde_json::json!([ts.to_string(), line]));
-    }
-    let result: Vec<serde_json::Value> = streams
-        .into_iter()
-        .map(|(stream, values)| serde_json::json!({"stream": stream, "values": values}))
-        .collect();
-    axum::Json(serde_json::json!({
-        "status": "success",
-        "data": {"resultType": "streams", "result": result, "stats": {}}
-    }))
-    .into_response()
-}
-
-async fn start_loki() -> (Arc<TestLoki>, String) {
-    let loki = Arc::new(TestLoki::default());
-    let app = axum::Router::new()
-        .route("/loki/api/v1/query_range", get(query_range))
-        .with_state(loki.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (loki, url)
-}
 
 /// Following the monitoring namespace on the test Loki, quickly.
 fn config(url: String, cursor_file: Option<std::path::PathBuf>) -> LokiConfig {
@@ -176,7 +50,7 @@ async fn health_becomes(health: &mut watch::Receiver<Health>, wanted: impl Fn(&H
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn loki_is_followed_through_an_outage_without_loss_or_repeats() {
-    let (loki, url) = start_loki().await;
+    let (loki, url) = TestLoki::start(Some("tenant-1")).await;
     let monitoring = [("namespace", "monitoring"), ("pod", "loki-0")];
     let other = [("namespace", "kube-system"), ("pod", "coredns-1")];
     for i in 0..7 {
@@ -200,22 +74,22 @@ async fn loki_is_followed_through_an_outage_without_loss_or_repeats() {
     );
 
     // HTTP 500 on every request: unhealthy, with Loki's own reason.
-    *loki.mode.lock().unwrap() = Some(Mode::Failing);
+    loki.set_mode(Mode::Failing);
     health_becomes(&mut health, |h| matches!(h, Health::Unhealthy(_))).await;
     let Health::Unhealthy(reason) = health.borrow().clone() else {
         unreachable!()
     };
-    assert!(reason.starts_with("HTTP 500: rpc error"), "{reason}");
+    assert_eq!(reason, format!("HTTP 500: {READ_ONLY_WAL}"));
     // Written during the outage; read once Loki answers again.
     let now = i64::try_from(jiff::Timestamp::now().as_nanosecond()).unwrap();
     loki.add(&monitoring, now - 1_000_000, "during the outage");
-    *loki.mode.lock().unwrap() = Some(Mode::Healthy);
+    loki.set_mode(Mode::Healthy);
     health_becomes(&mut health, |h| *h == Health::Healthy).await;
     let got = receive(&mut rx, 1).await;
     assert!(got[0].ends_with(" during the outage"), "{got:?}");
 
     // Slower than the timeout: unhealthy too.
-    *loki.mode.lock().unwrap() = Some(Mode::Slow);
+    loki.set_mode(Mode::Slow);
     health_becomes(
         &mut health,
         |h| matches!(h, Health::Unhealthy(r) if r == "timed out"),
@@ -228,7 +102,7 @@ async fn loki_is_followed_through_an_outage_without_loss_or_repeats() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_catches_up_from_the_saved_cursor() {
-    let (loki, url) = start_loki().await;
+    let (loki, url) = TestLoki::start(Some("tenant-1")).await;
     let labels = [("namespace", "monitoring"), ("pod", "loki-0")];
     for i in 0..3 {
         loki.add(&labels, 1_000 + i, &format!("before {i}"));
