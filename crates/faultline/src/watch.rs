@@ -359,6 +359,9 @@ pub fn run(args: &WatchArgs, matches: Option<&clap::ArgMatches>) -> Result<ExitC
                     .now()
                     .saturating_sub(i64::try_from(lookback.as_nanos()).unwrap_or(i64::MAX)),
                 cursor_file: args.state_dir.as_ref().map(|d| d.join("loki-cursor")),
+                max_lag: None,
+                marks: Default::default(),
+                position: Default::default(),
             };
             tokio::spawn(loki::follow(
                 config,

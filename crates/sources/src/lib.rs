@@ -11,6 +11,7 @@ pub mod checkpoint;
 pub mod files;
 pub mod kernel;
 pub mod loki;
+pub mod overlap;
 pub mod push;
 pub mod stdin;
 

@@ -9,7 +9,9 @@
 //! `<RFC 3339 time> <line>` lines with the stream's labels.
 //!
 //! Loki's health is judged on every request: an HTTP error status (5xx,
-//! 429), a timeout or a refused connection is a failure; after
+//! 429), a timeout or a refused connection is a failure, and so is an
+//! answer whose newest entry is older than `max_lag` (Loki answers, but
+//! nothing new reaches it: its ingestion is broken); after
 //! [`FAILURES_TO_UNHEALTHY`] failures in a row Loki is unhealthy, and the
 //! first success makes it healthy again. Failures are retried with
 //! jittered exponential backoff. The health is published on a watch
@@ -17,11 +19,14 @@
 //! back to other sources) while Loki is down.
 
 use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
 use crate::Batch;
+use crate::overlap::Marks;
 use faultline_core::Backoff;
 
 use crate::push::{Pushed, labelled_batch};
@@ -52,6 +57,16 @@ pub struct LokiConfig {
     /// from there with `query_range` (the entries at that timestamp are
     /// read again, and matched twice at most).
     pub cursor_file: Option<std::path::PathBuf>,
+    /// Loki is lagging — unhealthy — when the newest entry of the
+    /// selector is older than this.
+    pub max_lag: Option<Duration>,
+    /// Per-container marks shared with the other roads a container's log
+    /// takes (the Kubernetes API fallback): an entry already passed on is
+    /// not passed on again.
+    pub marks: Marks,
+    /// The newest entry's time read so far (UTC ns), published for the
+    /// fallback to start from.
+    pub position: Arc<AtomicI64>,
 }
 
 /// Credentials for Loki.
@@ -113,24 +128,47 @@ pub async fn follow(
         at: saved.unwrap_or(config.start_ns),
         seen_at: HashSet::new(),
     };
+    config.position.store(cursor.at, Ordering::Relaxed);
+    let started = now_ns();
     let mut backoff = Backoff::new();
     let mut failures = 0u32;
+    let fail = |failures: &mut u32, reason: String| {
+        *failures += 1;
+        if *failures >= FAILURES_TO_UNHEALTHY {
+            health.send_replace(Health::Unhealthy(reason));
+        }
+    };
     loop {
         let end = now_ns();
         let wait = match query_range(&client, &config, cursor.at, end).await {
             Ok(streams) => {
-                failures = 0;
                 backoff.reset();
-                health.send_if_modified(|h| {
-                    let changed = *h != Health::Healthy;
-                    *h = Health::Healthy;
-                    changed
-                });
                 let returned: usize = streams.iter().map(|s| s.entries.len()).sum();
                 let before = cursor.at;
-                for batch in fresh(&mut cursor, streams) {
+                for batch in fresh(&mut cursor, streams, &config.marks) {
                     if tx.send(batch).await.is_err() {
                         return;
+                    }
+                }
+                config.position.store(cursor.at, Ordering::Relaxed);
+                let lag = Duration::from_nanos(
+                    u64::try_from(end.saturating_sub(cursor.at.max(started))).unwrap_or(0),
+                );
+                match config.max_lag.filter(|&max| lag > max) {
+                    Some(max) => fail(
+                        &mut failures,
+                        format!(
+                            "no new entries for more than {}s: Loki answers but is not ingesting",
+                            max.as_secs()
+                        ),
+                    ),
+                    None => {
+                        failures = 0;
+                        health.send_if_modified(|h| {
+                            let changed = *h != Health::Healthy;
+                            *h = Health::Healthy;
+                            changed
+                        });
                     }
                 }
                 if cursor.at != before
@@ -149,10 +187,7 @@ pub async fn follow(
                 }
             }
             Err(reason) => {
-                failures += 1;
-                if failures >= FAILURES_TO_UNHEALTHY {
-                    health.send_replace(Health::Unhealthy(reason));
-                }
+                fail(&mut failures, reason);
                 backoff.next_wait()
             }
         };
@@ -166,8 +201,9 @@ pub async fn follow(
     }
 }
 
-/// The streams' entries not seen yet, as batches, advancing the cursor.
-fn fresh(cursor: &mut Cursor, streams: Vec<Pushed>) -> Vec<Batch> {
+/// The streams' entries not seen yet — by this reader, or by another road
+/// (`marks`) — as batches, advancing the cursor.
+fn fresh(cursor: &mut Cursor, streams: Vec<Pushed>, marks: &Marks) -> Vec<Batch> {
     let newest = streams
         .iter()
         .flat_map(|s| s.entries.iter().map(|(ts, _)| *ts))
@@ -176,14 +212,18 @@ fn fresh(cursor: &mut Cursor, streams: Vec<Pushed>) -> Vec<Batch> {
     let mut at_newest = HashSet::new();
     for mut stream in streams {
         let key = labels_key(&stream.labels);
+        let container = Marks::key(&stream.labels);
+        stream.entries.sort_by_key(|(ts, _)| *ts);
         stream.entries.retain(|(ts, line)| {
             let entry = (key.clone(), line.clone());
             if Some(*ts) == newest {
                 at_newest.insert(entry.clone());
             }
-            *ts > cursor.at || (*ts == cursor.at && !cursor.seen_at.contains(&entry))
+            (*ts > cursor.at || (*ts == cursor.at && !cursor.seen_at.contains(&entry)))
+                && container
+                    .as_ref()
+                    .is_none_or(|container| marks.admit(container, *ts, line))
         });
-        stream.entries.sort_by_key(|(ts, _)| *ts);
         if !stream.entries.is_empty() {
             batches.push(labelled_batch("loki", stream));
         }

@@ -162,7 +162,7 @@ async fn push(
 /// A stream of entries (pushed, or read from Loki) as a batch of
 /// `<RFC 3339 time> <line>` lines with the stream's labels; a line with
 /// newlines of its own becomes one line (they turn into spaces).
-pub(crate) fn labelled_batch(source: &'static str, pushed: Pushed) -> Batch {
+pub fn labelled_batch(source: &'static str, pushed: Pushed) -> Batch {
     let mut labels = pushed.labels;
     let node = ["node_name", "nodename", "host"]
         .iter()

@@ -21,6 +21,9 @@ fn config(url: String, cursor_file: Option<std::path::PathBuf>) -> LokiConfig {
         timeout: Duration::from_millis(500),
         start_ns: 0,
         cursor_file,
+        max_lag: None,
+        marks: Default::default(),
+        position: Default::default(),
     }
 }
 
@@ -127,6 +130,32 @@ async fn a_restart_catches_up_from_the_saved_cursor() {
     // The entry at the saved timestamp is read again; nothing older is.
     assert!(got[0].ends_with(" before 2"), "{got:?}");
     assert!(got[1].ends_with(" while down"), "{got:?}");
+    stop_tx.send(true).unwrap();
+    task.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_loki_that_answers_but_gets_nothing_new_is_unhealthy() {
+    let (loki, url) = TestLoki::start(Some("tenant-1")).await;
+    let (tx, mut rx) = mpsc::channel(8);
+    let (health_tx, mut health) = watch::channel(Health::Healthy);
+    let (stop_tx, stop) = watch::channel(false);
+    let config = LokiConfig {
+        max_lag: Some(Duration::from_millis(300)),
+        start_ns: i64::try_from(jiff::Timestamp::now().as_nanosecond()).unwrap(),
+        ..config(url, None)
+    };
+    let task = tokio::spawn(loki::follow(config, tx, health_tx, stop));
+    health_becomes(
+        &mut health,
+        |h| matches!(h, Health::Unhealthy(r) if r.contains("not ingesting")),
+    )
+    .await;
+    // Entries arrive again: healthy.
+    let now = i64::try_from(jiff::Timestamp::now().as_nanosecond()).unwrap();
+    loki.add(&[("namespace", "monitoring")], now, "ingesting again");
+    health_becomes(&mut health, |h| *h == Health::Healthy).await;
+    assert!(receive(&mut rx, 1).await[0].ends_with(" ingesting again"));
     stop_tx.send(true).unwrap();
     task.await.unwrap();
 }

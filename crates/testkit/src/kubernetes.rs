@@ -169,9 +169,7 @@ impl TestKubernetes {
         let kind = object["kind"].as_str().expect("a kind").to_string();
         let resource = resource_of(&kind);
         let name = object["metadata"]["name"].as_str().expect("a name");
-        let namespace = object["metadata"]["namespace"]
-            .as_str()
-            .unwrap_or_default();
+        let namespace = object["metadata"]["namespace"].as_str().unwrap_or_default();
         let key = (resource, namespace.to_string(), name.to_string());
         let mut cluster = self.cluster();
         // A running container has a log, if an empty one.
@@ -223,9 +221,7 @@ impl TestKubernetes {
         cluster.version += 1;
         object["metadata"]["resourceVersion"] = json!(cluster.version.to_string());
         let version = cluster.version;
-        cluster
-            .history
-            .push((version, resource, "DELETED", object));
+        cluster.history.push((version, resource, "DELETED", object));
         drop(cluster);
         self.wake();
     }
@@ -238,7 +234,11 @@ impl TestKubernetes {
 
     /// Appends a line (at `ts`, ns) to the running instance of a container.
     pub fn log(&self, namespace: &str, pod: &str, container: &str, ts: i64, line: &str) {
-        let key = (namespace.to_string(), pod.to_string(), container.to_string());
+        let key = (
+            namespace.to_string(),
+            pod.to_string(),
+            container.to_string(),
+        );
         let mut cluster = self.cluster();
         let runs = cluster.logs.entry(key).or_default();
         if runs.last().is_none_or(|run| !run.running) {
@@ -267,7 +267,11 @@ impl TestKubernetes {
         reason: &str,
     ) {
         {
-            let key = (namespace.to_string(), pod.to_string(), container.to_string());
+            let key = (
+                namespace.to_string(),
+                pod.to_string(),
+                container.to_string(),
+            );
             let mut cluster = self.cluster();
             let runs = cluster.logs.entry(key).or_default();
             if let Some(run) = runs.last_mut() {
@@ -400,9 +404,7 @@ async fn handle(
             "the server could not find the requested resource".into(),
         );
     };
-    let watching = params
-        .get("watch")
-        .is_some_and(|w| w == "true" || w == "1");
+    let watching = params.get("watch").is_some_and(|w| w == "true" || w == "1");
     let (verb, resource) = match &target {
         Target::Collection { resource, .. } if watching => ("watch", resource.to_string()),
         Target::Collection { resource, .. } => ("list", resource.to_string()),
@@ -410,9 +412,7 @@ async fn handle(
     };
     {
         let mut cluster = server.cluster();
-        cluster
-            .requests
-            .push((verb.to_string(), resource.clone()));
+        cluster.requests.push((verb.to_string(), resource.clone()));
         if cluster.throttle > 0 {
             cluster.throttle -= 1;
             let mut response = status(
@@ -451,11 +451,7 @@ async fn handle(
 }
 
 /// Whether a stored object is in the asked collection.
-fn selected(
-    object: &Value,
-    namespace: Option<&str>,
-    params: &BTreeMap<String, String>,
-) -> bool {
+fn selected(object: &Value, namespace: Option<&str>, params: &BTreeMap<String, String>) -> bool {
     namespace.is_none_or(|ns| object["metadata"]["namespace"] == ns)
         && params
             .get("labelSelector")
@@ -655,14 +651,18 @@ fn pod_log(
                 return status(
                     StatusCode::BAD_REQUEST,
                     "BadRequest",
-                    format!("previous terminated container \"{container}\" in pod \"{pod}\" not found"),
+                    format!(
+                        "previous terminated container \"{container}\" in pod \"{pod}\" not found"
+                    ),
                 );
             }
             (false, 0) => {
                 return status(
                     StatusCode::BAD_REQUEST,
                     "BadRequest",
-                    format!("container \"{container}\" in pod \"{pod}\" is waiting to start: ContainerCreating"),
+                    format!(
+                        "container \"{container}\" in pod \"{pod}\" is waiting to start: ContainerCreating"
+                    ),
                 );
             }
             (false, n) => n - 1,

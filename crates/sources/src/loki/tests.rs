@@ -60,6 +60,7 @@ fn pages_that_start_at_the_newest_timestamp_repeat_nothing() {
             stream("a", &[(10, "a1"), (20, "a2")]),
             stream("b", &[(20, "b1")]),
         ],
+        &Marks::default(),
     );
     assert_eq!(lines(&first).len(), 3);
     assert_eq!(cursor.at, 20);
@@ -70,12 +71,39 @@ fn pages_that_start_at_the_newest_timestamp_repeat_nothing() {
             stream("a", &[(20, "a2"), (30, "a3")]),
             stream("b", &[(20, "b1"), (20, "b2")]),
         ],
+        &Marks::default(),
     );
     let second = lines(&second);
     assert_eq!(second.len(), 2, "{second:?}");
     assert!(second[0].ends_with(" a3") || second[1].ends_with(" a3"));
     assert!(second.iter().any(|l| l.ends_with(" b2")));
     assert_eq!(cursor.at, 30);
+}
+
+#[test]
+fn entries_another_road_passed_on_are_not_repeated() {
+    let mut cursor = Cursor {
+        at: 0,
+        seen_at: HashSet::new(),
+    };
+    let marks = Marks::default();
+    let labels: Vec<(String, String)> = [("container", "db"), ("namespace", "n"), ("pod", "p")]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let container = Marks::key(&labels).unwrap();
+    // The Kubernetes API brought the container's entries up to t=20.
+    assert!(marks.admit(&container, 10, "one"));
+    assert!(marks.admit(&container, 20, "two"));
+    // Loki, healthy again, returns them and a newer one, out of order.
+    let pushed = Pushed {
+        labels,
+        entries: vec![(30, "three".into()), (10, "one".into()), (20, "two".into())],
+    };
+    let got = lines(&fresh(&mut cursor, vec![pushed], &marks));
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(got[0].ends_with(" three"));
+    assert_eq!(marks.at(&container), Some(30));
 }
 
 #[test]
