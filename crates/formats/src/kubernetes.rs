@@ -68,8 +68,11 @@ fn text<'a>(map: &'a Map<String, Value>, path: &[&str]) -> Option<&'a str> {
     node.get(*last)?.as_str().filter(|s| !s.is_empty())
 }
 
-/// (sort key, record) of one core/v1 or events.k8s.io/v1 Event.
-fn event_record(event: &Map<String, Value>) -> (String, Value) {
+/// (sort key, record) of one core/v1 or events.k8s.io/v1 Event. The time
+/// is the newest observation's: `lastTimestamp` (core/v1),
+/// `series.lastObservedTime` or `deprecatedLastTimestamp`
+/// (events.k8s.io/v1), else when it was first seen.
+pub fn event_record(event: &Map<String, Value>) -> (String, Value) {
     let object = event
         .get("involvedObject")
         .or_else(|| event.get("regarding"))
@@ -80,10 +83,14 @@ fn event_record(event: &Map<String, Value>) -> (String, Value) {
             .and_then(Value::as_str)
             .unwrap_or_default()
     };
-    let ts = ["lastTimestamp", "eventTime", "firstTimestamp"]
-        .iter()
-        .find_map(|k| text(event, &[k]))
+    let ts = text(event, &["lastTimestamp"])
         .or_else(|| text(event, &["series", "lastObservedTime"]))
+        .or_else(|| text(event, &["deprecatedLastTimestamp"]))
+        .or_else(|| {
+            ["eventTime", "firstTimestamp", "deprecatedFirstTimestamp"]
+                .iter()
+                .find_map(|k| text(event, &[k]))
+        })
         .or_else(|| text(event, &["metadata", "creationTimestamp"]))
         .unwrap_or_default()
         .to_string();
@@ -94,7 +101,12 @@ fn event_record(event: &Map<String, Value>) -> (String, Value) {
         "object": about("name"),
         "type": text(event, &["type"]).unwrap_or_default(),
         "reason": text(event, &["reason"]).unwrap_or_default(),
-        "count": event.get("count").or_else(|| event.get("deprecatedCount")).cloned().unwrap_or(Value::Null),
+        "count": event
+            .get("count")
+            .or_else(|| event.get("series").and_then(|s| s.get("count")))
+            .or_else(|| event.get("deprecatedCount"))
+            .cloned()
+            .unwrap_or(Value::Null),
         "source": text(event, &["source", "component"]).or_else(|| text(event, &["reportingController"])).unwrap_or_default(),
         "msg": text(event, &["message"]).or_else(|| text(event, &["note"])).unwrap_or_default(),
     });
@@ -103,7 +115,15 @@ fn event_record(event: &Map<String, Value>) -> (String, Value) {
     {
         map.insert("pod".into(), Value::String(about("name").to_string()));
     }
-    if let Some(host) = text(event, &["source", "host"])
+    let host = text(event, &["source", "host"])
+        .or_else(|| text(event, &["deprecatedSource", "host"]))
+        .or_else(|| {
+            // The kubelet reports as itself on its node.
+            (text(event, &["reportingController"]) == Some("kubelet"))
+                .then(|| text(event, &["reportingInstance"]))
+                .flatten()
+        });
+    if let Some(host) = host
         && let Some(map) = record.as_object_mut()
     {
         map.insert("node".into(), Value::String(host.to_string()));

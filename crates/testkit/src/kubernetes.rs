@@ -60,6 +60,8 @@ struct Cluster {
     logs: BTreeMap<(String, String, String), Vec<Instance>>,
     /// The next requests answered 429.
     throttle: u32,
+    /// Requests answered 429 so far.
+    throttled: u32,
     /// (verb, resource) of every request.
     requests: Vec<(String, String)>,
     /// What the role allows, as (verb, resource); everything when `None`.
@@ -318,6 +320,11 @@ impl TestKubernetes {
         self.cluster().throttle = count;
     }
 
+    /// How many requests were answered 429.
+    pub fn throttled(&self) -> u32 {
+        self.cluster().throttled
+    }
+
     /// Allows only these (verb, resource) pairs, e.g. ("get", "pods/log").
     pub fn allow_only(&self, allowed: &[(&str, &str)]) {
         self.cluster().allowed = Some(
@@ -415,6 +422,7 @@ async fn handle(
         cluster.requests.push((verb.to_string(), resource.clone()));
         if cluster.throttle > 0 {
             cluster.throttle -= 1;
+            cluster.throttled += 1;
             let mut response = status(
                 StatusCode::TOO_MANY_REQUESTS,
                 "TooManyRequests",
