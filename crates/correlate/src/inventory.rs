@@ -298,6 +298,29 @@ impl Inventory {
         Ok(added)
     }
 
+    /// Forgets an object that is gone from the cluster: a Pod (and its
+    /// UID), a PersistentVolumeClaim, or a PersistentVolume's binding.
+    pub fn remove(&mut self, kind: &str, namespace: &str, name: &str) {
+        let key = (namespace.to_string(), name.to_string());
+        match kind {
+            "Pod" => {
+                self.pods.remove(&key);
+                self.uids.retain(|_, pod| *pod != key);
+            }
+            "PersistentVolumeClaim" => {
+                self.pvcs.remove(&key);
+            }
+            "PersistentVolume" => {
+                for bound in self.pvcs.values_mut() {
+                    if bound.as_deref() == Some(name) {
+                        *bound = None;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
     /// Adds the mount table (mountinfo text) of `node`.
     pub fn add_mounts(&mut self, node: &str, mountinfo: &str) -> usize {
         let table = crate::mounts::parse_mountinfo(mountinfo);

@@ -810,3 +810,26 @@ fn an_unhealthy_source_is_the_pipeline_incident_until_it_recovers() {
     let loki = report(&reports, "pipeline/loki");
     assert_eq!(loki.incident.resolved_at, Some(301 * MINUTE));
 }
+
+#[test]
+fn objects_gone_from_the_cluster_leave_the_inventory() {
+    let mut inventory = Inventory::default();
+    inventory
+        .add_json(
+            br#"{"kind":"List","items":[
+            {"kind":"Pod","metadata":{"name":"db-1","namespace":"prod","uid":"u-1"},"spec":{"nodeName":"n1"}},
+            {"kind":"PersistentVolumeClaim","metadata":{"name":"db-1","namespace":"prod"},"spec":{"volumeName":"pv-1"}}]}"#,
+        )
+        .unwrap();
+    assert!(inventory.pod("prod", "db-1").is_some());
+    assert_eq!(
+        inventory.pvc_of_pv("pv-1"),
+        Some(("prod".into(), "db-1".into()))
+    );
+    inventory.remove("PersistentVolume", "", "pv-1");
+    assert_eq!(inventory.pvc_of_pv("pv-1"), None);
+    inventory.remove("Pod", "prod", "db-1");
+    assert!(inventory.pod("prod", "db-1").is_none());
+    assert_eq!(inventory.pod_by_uid("u-1"), None);
+    inventory.remove("PersistentVolumeClaim", "prod", "db-1");
+}

@@ -23,11 +23,14 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use faultline_correlate::Correlator;
 use faultline_formats::{Decoder, Format, path_labels};
+use faultline_kubernetes::{InventoryChange, KubeConfig, StreamSelector};
 use faultline_matcher::{Matcher, Scratch};
 use faultline_sinks::alertmanager::{AlertOptions, Alerting, Target};
 use faultline_sinks::webhook::{Webhook, WebhookAuth};
 use faultline_sources::loki::{self, Health};
+use faultline_sources::overlap::Marks;
 use faultline_sources::{Batch, Checkpoints, files, kernel, push, stdin};
+use std::sync::atomic::{AtomicI64, Ordering};
 use tokio::sync::{mpsc, watch};
 
 use crate::replay::output::{RecordWriter, use_color};
@@ -99,6 +102,36 @@ pub struct WatchArgs {
     /// --state-dir, a restart catches up from where reading stopped.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     loki_lookback: Option<Duration>,
+    /// Loki whose newest entry is older than this is unhealthy: it answers
+    /// but nothing reaches it.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    loki_max_lag: Duration,
+    /// Read the Kubernetes API (in a pod, its service account; else the
+    /// kubeconfig): Events as records (probe kills are seen there), the
+    /// pods, PVCs and PVs to name what failures belong to, and the pods'
+    /// logs — always without --loki; with --loki, only while Loki is
+    /// unhealthy (the fallback), from where Loki stopped.
+    #[arg(long)]
+    kubernetes: bool,
+    /// The kubeconfig for --kubernetes (default: $KUBECONFIG, else
+    /// ~/.kube/config, when not in a pod).
+    #[arg(long, value_name = "FILE")]
+    kubeconfig: Option<PathBuf>,
+    /// With --kubernetes: only this namespace.
+    #[arg(long, value_name = "NAMESPACE")]
+    namespace: Option<String>,
+    /// With --kubernetes: only pods with these labels (a Kubernetes label
+    /// selector, e.g. app.kubernetes.io/part-of=immich).
+    #[arg(long, value_name = "LABELS")]
+    pod_selector: Option<String>,
+    /// With --kubernetes: containers whose logs are read at once, at most;
+    /// the others wait for a turn.
+    #[arg(long, value_name = "N", default_value_t = 500)]
+    max_log_streams: usize,
+    /// With --loki and --kubernetes: once Loki has been healthy this long
+    /// again, pod logs are read from Loki only.
+    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = parse_duration)]
+    fallback_recover: Duration,
     /// Largest push body accepted, in bytes (larger: 413).
     #[arg(long, value_name = "BYTES", default_value_t = push::DEFAULT_MAX_BODY)]
     push_max_body: usize,
@@ -274,11 +307,14 @@ pub fn run(args: &WatchArgs, matches: Option<&clap::ArgMatches>) -> Result<ExitC
         && args.loki.is_none()
         && args.kmsg.is_none()
         && !args.journald
+        && !args.kubernetes
     {
         bail!(
-            "nothing to watch: give --files GLOB (repeatable), --loki URL, --listen-push ADDR, --kmsg, --journald and/or - for standard input"
+            "nothing to watch: give --files GLOB (repeatable), --loki URL, --kubernetes, --listen-push ADDR, --kmsg, --journald and/or - for standard input"
         );
     }
+    let streams = StreamSelector::parse(&args.selector)
+        .map_err(|err| anyhow::anyhow!("--selector: {err}"))?;
     let node = args
         .node
         .clone()
@@ -344,6 +380,8 @@ pub fn run(args: &WatchArgs, matches: Option<&clap::ArgMatches>) -> Result<ExitC
                 }
             });
         }
+        let marks = Marks::default();
+        let loki_position = Arc::new(AtomicI64::new(Clock::start().now()));
         let (health_tx, health) = watch::channel(Health::Healthy);
         if let Some(url) = &args.loki {
             let lookback = args.loki_lookback.unwrap_or_default();
@@ -359,9 +397,9 @@ pub fn run(args: &WatchArgs, matches: Option<&clap::ArgMatches>) -> Result<ExitC
                     .now()
                     .saturating_sub(i64::try_from(lookback.as_nanos()).unwrap_or(i64::MAX)),
                 cursor_file: args.state_dir.as_ref().map(|d| d.join("loki-cursor")),
-                max_lag: None,
-                marks: Default::default(),
-                position: Default::default(),
+                max_lag: Some(args.loki_max_lag),
+                marks: marks.clone(),
+                position: loki_position.clone(),
             };
             tokio::spawn(loki::follow(
                 config,
@@ -370,6 +408,42 @@ pub fn run(args: &WatchArgs, matches: Option<&clap::ArgMatches>) -> Result<ExitC
                 stop_tx.subscribe(),
             ));
         }
+        let (inventory_tx, inventory_changes) = mpsc::channel(CHANNEL);
+        let kube_stats = Arc::new(faultline_kubernetes::Stats::default());
+        // Pod logs from the API: from the start without Loki; while Loki
+        // is unhealthy with it.
+        let (streaming, streaming_rx) = watch::channel(None);
+        if args.kubernetes {
+            let client = faultline_kubernetes::client(args.kubeconfig.as_deref())
+                .await
+                .map_err(anyhow::Error::msg)?;
+            let started = Clock::start().now();
+            if args.loki.is_none() {
+                streaming.send_replace(Some(started));
+            }
+            let config = KubeConfig {
+                namespace: args.namespace.clone(),
+                pod_selector: args.pod_selector.clone(),
+                streams: Some(streams.clone()),
+                max_streams: args.max_log_streams,
+                events_since_ns: started,
+            };
+            let outputs = faultline_kubernetes::Outputs {
+                batches: tx.clone(),
+                inventory: inventory_tx.clone(),
+                errors: errors_tx.clone(),
+                marks: marks.clone(),
+                stats: kube_stats.clone(),
+            };
+            tokio::spawn(faultline_kubernetes::run(
+                client,
+                config,
+                outputs,
+                streaming_rx,
+                stop_tx.subscribe(),
+            ));
+        }
+        drop(inventory_tx);
         if let Some(path) = args.kmsg.clone() {
             let (tx, errors_tx, node) = (tx.clone(), errors_tx.clone(), node.clone());
             let lost = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -448,9 +522,23 @@ pub fn run(args: &WatchArgs, matches: Option<&clap::ArgMatches>) -> Result<ExitC
             },
         };
         ready.store(true, std::sync::atomic::Ordering::Relaxed);
+        let inputs = Inputs {
+            batches: rx,
+            errors,
+            health,
+            inventory: inventory_changes,
+            fallback: (args.kubernetes && args.loki.is_some()).then(|| Fallback {
+                streaming,
+                position: loki_position.clone(),
+                recover: args.fallback_recover,
+                healthy_since: None,
+            }),
+            loki_position: args.loki.is_some().then_some(loki_position),
+            kube_stats: args.kubernetes.then_some(kube_stats),
+        };
         let result = drive(
             processor,
-            (rx, errors, health),
+            inputs,
             args.resend_interval,
             args.state_dir.as_deref(),
         )
@@ -504,16 +592,87 @@ fn targets(args: &WatchArgs) -> Result<Vec<Target>> {
     Ok(targets)
 }
 
+/// What `watch` reads: batches from every source, the sources' problems,
+/// Loki's health, inventory changes from the Kubernetes API, and the
+/// fallback's state.
+struct Inputs {
+    batches: mpsc::Receiver<Batch>,
+    errors: mpsc::Receiver<String>,
+    health: watch::Receiver<Health>,
+    inventory: mpsc::Receiver<InventoryChange>,
+    fallback: Option<Fallback>,
+    /// Loki's newest entry's time, when Loki is read.
+    loki_position: Option<Arc<AtomicI64>>,
+    kube_stats: Option<Arc<faultline_kubernetes::Stats>>,
+}
+
+/// Pod logs read from the Kubernetes API while Loki is unhealthy: from
+/// Loki's position when it turns unhealthy (so there is no gap; the
+/// marks drop what both carry), until Loki has been healthy for
+/// `recover`.
+struct Fallback {
+    /// Some(start) while falling back.
+    streaming: watch::Sender<Option<i64>>,
+    position: Arc<AtomicI64>,
+    recover: Duration,
+    /// Since when Loki is healthy again, while still falling back.
+    healthy_since: Option<i64>,
+}
+
+impl Fallback {
+    fn active(&self) -> bool {
+        self.streaming.borrow().is_some()
+    }
+
+    /// Loki's health changed at `now`; what to tell, if the fallback
+    /// starts.
+    fn health(&mut self, health: &Health, now: i64) -> Option<String> {
+        match health {
+            Health::Unhealthy(_) => {
+                self.healthy_since = None;
+                if self.active() {
+                    return None;
+                }
+                let from = self.position.load(Ordering::Relaxed);
+                self.streaming.send_replace(Some(from));
+                Some(format!(
+                    "falling back to reading pod logs from the Kubernetes API, from {}",
+                    jiff::Timestamp::from_nanosecond(i128::from(from))
+                        .map(|t| t.to_string())
+                        .unwrap_or_default()
+                ))
+            }
+            Health::Healthy => {
+                if self.active() {
+                    self.healthy_since = Some(now);
+                }
+                None
+            }
+        }
+    }
+
+    /// Time passed to `now`; what to tell, if the fallback ends.
+    fn tick(&mut self, now: i64) -> Option<String> {
+        let since = self.healthy_since?;
+        let recover = i64::try_from(self.recover.as_nanos()).unwrap_or(i64::MAX);
+        if now.saturating_sub(since) < recover {
+            return None;
+        }
+        self.healthy_since = None;
+        self.streaming.send_replace(None);
+        Some(format!(
+            "Loki has been healthy for {}s: reading pod logs from Loki only again",
+            self.recover.as_secs()
+        ))
+    }
+}
+
 /// Feeds batches to the processor until every source ended or a signal
 /// came; checks time every [`TICK`]; saves checkpoints every
 /// [`SAVE_EVERY`] and at the end.
 async fn drive(
     mut processor: Processor<'_, impl Write>,
-    (mut rx, mut errors, mut health): (
-        mpsc::Receiver<Batch>,
-        mpsc::Receiver<String>,
-        watch::Receiver<Health>,
-    ),
+    mut inputs: Inputs,
     resend_interval: Duration,
     state_dir: Option<&std::path::Path>,
 ) -> Result<()> {
@@ -525,21 +684,24 @@ async fn drive(
         .context("listening for SIGTERM")?;
     loop {
         tokio::select! {
-            batch = rx.recv() => match batch {
+            batch = inputs.batches.recv() => match batch {
                 Some(batch) => processor.batch(&batch, clock.now())?,
                 None => break,
             },
-            Some(error) = errors.recv() => eprintln!("faultline: {error}"),
-            Ok(()) = health.changed() => {
-                let now = health.borrow_and_update().clone();
+            Some(error) = inputs.errors.recv() => eprintln!("faultline: {error}"),
+            Some(change) = inputs.inventory.recv() => processor.inventory(change),
+            Ok(()) = inputs.health.changed() => {
+                let now = inputs.health.borrow_and_update().clone();
                 processor.loki_health(&now, clock.now())?;
+                if let Some(told) = inputs.fallback.as_mut().and_then(|f| f.health(&now, clock.now())) {
+                    eprintln!("faultline: {told}");
+                }
             }
             _ = tick.tick() => {
-                processor
-                    .metrics
-                    .batches_waiting
-                    .with_label_values(&["batches"])
-                    .set(i64::try_from(rx.len()).unwrap_or(i64::MAX));
+                inputs.export(&processor.metrics, clock.now());
+                if let Some(told) = inputs.fallback.as_mut().and_then(|f| f.tick(clock.now())) {
+                    eprintln!("faultline: {told}");
+                }
                 processor.tick(clock.now())?;
             }
             _ = save.tick() => processor.save(state_dir)?,
@@ -549,12 +711,40 @@ async fn drive(
         }
     }
     // Whatever was already read is still processed.
-    rx.close();
-    while let Some(batch) = rx.recv().await {
+    inputs.batches.close();
+    while let Some(batch) = inputs.batches.recv().await {
         processor.batch(&batch, clock.now())?;
     }
     processor.tick(clock.now())?;
     processor.save(state_dir)
+}
+
+impl Inputs {
+    /// Updates the metrics of the inputs' state at `now`.
+    fn export(&self, metrics: &metrics::Metrics, now: i64) {
+        metrics
+            .batches_waiting
+            .with_label_values(&["batches"])
+            .set(i64::try_from(self.batches.len()).unwrap_or(i64::MAX));
+        if let Some(position) = &self.loki_position {
+            let lag = now.saturating_sub(position.load(Ordering::Relaxed)) / 1_000_000_000;
+            metrics
+                .source_lag
+                .with_label_values(&["loki"])
+                .set(lag.max(0));
+        }
+        metrics.fallback_active.set(i64::from(
+            self.fallback.as_ref().is_some_and(Fallback::active),
+        ));
+        if let Some(stats) = &self.kube_stats {
+            for (state, count) in [("following", &stats.following), ("waiting", &stats.waiting)] {
+                metrics
+                    .log_streams
+                    .with_label_values(&[state])
+                    .set(count.load(Ordering::Relaxed));
+            }
+        }
+    }
 }
 
 /// Wall-clock time, in UTC ns, read through tokio's clock (so tests with a
@@ -821,6 +1011,23 @@ impl<W: Write> Processor<'_, W> {
             Health::Healthy => self.correlator.source_healthy("loki", now),
         }
         self.announce()
+    }
+
+    /// Applies a change of the cluster's objects to the inventory.
+    fn inventory(&mut self, change: InventoryChange) {
+        let inventory = self.correlator.inventory_mut();
+        match change {
+            InventoryChange::Applied(json) => {
+                if let Err(err) = inventory.add_json(&json) {
+                    eprintln!("faultline: kubernetes: an object not understood: {err}");
+                }
+            }
+            InventoryChange::Deleted {
+                kind,
+                namespace,
+                name,
+            } => inventory.remove(kind, &namespace, &name),
+        }
     }
 
     /// Prints the incidents that changed, and marks them to be sent.

@@ -23,14 +23,12 @@ impl Watch {
     fn start(args: &[&str]) -> Watch {
         let mut child = Command::new(env!("CARGO_BIN_EXE_faultline"))
             .arg("watch")
-            .args([
-                "--format",
-                "json",
-                "--poll",
-                "20ms",
-                "--listen",
-                "127.0.0.1:0",
-            ])
+            .args(["--format", "json", "--poll", "20ms"])
+            .args(if args.contains(&"--listen") {
+                &[][..]
+            } else {
+                &["--listen", "127.0.0.1:0"][..]
+            })
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -54,11 +52,17 @@ impl Watch {
     /// The next record that `wanted` accepts, skipping others (20 s at
     /// most, which only a broken watch takes).
     fn next(&self, wanted: impl Fn(&Value) -> bool) -> Value {
+        self.next_keeping(&mut Vec::new(), wanted)
+    }
+
+    /// [`Watch::next`], keeping every record read in `kept`.
+    fn next_keeping(&self, kept: &mut Vec<Value>, wanted: impl Fn(&Value) -> bool) -> Value {
         loop {
             let record = self
                 .records
                 .recv_timeout(Duration::from_secs(20))
-                .expect("faultline watch reports in time");
+                .unwrap_or_else(|_| panic!("faultline watch reports in time; so far: {kept:#?}"));
+            kept.push(record.clone());
             if wanted(&record) {
                 return record;
             }
@@ -451,4 +455,143 @@ fn the_example_config_is_valid() {
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
+}
+
+/// The time now, in UTC ns.
+fn now_ns() -> i64 {
+    i64::try_from(jiff::Timestamp::now().as_nanosecond()).unwrap()
+}
+
+/// Waits (20 s at most) until faultline's /metrics on `port` shows `line`.
+fn metrics_show(port: u16, line: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let body = common::http_get(port, "/metrics").map(|(_, body)| body);
+        if body
+            .as_deref()
+            .is_some_and(|b| b.lines().any(|l| l == line))
+        {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{line:?} not in {body:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn when_loki_breaks_pod_logs_come_from_the_kubernetes_api_without_gap_or_repeat() {
+    use faultline_testkit::kubernetes::{TestKubernetes, pod};
+    use faultline_testkit::loki::{Mode, TestLoki};
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (loki, loki_url) = runtime.block_on(TestLoki::start(None));
+    let (kube, kube_url) = runtime.block_on(TestKubernetes::start());
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = TestKubernetes::kubeconfig(&kube_url, dir.path());
+    let (ns, name) = ("vitals-prod", "vitals-db-production-cnpg-v1-2");
+    kube.apply(pod(
+        ns,
+        name,
+        "talos-519-vmy",
+        &["postgres"],
+        &[("pgdata", name)],
+    ));
+    let labels = [("namespace", ns), ("pod", name), ("container", "postgres")];
+    let line = |n: u32| {
+        format!(
+            "2026-02-19 03:04:{n:02}.000 UTC [{n}] FATAL:  could not open file \"global/pg_control\": Read-only file system"
+        )
+    };
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let watch = Watch::start(&[
+        "--loki",
+        &loki_url,
+        "--loki-poll",
+        "100ms",
+        "--kubernetes",
+        "--kubeconfig",
+        kubeconfig.to_str().unwrap(),
+        "--fallback-recover",
+        "2s",
+        "--listen",
+        &listen,
+    ]);
+    let mut records = Vec::new();
+    let hit_of = |n: u32| {
+        move |r: &Value| is_hit(r) && r["line"].as_str().unwrap().contains(&format!("[{n}]"))
+    };
+    metrics_show(port, "faultline_fallback_active 0");
+
+    // Loki healthy: the container's lines come through Loki.
+    let first = now_ns();
+    loki.add(&labels, first, &line(1));
+    kube.log(ns, name, "postgres", first, &line(1));
+    let hit = watch.next_keeping(&mut records, hit_of(1));
+    assert!(
+        hit["origin"].as_str().unwrap().starts_with("loki{"),
+        "{hit}"
+    );
+
+    // Loki answers 500: the pipeline incident fires and the pod's log is
+    // read from the API, from where Loki stopped.
+    loki.set_mode(Mode::Failing);
+    let paged = watch.next_keeping(&mut records, |r| {
+        r["type"] == "incident" && r["key"] == "pipeline/loki"
+    });
+    assert_eq!(paged["state"], "firing");
+    metrics_show(port, "faultline_fallback_active 1");
+    metrics_show(
+        port,
+        "faultline_kubernetes_log_streams{state=\"following\"} 1",
+    );
+    let during = now_ns();
+    kube.log(ns, name, "postgres", during, &line(2));
+    let hit = watch.next_keeping(&mut records, hit_of(2));
+    assert!(
+        hit["origin"].as_str().unwrap().starts_with("kubernetes{"),
+        "{hit}"
+    );
+    assert_eq!(hit["labels"]["namespace"], ns);
+
+    // Loki is back, with what the agent pushed again (line 2) and a new
+    // line: only the new one is reported; the incident resolves.
+    loki.add(&labels, during, &line(2));
+    loki.add(&labels, now_ns(), &line(3));
+    loki.set_mode(Mode::Healthy);
+    let hit = watch.next_keeping(&mut records, hit_of(3));
+    assert!(
+        hit["origin"].as_str().unwrap().starts_with("loki{"),
+        "{hit}"
+    );
+    let loki_resolved = |r: &Value| {
+        r["type"] == "incident" && r["key"] == "pipeline/loki" && r["state"] == "resolved"
+    };
+    let resolved = match records.iter().find(|r| loki_resolved(r)) {
+        Some(record) => record.clone(),
+        None => watch.next_keeping(&mut records, loki_resolved),
+    };
+    assert_eq!(resolved["state"], "resolved");
+    // Healthy for the recovery time: Loki alone again.
+    metrics_show(port, "faultline_fallback_active 0");
+    metrics_show(
+        port,
+        "faultline_kubernetes_log_streams{state=\"following\"} 0",
+    );
+    let last = now_ns();
+    loki.add(&labels, last, &line(4));
+    kube.log(ns, name, "postgres", last, &line(4));
+    watch.next_keeping(&mut records, hit_of(4));
+    std::thread::sleep(Duration::from_millis(500));
+
+    let (status, rest) = watch.stop();
+    assert!(status.success());
+    records.extend(rest);
+    for n in 1..=4 {
+        let hits = records.iter().filter(|r| hit_of(n)(r)).count();
+        assert_eq!(hits, 1, "line {n} reported {hits} times");
+    }
+    drop(runtime);
 }

@@ -61,6 +61,7 @@ pub(crate) async fn follow(
     };
     let mut relist = Relist::new();
     let mut since = *streaming.borrow_and_update();
+    let mut streaming_open = true;
     loop {
         tokio::select! {
             event = events.next() => {
@@ -88,9 +89,11 @@ pub(crate) async fn follow(
                     }
                 }
             }
-            changed = streaming.changed() => {
+            changed = streaming.changed(), if streaming_open => {
                 if changed.is_err() {
-                    break;
+                    // Nobody switches it any more: it stays as it is.
+                    streaming_open = false;
+                    continue;
                 }
                 since = *streaming.borrow_and_update();
                 match since {

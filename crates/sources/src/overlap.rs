@@ -11,7 +11,7 @@
 //! writes them in order), so nothing new is taken for old.
 
 use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasher, Hash, Hasher, RandomState};
+use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, Mutex, PoisonError};
 
 /// A container: (namespace, pod, container).
@@ -64,9 +64,7 @@ impl Marks {
     /// now counts as passed on.
     pub fn admit(&self, key: &ContainerKey, ts: i64, line: &str) -> bool {
         let mut table = self.table();
-        let mut hasher = table.hasher.build_hasher();
-        line.hash(&mut hasher);
-        let hash = hasher.finish();
+        let hash = table.hasher.hash_one(line);
         table.clock += 1;
         let used = table.clock;
         if !table.marks.contains_key(key) && table.marks.len() >= MAX_MARKS {

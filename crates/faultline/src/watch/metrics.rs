@@ -13,7 +13,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use prometheus::{Encoder, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
 use tokio::sync::watch;
 
 /// Every metric faultline exports.
@@ -42,6 +44,14 @@ pub struct Metrics {
     pub alert_queue: IntGaugeVec,
     /// Batches of lines waiting to be matched.
     pub batches_waiting: IntGaugeVec,
+    /// How far behind the wall clock a source's newest entry is (Loki).
+    pub source_lag: IntGaugeVec,
+    /// 1 while pod logs come from the Kubernetes API because Loki is
+    /// unhealthy.
+    pub fallback_active: IntGauge,
+    /// Containers whose logs are read from the Kubernetes API, by state
+    /// (`following`, `waiting` for a turn).
+    pub log_streams: IntGaugeVec,
 }
 
 impl Metrics {
@@ -71,6 +81,14 @@ impl Metrics {
                 .expect("each metric is registered once");
             metric
         };
+        let fallback_active = IntGauge::new(
+            "faultline_fallback_active",
+            "1 while pod logs are read from the Kubernetes API because Loki is unhealthy.",
+        )
+        .expect("a valid metric definition");
+        registry
+            .register(Box::new(fallback_active.clone()))
+            .expect("each metric is registered once");
         let truncated = single(
             "faultline_lines_truncated_total",
             "Lines longer than 4 MiB, cut there.",
@@ -123,6 +141,17 @@ impl Metrics {
                 "faultline_queue_depth",
                 "Items waiting in a queue.",
                 &["queue"],
+            ),
+            source_lag: gauge(
+                "faultline_source_lag_seconds",
+                "How far behind the wall clock the newest entry read from the source is.",
+                &["source"],
+            ),
+            fallback_active,
+            log_streams: gauge(
+                "faultline_kubernetes_log_streams",
+                "Containers whose logs are read from the Kubernetes API, following or waiting for a turn.",
+                &["state"],
             ),
             registry,
         }
