@@ -15,10 +15,15 @@
 //! * a file deleted while open is read to its end, then let go.
 //!
 //! Only whole lines are passed on; a partial last line waits for its end
-//! (or for the file to be let go). A file must live at its path for at
-//! least one poll interval to be seen: one created and renamed away in
-//! between is missed, as by every polling follower. Backpressure: when the channel is full
+//! (or for the file to be let go). Backpressure: when the channel is full
 //! the source waits, offsets unchanged.
+//!
+//! File system events (inotify, through `notify`) on the globs' fixed
+//! directories wake the follower as soon as something is written, so
+//! lines are seen within milliseconds; the poll interval is the fallback
+//! when events cannot be had (no inotify watches left, a network file
+//! system). A file must live at its path until the next look to be seen:
+//! one created and renamed away in between is missed.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -78,6 +83,19 @@ pub async fn follow(
     errors: mpsc::Sender<String>,
     mut stop: watch::Receiver<bool>,
 ) {
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let _events = match watch_directories(&config.globs, wake.clone()) {
+        Ok(watcher) => Some(watcher),
+        Err(err) => {
+            let _ = errors
+                .send(format!(
+                    "no file system events ({err}); looking for new lines every {:?}",
+                    config.poll
+                ))
+                .await;
+            None
+        }
+    };
     let mut tailer = Tailer {
         config,
         files: HashMap::new(),
@@ -105,12 +123,58 @@ pub async fn follow(
         }
         tokio::select! {
             _ = tokio::time::sleep(tailer.config.poll) => {}
+            _ = wake.notified() => {
+                // A burst of writes is one look.
+                tokio::time::sleep(COALESCE.min(tailer.config.poll)).await;
+            }
             _ = stop.changed() => {}
         }
         if *stop.borrow() {
             return;
         }
     }
+}
+
+/// How long a wake-up waits for the rest of a burst of writes.
+const COALESCE: Duration = Duration::from_millis(5);
+
+/// The fixed directory a glob starts in: its path up to the first
+/// component with a wildcard.
+fn fixed_directory(glob: &str) -> std::path::PathBuf {
+    let mut dir = std::path::PathBuf::new();
+    for component in Path::new(glob).components() {
+        let text = component.as_os_str().to_string_lossy();
+        if text.contains(['*', '?', '[']) {
+            return dir;
+        }
+        dir.push(component);
+    }
+    // No wildcard: the glob is a file; its directory holds it.
+    dir.parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+/// Watches the fixed directories of `globs` (recursively) and wakes
+/// `wake` on every event.
+fn watch_directories(
+    globs: &[String],
+    wake: Arc<tokio::sync::Notify>,
+) -> notify::Result<notify::RecommendedWatcher> {
+    use notify::Watcher;
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if event.is_ok() {
+            wake.notify_one();
+        }
+    })?;
+    for glob in globs {
+        let dir = fixed_directory(glob);
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".").to_path_buf()
+        } else {
+            dir
+        };
+        watcher.watch(&dir, notify::RecursiveMode::Recursive)?;
+    }
+    Ok(watcher)
 }
 
 struct Tailer {

@@ -239,3 +239,55 @@ async fn a_deleted_file_is_read_to_its_end_and_long_lines_are_cut() {
     assert_eq!(lines[4], "last words");
     running.stop().await;
 }
+
+#[test]
+fn a_globs_fixed_directory_is_what_is_watched() {
+    assert_eq!(
+        fixed_directory("/var/log/pods/*/*/*.log"),
+        Path::new("/var/log/pods")
+    );
+    assert_eq!(fixed_directory("/var/log/syslog"), Path::new("/var/log"));
+    assert_eq!(fixed_directory("logs/app-?.log"), Path::new("logs"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_is_seen_at_once_without_waiting_for_the_poll() {
+    let dir = tempfile::tempdir().unwrap();
+    let pods = dir.path().join("pods");
+    std::fs::create_dir_all(pods.join("ns_pod_uid/db")).unwrap();
+    let (tx, mut rx) = mpsc::channel(4);
+    let (errors, mut problems) = mpsc::channel(16);
+    let (stop, stop_rx) = watch::channel(false);
+    let config = FileConfig {
+        globs: vec![format!("{}/*/*/*.log", pods.display())],
+        // Only file system events can wake it in time.
+        poll: Duration::from_secs(3600),
+        read_existing: true,
+        checkpoints: Checkpoints::default(),
+    };
+    let task = tokio::spawn(follow(config, tx, errors, stop_rx));
+    // A new directory and file, then a line in it.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    std::fs::create_dir_all(pods.join("ns_pod2_uid/db")).unwrap();
+    let path = pods.join("ns_pod2_uid/db/0.log");
+    std::fs::write(&path, "first\n").unwrap();
+    let batch = tokio::time::timeout(Duration::from_secs(20), rx.recv())
+        .await
+        .expect("seen long before the poll")
+        .unwrap();
+    assert_eq!(batch.lines, b"first\n");
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap()
+        .write_all(b"second\n")
+        .unwrap();
+    let batch = tokio::time::timeout(Duration::from_secs(20), rx.recv())
+        .await
+        .expect("seen long before the poll")
+        .unwrap();
+    assert_eq!(batch.lines, b"second\n");
+    assert!(problems.try_recv().is_err(), "events were available");
+    stop.send(true).unwrap();
+    task.await.unwrap();
+}
