@@ -102,6 +102,11 @@ pub struct WatchArgs {
     /// --state-dir, a restart catches up from where reading stopped.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     loki_lookback: Option<Duration>,
+    /// Once caught up, follow Loki's tail websocket (entries arrive as
+    /// they are pushed) instead of polling query_range; a tail that ends is
+    /// caught up with query_range.
+    #[arg(long)]
+    loki_tail: bool,
     /// Loki whose newest entry is older than this is unhealthy: it answers
     /// but nothing reaches it.
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
@@ -400,6 +405,7 @@ pub fn run(args: &WatchArgs, matches: Option<&clap::ArgMatches>) -> Result<ExitC
                 max_lag: Some(args.loki_max_lag),
                 marks: marks.clone(),
                 position: loki_position.clone(),
+                tail: args.loki_tail,
             };
             tokio::spawn(loki::follow(
                 config,

@@ -2,7 +2,11 @@
 //!
 //! Follows a LogQL stream selector by paging `GET /loki/api/v1/query_range`
 //! forward from where it stands (the start, then the newest entry seen),
-//! every poll interval. Entries that share the newest timestamp are
+//! every poll interval — or, with `tail`, catches up that way and then
+//! follows Loki's `/loki/api/v1/tail` websocket, whose frames arrive as
+//! entries are pushed; a tail that ends (Loki closes it, the connection
+//! drops, entries are dropped for a slow reader) is a failure, and
+//! reading goes on from the newest entry with `query_range`. Entries that share the newest timestamp are
 //! remembered so the next page, which starts at that timestamp, does not
 //! repeat them (Loki's `start` is inclusive, and stepping past it by a
 //! nanosecond could drop entries). Each stream becomes a batch of
@@ -67,6 +71,8 @@ pub struct LokiConfig {
     /// The newest entry's time read so far (UTC ns), published for the
     /// fallback to start from.
     pub position: Arc<AtomicI64>,
+    /// Once caught up, follow the tail websocket instead of polling.
+    pub tail: bool,
 }
 
 /// Credentials for Loki.
@@ -182,6 +188,16 @@ pub async fn follow(
                 // A full page means more is waiting: ask again at once.
                 if returned >= config.limit {
                     Duration::ZERO
+                } else if config.tail && failures == 0 {
+                    let ended = tokio::select! {
+                        ended = tail(&config, &mut cursor, &tx) => ended,
+                        _ = stop.changed() => return,
+                    };
+                    match ended {
+                        Err(Gone) => return,
+                        Ok(reason) => fail(&mut failures, reason),
+                    }
+                    backoff.next_wait()
                 } else {
                     config.poll
                 }
@@ -198,6 +214,190 @@ pub async fn follow(
         if *stop.borrow() {
             return;
         }
+    }
+}
+
+/// The batches are no longer wanted.
+struct Gone;
+
+/// Follows the tail websocket from the cursor until it ends: why it ended.
+async fn tail(
+    config: &LokiConfig,
+    cursor: &mut Cursor,
+    tx: &mpsc::Sender<Batch>,
+) -> Result<String, Gone> {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let request = match tail_request(config, cursor.at) {
+        Ok(request) => request,
+        Err(reason) => return Ok(reason),
+    };
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map(|builder| {
+        builder
+            .with_root_certificates(rustls::RootCertStore {
+                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+            })
+            .with_no_client_auth()
+    });
+    let tls = match tls {
+        Ok(tls) => tls,
+        Err(err) => return Ok(format!("TLS for the tail: {err}")),
+    };
+    let connect = tokio_tungstenite::connect_async_tls_with_config(
+        request,
+        None,
+        false,
+        Some(tokio_tungstenite::Connector::Rustls(Arc::new(tls))),
+    );
+    let mut socket = match tokio::time::timeout(config.timeout, connect).await {
+        Err(_) => return Ok("the tail timed out connecting".to_string()),
+        Ok(Err(tokio_tungstenite::tungstenite::Error::Http(response))) => {
+            let body = response
+                .body()
+                .as_deref()
+                .map(String::from_utf8_lossy)
+                .unwrap_or_default();
+            let body: String = body.trim().chars().take(200).collect();
+            return Ok(format!("tail: HTTP {}: {body}", response.status().as_u16()));
+        }
+        Ok(Err(err)) => return Ok(format!("tail: {err}")),
+        Ok(Ok((socket, _))) => socket,
+    };
+    while let Some(message) = socket.next().await {
+        let text = match message {
+            Ok(Message::Text(text)) => text,
+            Ok(Message::Close(frame)) => {
+                return Ok(match frame {
+                    Some(frame) if !frame.reason.is_empty() => {
+                        format!("Loki closed the tail: {}", frame.reason)
+                    }
+                    _ => "Loki closed the tail".to_string(),
+                });
+            }
+            Ok(_) => continue,
+            Err(err) => return Ok(format!("the tail broke: {err}")),
+        };
+        let (streams, dropped) = match parse_tail_frame(text.as_bytes()) {
+            Ok(frame) => frame,
+            Err(reason) => return Ok(reason),
+        };
+        for batch in fresh(cursor, streams, &config.marks) {
+            tx.send(batch).await.map_err(|_| Gone)?;
+        }
+        config.position.store(cursor.at, Ordering::Relaxed);
+        if dropped > 0 {
+            return Ok(format!(
+                "the tail dropped {dropped} entries (faultline read too slowly)"
+            ));
+        }
+    }
+    Ok("the tail ended".to_string())
+}
+
+/// The websocket request for the tail from `start` (ns), with the
+/// tenant and credentials.
+fn tail_request(
+    config: &LokiConfig,
+    start: i64,
+) -> Result<tokio_tungstenite::tungstenite::handshake::client::Request, String> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let base = config.url.trim_end_matches('/');
+    let base = if let Some(rest) = base.strip_prefix("https://") {
+        format!("wss://{rest}")
+    } else if let Some(rest) = base.strip_prefix("http://") {
+        format!("ws://{rest}")
+    } else {
+        return Err(format!("{base}: not an http(s) URL"));
+    };
+    let query = form_urlencoded::Serializer::new(String::new())
+        .append_pair("query", &config.selector)
+        .append_pair("start", &start.to_string())
+        .append_pair("limit", &config.limit.to_string())
+        .append_pair("delay_for", "0")
+        .finish();
+    let mut request = format!("{base}/loki/api/v1/tail?{query}")
+        .into_client_request()
+        .map_err(|err| format!("the tail request: {err}"))?;
+    let headers = request.headers_mut();
+    let header = |value: &str| {
+        value
+            .parse::<tokio_tungstenite::tungstenite::http::HeaderValue>()
+            .map_err(|err| format!("a header for the tail: {err}"))
+    };
+    if let Some(org) = &config.org_id {
+        headers.insert("X-Scope-OrgID", header(org)?);
+    }
+    match &config.auth {
+        Some(Auth::Bearer(token)) => {
+            headers.insert("Authorization", header(&format!("Bearer {token}"))?);
+        }
+        Some(Auth::Basic { user, password }) => {
+            use base64::Engine;
+            let credentials = base64::engine::general_purpose::STANDARD
+                .encode(format!("{user}:{password}").as_bytes());
+            headers.insert("Authorization", header(&format!("Basic {credentials}"))?);
+        }
+        None => {}
+    }
+    Ok(request)
+}
+
+/// Parses a tail frame: `{"streams":[{"stream":{…},"values":[[ts,line]]}],
+/// "dropped_entries":[…]}`: the streams and how many entries were dropped.
+pub fn parse_tail_frame(body: &[u8]) -> Result<(Vec<Pushed>, usize), String> {
+    #[derive(serde::Deserialize)]
+    struct Frame {
+        #[serde(default)]
+        streams: Vec<LooseStream>,
+        #[serde(default)]
+        dropped_entries: Option<Vec<serde_json::Value>>,
+    }
+    let frame: Frame =
+        serde_json::from_slice(body).map_err(|err| format!("not a tail frame: {err}"))?;
+    let streams = frame
+        .streams
+        .into_iter()
+        .map(LooseStream::into_pushed)
+        .collect::<Result<_, _>>()
+        .map_err(|err| format!("not a tail frame: {err}"))?;
+    Ok((streams, frame.dropped_entries.map_or(0, |d| d.len())))
+}
+
+/// A stream as Loki returns it; values are `[ts, line]` or
+/// `[ts, line, {metadata}]` (the metadata is ignored).
+#[derive(serde::Deserialize)]
+struct LooseStream {
+    #[serde(default)]
+    stream: std::collections::BTreeMap<String, String>,
+    values: Vec<Vec<serde_json::Value>>,
+}
+
+impl LooseStream {
+    fn into_pushed(self) -> Result<Pushed, &'static str> {
+        let entries = self
+            .values
+            .into_iter()
+            .map(|value| {
+                let ts = value
+                    .first()
+                    .and_then(|v| v.as_str())
+                    .and_then(|v| v.parse::<i64>().ok())
+                    .ok_or("an entry without a timestamp string")?;
+                let line = value
+                    .get(1)
+                    .and_then(|v| v.as_str())
+                    .ok_or("an entry without a line")?;
+                Ok((ts, line.to_string()))
+            })
+            .collect::<Result<_, &str>>()?;
+        Ok(Pushed {
+            labels: self.stream.into_iter().collect(),
+            entries,
+        })
     }
 }
 
@@ -303,7 +503,6 @@ fn describe(err: &reqwest::Error) -> String {
 /// `streams`); values may carry a third element (structured metadata),
 /// which is ignored.
 pub fn parse_query_range(body: &[u8]) -> Result<Vec<Pushed>, String> {
-    // Values are [ts, line] or [ts, line, {metadata}]: read loosely.
     #[derive(serde::Deserialize)]
     struct Loose {
         status: String,
@@ -314,12 +513,6 @@ pub fn parse_query_range(body: &[u8]) -> Result<Vec<Pushed>, String> {
         #[serde(rename = "resultType")]
         result_type: String,
         result: Vec<LooseStream>,
-    }
-    #[derive(serde::Deserialize)]
-    struct LooseStream {
-        #[serde(default)]
-        stream: std::collections::BTreeMap<String, String>,
-        values: Vec<Vec<serde_json::Value>>,
     }
     let response: Loose =
         serde_json::from_slice(body).map_err(|err| format!("not a query_range response: {err}"))?;
@@ -336,30 +529,9 @@ pub fn parse_query_range(body: &[u8]) -> Result<Vec<Pushed>, String> {
         .data
         .result
         .into_iter()
-        .map(|stream| {
-            let entries = stream
-                .values
-                .into_iter()
-                .map(|value| {
-                    let ts = value
-                        .first()
-                        .and_then(|v| v.as_str())
-                        .and_then(|v| v.parse::<i64>().ok())
-                        .ok_or("an entry without a timestamp string")?;
-                    let line = value
-                        .get(1)
-                        .and_then(|v| v.as_str())
-                        .ok_or("an entry without a line")?;
-                    Ok((ts, line.to_string()))
-                })
-                .collect::<Result<_, &str>>()
-                .map_err(|err| format!("not a query_range response: {err}"))?;
-            Ok(Pushed {
-                labels: stream.stream.into_iter().collect(),
-                entries,
-            })
-        })
-        .collect()
+        .map(LooseStream::into_pushed)
+        .collect::<Result<_, _>>()
+        .map_err(|err| format!("not a query_range response: {err}"))
 }
 
 #[cfg(test)]

@@ -24,6 +24,7 @@ fn config(url: String, cursor_file: Option<std::path::PathBuf>) -> LokiConfig {
         max_lag: None,
         marks: Default::default(),
         position: Default::default(),
+        tail: false,
     }
 }
 
@@ -158,4 +159,56 @@ async fn a_loki_that_answers_but_gets_nothing_new_is_unhealthy() {
     assert!(receive(&mut rx, 1).await[0].ends_with(" ingesting again"));
     stop_tx.send(true).unwrap();
     task.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tail_follows_and_a_closed_or_dropped_tail_is_caught_up_without_repeats() {
+    let (loki, url) = TestLoki::start(Some("tenant-1")).await;
+    let labels = [("namespace", "monitoring"), ("pod", "loki-0")];
+    let now = || i64::try_from(jiff::Timestamp::now().as_nanosecond()).unwrap();
+    loki.add(&labels, now(), "history 1");
+    loki.add(&labels, now(), "history 2");
+    let (tx, mut rx) = mpsc::channel(8);
+    let (health_tx, mut health) = watch::channel(Health::Healthy);
+    let (stop_tx, stop) = watch::channel(false);
+    let config = LokiConfig {
+        tail: true,
+        start_ns: now() - 60_000_000_000,
+        ..config(url, None)
+    };
+    let task = tokio::spawn(loki::follow(config, tx, health_tx, stop));
+    assert_eq!(receive(&mut rx, 2).await.len(), 2);
+    // Caught up: the tail is open, and new entries come through it.
+    while loki.tails() == 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    loki.add(&labels, now(), "tailed");
+    assert!(receive(&mut rx, 1).await[0].ends_with(" tailed"));
+
+    // Loki fails: the tail is closed with its error, queries fail too.
+    loki.set_mode(Mode::Failing);
+    health_becomes(&mut health, |h| matches!(h, Health::Unhealthy(_))).await;
+    loki.add(&labels, now(), "during the outage");
+    loki.set_mode(Mode::Healthy);
+    health_becomes(&mut health, |h| *h == Health::Healthy).await;
+    assert!(receive(&mut rx, 1).await[0].ends_with(" during the outage"));
+
+    // Tails dropped without a close frame: what comes meanwhile is read
+    // once, by the next catch-up or tail.
+    let tails = loki.tails();
+    loki.set_mode(Mode::Disconnecting);
+    for i in 0..3 {
+        loki.add(&labels, now(), &format!("while dropping {i}"));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let got = receive(&mut rx, 3).await;
+    for (i, line) in got.iter().enumerate() {
+        assert!(line.ends_with(&format!(" while dropping {i}")), "{got:?}");
+    }
+    assert!(loki.tails() > tails + 1, "the tail was opened again");
+    loki.set_mode(Mode::Healthy);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop_tx.send(true).unwrap();
+    task.await.unwrap();
+    assert!(rx.try_recv().is_err(), "nothing repeated");
 }

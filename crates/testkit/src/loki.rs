@@ -1,7 +1,9 @@
-//! A Loki that answers `GET /loki/api/v1/query_range` as Loki's HTTP API
-//! documents it, with the failure modes a real one shows: HTTP 500 with a
-//! text body on every request (its WAL on a read-only file system), and
-//! answers slower than a client's timeout.
+//! A Loki that answers `GET /loki/api/v1/query_range` and the
+//! `GET /loki/api/v1/tail` websocket as Loki's HTTP API documents them,
+//! with the failure modes a real one shows: HTTP 500 with a text body on
+//! every request and tails closed with the error (its WAL on a read-only
+//! file system), answers slower than a client's timeout, and tail
+//! connections dropped without a close frame.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -21,6 +23,9 @@ pub enum Mode {
     Failing,
     /// Two seconds late.
     Slow,
+    /// Answers queries, but drops every tail connection after its first
+    /// frame, without a close frame.
+    Disconnecting,
 }
 
 /// The body of the HTTP 500 a Loki with a read-only WAL answers.
@@ -36,6 +41,8 @@ pub struct TestLoki {
     mode: Mutex<Mode>,
     /// Requests must carry this `X-Scope-OrgID` (multi-tenant Loki).
     tenant: Option<String>,
+    /// Tail connections opened so far.
+    tails: std::sync::atomic::AtomicUsize,
 }
 
 impl TestLoki {
@@ -46,9 +53,11 @@ impl TestLoki {
             entries: Mutex::default(),
             mode: Mutex::new(Mode::Healthy),
             tenant: tenant.map(str::to_string),
+            tails: Default::default(),
         });
         let app = axum::Router::new()
             .route("/loki/api/v1/query_range", get(query_range))
+            .route("/loki/api/v1/tail", get(tail))
             .with_state(loki.clone());
         (loki, crate::serve(app).await)
     }
@@ -60,6 +69,11 @@ impl TestLoki {
 
     fn mode(&self) -> Mode {
         *self.mode.lock().expect("mode")
+    }
+
+    /// How many tail connections were opened.
+    pub fn tails(&self) -> usize {
+        self.tails.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Stores an entry (as if pushed) in the stream with these labels.
@@ -75,23 +89,126 @@ impl TestLoki {
     }
 }
 
+/// Multi-tenant Loki (auth_enabled) refuses requests without a tenant.
+fn refused(loki: &TestLoki, headers: &axum::http::HeaderMap) -> Option<Response> {
+    let tenant = loki.tenant.as_deref()?;
+    (headers.get("X-Scope-OrgID").and_then(|v| v.to_str().ok()) != Some(tenant))
+        .then(|| (StatusCode::UNAUTHORIZED, "no org id").into_response())
+}
+
+/// The streams of `entries` in Loki's JSON shape, entries sorted by time.
+fn streams_json(mut entries: Vec<Entry>) -> Vec<serde_json::Value> {
+    entries.sort_by_key(|(_, ts, _)| *ts);
+    let mut streams: BTreeMap<BTreeMap<String, String>, Vec<serde_json::Value>> = BTreeMap::new();
+    for (labels, ts, line) in entries {
+        streams
+            .entry(labels)
+            .or_default()
+            .push(serde_json::json!([ts.to_string(), line]));
+    }
+    streams
+        .into_iter()
+        .map(|(stream, values)| serde_json::json!({"stream": stream, "values": values}))
+        .collect()
+}
+
+async fn tail(
+    State(loki): State<Arc<TestLoki>>,
+    headers: axum::http::HeaderMap,
+    Query(params): Query<BTreeMap<String, String>>,
+    upgrade: axum::extract::ws::WebSocketUpgrade,
+) -> Response {
+    if let Some(refused) = refused(&loki, &headers) {
+        return refused;
+    }
+    if loki.mode() == Mode::Failing {
+        return (StatusCode::INTERNAL_SERVER_ERROR, READ_ONLY_WAL).into_response();
+    }
+    let Some(query) = params.get("query").cloned() else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "invalid parameter: query is required",
+        )
+            .into_response();
+    };
+    // Loki's default start is an hour ago.
+    let start = params
+        .get("start")
+        .and_then(|s| s.parse::<i64>().ok())
+        .unwrap_or_else(|| {
+            i64::try_from(jiff::Timestamp::now().as_nanosecond()).unwrap_or(0) - 3_600_000_000_000
+        });
+    loki.tails
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    upgrade.on_upgrade(move |socket| tail_socket(loki, socket, query, start))
+}
+
+/// Sends the entries from `start` on as they arrive, a frame every 20 ms.
+async fn tail_socket(
+    loki: Arc<TestLoki>,
+    mut socket: axum::extract::ws::WebSocket,
+    query: String,
+    start: i64,
+) {
+    use axum::extract::ws::{CloseFrame, Message};
+    let mut next = 0;
+    let mut frames = 0;
+    loop {
+        match loki.mode() {
+            Mode::Failing => {
+                let close = CloseFrame {
+                    code: 1011,
+                    reason: READ_ONLY_WAL.into(),
+                };
+                let _ = socket.send(Message::Close(Some(close))).await;
+                return;
+            }
+            Mode::Disconnecting if frames > 0 => return,
+            _ => {}
+        }
+        let found: Vec<Entry> = {
+            let entries = loki.entries.lock().expect("entries");
+            let found = entries[next..]
+                .iter()
+                .filter(|(labels, ts, _)| {
+                    *ts >= start
+                        && crate::selector_matches(&query, &|name| labels.get(name).cloned())
+                })
+                .cloned()
+                .collect();
+            next = entries.len();
+            found
+        };
+        if !found.is_empty() {
+            let frame =
+                serde_json::json!({"streams": streams_json(found), "dropped_entries": null});
+            if socket
+                .send(Message::Text(frame.to_string().into()))
+                .await
+                .is_err()
+            {
+                return;
+            }
+            frames += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 async fn query_range(
     State(loki): State<Arc<TestLoki>>,
     headers: axum::http::HeaderMap,
     Query(params): Query<BTreeMap<String, String>>,
 ) -> Response {
-    // Multi-tenant Loki (auth_enabled) refuses requests without a tenant.
-    if let Some(tenant) = &loki.tenant
-        && headers.get("X-Scope-OrgID").and_then(|v| v.to_str().ok()) != Some(tenant.as_str())
-    {
-        return (StatusCode::UNAUTHORIZED, "no org id").into_response();
+    if let Some(refused) = refused(&loki, &headers) {
+        return refused;
     }
     match loki.mode() {
         Mode::Failing => {
             return (StatusCode::INTERNAL_SERVER_ERROR, READ_ONLY_WAL).into_response();
         }
         Mode::Slow => tokio::time::sleep(Duration::from_secs(2)).await,
-        Mode::Healthy => {}
+        Mode::Healthy | Mode::Disconnecting => {}
     }
     let number = |name: &str| params.get(name).and_then(|v| v.parse::<i64>().ok());
     let (Some(start), Some(end), Some(limit), Some(query)) = (
@@ -123,17 +240,7 @@ async fn query_range(
         .collect();
     found.sort_by_key(|(_, ts, _)| *ts);
     found.truncate(usize::try_from(limit).unwrap_or(0));
-    let mut streams: BTreeMap<BTreeMap<String, String>, Vec<serde_json::Value>> = BTreeMap::new();
-    for (labels, ts, line) in found {
-        streams
-            .entry(labels)
-            .or_default()
-            .push(serde_json::json!([ts.to_string(), line]));
-    }
-    let result: Vec<serde_json::Value> = streams
-        .into_iter()
-        .map(|(stream, values)| serde_json::json!({"stream": stream, "values": values}))
-        .collect();
+    let result = streams_json(found);
     axum::Json(serde_json::json!({
         "status": "success",
         "data": {"resultType": "streams", "result": result, "stats": {}}

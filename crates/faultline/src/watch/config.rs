@@ -49,6 +49,7 @@ const SETTINGS: &[(&str, Kind)] = &[
     ("loki_poll", Kind::Text),
     ("loki_lookback", Kind::Text),
     ("loki_max_lag", Kind::Text),
+    ("loki_tail", Kind::Bool),
     ("kubernetes", Kind::Bool),
     ("kubeconfig", Kind::Text),
     ("namespace", Kind::Text),

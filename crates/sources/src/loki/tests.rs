@@ -116,3 +116,23 @@ fn credentials_never_print() {
     };
     assert!(!format!("{auth:?}").contains("hunter2"));
 }
+
+#[test]
+fn tail_frames_parse_with_their_dropped_entries() {
+    let frame =
+        br#"{"streams":[{"stream":{"pod":"loki-0"},"values":[["1771470247000000000","one"]]}],
+        "dropped_entries":[{"labels":{"pod":"x"},"timestamp":"1771470246000000000"}]}"#;
+    let (streams, dropped) = parse_tail_frame(frame).unwrap();
+    assert_eq!(
+        streams[0].entries,
+        [(1_771_470_247_000_000_000, "one".to_string())]
+    );
+    assert_eq!(dropped, 1);
+    let quiet = br#"{"streams":[],"dropped_entries":null}"#;
+    assert_eq!(parse_tail_frame(quiet).unwrap().1, 0);
+    assert!(
+        parse_tail_frame(br#"{"streams":[{"values":[[1,"x"]]}]}"#)
+            .unwrap_err()
+            .contains("without a timestamp string")
+    );
+}
