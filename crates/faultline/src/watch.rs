@@ -76,6 +76,11 @@ pub struct WatchArgs {
     /// and other node services.
     #[arg(long)]
     journald: bool,
+    /// Follow the journal files in DIR instead of the system journal (the
+    /// node's /var/log/journal mounted into a DaemonSet); implies
+    /// --journald.
+    #[arg(long, value_name = "DIR")]
+    journal_directory: Option<PathBuf>,
     /// The node's name for kernel and journald records. Default: $NODE_NAME
     /// (set it from the downward API), else the host name.
     #[arg(long, value_name = "NAME")]
@@ -312,6 +317,7 @@ pub fn run(args: &WatchArgs, matches: Option<&clap::ArgMatches>) -> Result<ExitC
         && args.loki.is_none()
         && args.kmsg.is_none()
         && !args.journald
+        && args.journal_directory.is_none()
         && !args.kubernetes
     {
         bail!(
@@ -462,11 +468,12 @@ pub fn run(args: &WatchArgs, matches: Option<&clap::ArgMatches>) -> Result<ExitC
                 }
             });
         }
-        if args.journald {
+        if args.journald || args.journal_directory.is_some() {
             let (tx, errors_tx, node) = (tx.clone(), errors_tx.clone(), node.clone());
             let from_start = args.read_existing;
+            let directory = args.journal_directory.clone();
             tokio::spawn(async move {
-                if let Err(err) = kernel::follow_journal(node, from_start, tx).await {
+                if let Err(err) = kernel::follow_journal(node, from_start, directory, tx).await {
                     let _ = errors_tx.send(format!("journald: {err}")).await;
                 }
             });

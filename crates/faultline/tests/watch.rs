@@ -595,3 +595,65 @@ fn when_loki_breaks_pod_logs_come_from_the_kubernetes_api_without_gap_or_repeat(
     }
     drop(runtime);
 }
+
+/// Appends one entry to the journal file `journal` with real systemd
+/// tooling (systemd-journal-remote, from the journal export format).
+fn journal_entry(journal: &std::path::Path, unit: &str, message: &str) {
+    let now = jiff::Timestamp::now().as_microsecond();
+    let export = format!(
+        "__REALTIME_TIMESTAMP={now}\n__MONOTONIC_TIMESTAMP=1\n_BOOT_ID=0123456789abcdef0123456789abcdef\n_SYSTEMD_UNIT={unit}\nSYSLOG_IDENTIFIER=kubelet\n_HOSTNAME=talos-519-vmy\nMESSAGE={message}\n\n"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("entry.export");
+    std::fs::write(&file, export).unwrap();
+    let status = Command::new(JOURNAL_REMOTE)
+        .arg(format!("--output={}", journal.display()))
+        .arg(&file)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+const JOURNAL_REMOTE: &str = "/lib/systemd/systemd-journal-remote";
+
+#[test]
+fn the_kubelets_journal_is_followed() {
+    let available = std::path::Path::new(JOURNAL_REMOTE).exists()
+        && Command::new("journalctl").arg("--version").output().is_ok();
+    if common::missing(available, "journalctl and systemd-journal-remote") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("remote.journal");
+    let probe = |pod: &str| {
+        format!(
+            r#"I0226 10:06:02.103020    1234 prober.go:107] "Probe failed" probeType="Liveness" pod="immich-prod/{pod}" podUID="24229ffe-0109-4e8f-9f96-76dd5ad97599" containerName="immich-machine-learning" probeResult="failure" output="Get \"http://10.244.1.23:3003/ping\": context deadline exceeded (Client.Timeout exceeded while awaiting headers)""#
+        )
+    };
+    journal_entry(&journal, "kubelet.service", &probe("from-before-the-start"));
+    let watch = Watch::start(&[
+        "--journal-directory",
+        dir.path().to_str().unwrap(),
+        "--node",
+        "talos-519-vmy",
+    ]);
+    // Written once faultline follows: reported.
+    std::thread::sleep(Duration::from_millis(500));
+    journal_entry(
+        &journal,
+        "kubelet.service",
+        &probe("immich-machine-learning-7d4b9c6f58-6rtdn"),
+    );
+    let hit = watch.next(is_hit);
+    assert_eq!(hit["signature"], "kubelet-liveness-probe-failed");
+    assert_eq!(hit["labels"]["node"], "talos-519-vmy");
+    assert_eq!(
+        hit["captures"]["pod"],
+        "immich-machine-learning-7d4b9c6f58-6rtdn"
+    );
+    let (status, rest) = watch.stop();
+    assert!(status.success());
+    // The entry from before the start was history: not read.
+    assert!(rest.iter().filter(|r| is_hit(r)).count() == 0, "{rest:?}");
+}

@@ -93,15 +93,21 @@ pub fn read_kmsg(
     }
 }
 
-/// Follows journald through `journalctl --output=json --follow` until it
-/// ends or the channel closes.
+/// Follows journald through `journalctl --output=json --follow` — the
+/// system journal, or the journal files in `directory` (a node's
+/// `/var/log/journal` mounted into a DaemonSet) — until it ends or the
+/// channel closes.
 pub async fn follow_journal(
     node: String,
     from_start: bool,
+    directory: Option<std::path::PathBuf>,
     tx: mpsc::Sender<Batch>,
 ) -> io::Result<()> {
     let mut command = tokio::process::Command::new("journalctl");
     command.args(["--output=json", "--follow"]);
+    if let Some(directory) = directory {
+        command.arg("--directory").arg(directory);
+    }
     if !from_start {
         command.arg("--lines=0");
     }

@@ -40,6 +40,7 @@ const SETTINGS: &[(&str, Kind)] = &[
     ("stdin", Kind::Bool),
     ("kmsg", Kind::Text),
     ("journald", Kind::Bool),
+    ("journal_directory", Kind::Text),
     ("node", Kind::Text),
     ("mounts", Kind::Text),
     ("loki", Kind::Text),
