@@ -534,6 +534,12 @@ fn when_loki_breaks_pod_logs_come_from_the_kubernetes_api_without_gap_or_repeat(
         hit["origin"].as_str().unwrap().starts_with("loki{"),
         "{hit}"
     );
+    // Loki's own log shows its WAL failing while it still answers.
+    loki.log_read_only_wal(now_ns());
+    let hit = watch.next_keeping(&mut records, |r| {
+        is_hit(r) && r["labels"]["pod"] == "loki-0"
+    });
+    assert_eq!(hit["signature"], "loki-wal-read-only");
 
     // Loki answers 500: the pipeline incident fires and the pod's log is
     // read from the API, from where Loki stopped.

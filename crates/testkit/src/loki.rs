@@ -76,6 +76,22 @@ impl TestLoki {
         self.tails.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// Loki's own log (its stream `{namespace="monitoring", pod="loki-0",
+    /// container="loki"}`) gets the error a read-only WAL makes it write,
+    /// at `ts` — while it still answers queries.
+    pub fn log_read_only_wal(&self, ts: i64) {
+        let when = jiff::Timestamp::from_nanosecond(i128::from(ts))
+            .map(|t| t.to_string())
+            .unwrap_or_default();
+        self.add(
+            &[("namespace", "monitoring"), ("pod", "loki-0"), ("container", "loki")],
+            ts,
+            &format!(
+                "level=warn ts={when} caller=grpc_logging.go:74 method=/logproto.Pusher/Push duration=1.04ms msg=gRPC err=\"write /var/loki/wal/00001449: read-only file system\""
+            ),
+        );
+    }
+
     /// Stores an entry (as if pushed) in the stream with these labels.
     pub fn add(&self, labels: &[(&str, &str)], ts: i64, line: &str) {
         let labels = labels
