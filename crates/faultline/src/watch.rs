@@ -51,6 +51,8 @@ pub struct WatchArgs {
     #[arg(skip)]
     loki_token: Option<String>,
     #[arg(skip)]
+    loki_password: Option<String>,
+    #[arg(skip)]
     webhook_token: Option<String>,
     #[arg(skip)]
     webhook_secret: Option<String>,
@@ -100,6 +102,14 @@ pub struct WatchArgs {
     /// A file holding a bearer token for Loki (never printed).
     #[arg(long, value_name = "FILE")]
     loki_token_file: Option<PathBuf>,
+    /// A user for basic authentication to Loki (a gateway in front of
+    /// it); the password comes from --loki-password-file or the config's
+    /// loki_password.
+    #[arg(long, value_name = "USER")]
+    loki_user: Option<String>,
+    /// A file holding the password for --loki-user (never printed).
+    #[arg(long, value_name = "FILE")]
+    loki_password_file: Option<PathBuf>,
     /// How often to ask Loki for new entries once caught up.
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration)]
     loki_poll: Duration,
@@ -275,6 +285,10 @@ fn with_config(
         .map_err(|err| anyhow::anyhow!("{}: {err}", file.display()))?
         .args;
     merged.loki_token = args.loki_token.clone().or(config.secret("loki_token"));
+    merged.loki_password = args
+        .loki_password
+        .clone()
+        .or(config.secret("loki_password"));
     merged.webhook_token = config.secret("webhook_token");
     merged.webhook_secret = config.secret("webhook_secret");
     Ok(merged)
@@ -336,14 +350,15 @@ pub fn run(args: &WatchArgs, matches: Option<&clap::ArgMatches>) -> Result<ExitC
                 .map(|h| h.trim().to_string())
         })
         .unwrap_or_else(|| "localhost".to_string());
-    let loki_token = match &args.loki_token_file {
-        Some(file) => Some(
-            std::fs::read_to_string(file)
-                .with_context(|| format!("reading the Loki token from {}", file.display()))?
-                .trim()
-                .to_string(),
-        ),
-        None => args.loki_token.clone(),
+    let loki_auth = match (&args.loki_user, loki_token(args)?) {
+        (Some(user), None) => Some(loki::Auth::Basic {
+            user: user.clone(),
+            password: secret(args.loki_password_file.as_deref(), "FAULTLINE_LOKI_PASSWORD")?
+                .or(args.loki_password.clone())
+                .context("--loki-user needs a password: --loki-password-file, $FAULTLINE_LOKI_PASSWORD or loki_password in the config")?,
+        }),
+        (None, token) => token.map(loki::Auth::Bearer),
+        (Some(_), Some(_)) => bail!("give Loki a bearer token or a user, not both"),
     };
     let (library, matcher) = crate::setup::library(&args.signature_dirs)?;
     let mut inventory = crate::setup::inventory(&args.inventory)?;
@@ -400,7 +415,7 @@ pub fn run(args: &WatchArgs, matches: Option<&clap::ArgMatches>) -> Result<ExitC
                 url: url.clone(),
                 selector: args.selector.clone(),
                 org_id: args.loki_org_id.clone(),
-                auth: loki_token.clone().map(loki::Auth::Bearer),
+                auth: loki_auth.clone(),
                 poll: args.loki_poll,
                 limit: 5000,
                 timeout: Duration::from_secs(10),
@@ -560,6 +575,14 @@ pub fn run(args: &WatchArgs, matches: Option<&clap::ArgMatches>) -> Result<ExitC
         result
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Loki's bearer token: from --loki-token-file, else the config.
+fn loki_token(args: &WatchArgs) -> Result<Option<String>> {
+    Ok(
+        secret(args.loki_token_file.as_deref(), "FAULTLINE_LOKI_TOKEN")?
+            .or(args.loki_token.clone()),
+    )
 }
 
 /// A secret from `file`, else from the environment variable `var`.

@@ -179,6 +179,34 @@ fn watch_needs_something_to_watch() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // A Loki user without a password, or a bad selector, is said at once.
+    let out = faultline_with_stdin(
+        &[
+            "watch",
+            "--loki",
+            "http://127.0.0.1:9",
+            "--loki-user",
+            "faultline",
+        ],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--loki-user needs a password"));
+    let out = faultline_with_stdin(
+        &[
+            "watch",
+            "--loki",
+            "http://127.0.0.1:9",
+            "--selector",
+            "namespace=x",
+        ],
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("--selector: \"namespace=x\": a stream selector is")
+    );
 }
 
 /// POSTs `body` to faultline's push API; returns the status and body.

@@ -212,3 +212,36 @@ async fn the_tail_follows_and_a_closed_or_dropped_tail_is_caught_up_without_repe
     task.await.unwrap();
     assert!(rx.try_recv().is_err(), "nothing repeated");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn basic_credentials_reach_a_gateway_in_front_of_loki() {
+    let (loki, url) = TestLoki::start(Some("tenant-1")).await;
+    loki.require_basic_auth("faultline", "hunter2");
+    loki.add(&[("namespace", "monitoring")], 1_000, "behind the gateway");
+    let follow = |password: &str| {
+        let (tx, rx) = mpsc::channel(8);
+        let (health_tx, health) = watch::channel(Health::Healthy);
+        let (stop_tx, stop) = watch::channel(false);
+        let config = LokiConfig {
+            auth: Some(loki::Auth::Basic {
+                user: "faultline".into(),
+                password: password.into(),
+            }),
+            ..config(url.clone(), None)
+        };
+        let task = tokio::spawn(loki::follow(config, tx, health_tx, stop));
+        (rx, health, stop_tx, task)
+    };
+    let (mut rx, _, stop_tx, task) = follow("hunter2");
+    assert!(receive(&mut rx, 1).await[0].ends_with(" behind the gateway"));
+    stop_tx.send(true).unwrap();
+    task.await.unwrap();
+    let (_, mut health, stop_tx, task) = follow("wrong");
+    health_becomes(
+        &mut health,
+        |h| matches!(h, Health::Unhealthy(r) if r.starts_with("HTTP 401")),
+    )
+    .await;
+    stop_tx.send(true).unwrap();
+    task.await.unwrap();
+}

@@ -43,6 +43,8 @@ pub struct TestLoki {
     tenant: Option<String>,
     /// Tail connections opened so far.
     tails: std::sync::atomic::AtomicUsize,
+    /// The `Authorization` header requests must carry, if any.
+    authorization: Mutex<Option<String>>,
 }
 
 impl TestLoki {
@@ -54,6 +56,7 @@ impl TestLoki {
             mode: Mutex::new(Mode::Healthy),
             tenant: tenant.map(str::to_string),
             tails: Default::default(),
+            authorization: Mutex::default(),
         });
         let app = axum::Router::new()
             .route("/loki/api/v1/query_range", get(query_range))
@@ -69,6 +72,15 @@ impl TestLoki {
 
     fn mode(&self) -> Mode {
         *self.mode.lock().expect("mode")
+    }
+
+    /// Requires basic authentication with these credentials (as a
+    /// gateway in front of Loki does): 401 otherwise.
+    pub fn require_basic_auth(&self, user: &str, password: &str) {
+        use base64::Engine;
+        let credentials =
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        *self.authorization.lock().expect("authorization") = Some(format!("Basic {credentials}"));
     }
 
     /// How many tail connections were opened.
@@ -105,8 +117,18 @@ impl TestLoki {
     }
 }
 
-/// Multi-tenant Loki (auth_enabled) refuses requests without a tenant.
+/// A gateway refuses requests without the credentials; a multi-tenant
+/// Loki (auth_enabled) refuses requests without a tenant.
 fn refused(loki: &TestLoki, headers: &axum::http::HeaderMap) -> Option<Response> {
+    let wanted = loki.authorization.lock().expect("authorization").clone();
+    if let Some(wanted) = wanted
+        && headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            != Some(wanted.as_str())
+    {
+        return Some((StatusCode::UNAUTHORIZED, "401 Authorization Required").into_response());
+    }
     let tenant = loki.tenant.as_deref()?;
     (headers.get("X-Scope-OrgID").and_then(|v| v.to_str().ok()) != Some(tenant))
         .then(|| (StatusCode::UNAUTHORIZED, "no org id").into_response())

@@ -47,6 +47,8 @@ const SETTINGS: &[(&str, Kind)] = &[
     ("selector", Kind::Text),
     ("loki_org_id", Kind::Text),
     ("loki_token", Kind::Text),
+    ("loki_user", Kind::Text),
+    ("loki_password", Kind::Text),
     ("loki_poll", Kind::Text),
     ("loki_lookback", Kind::Text),
     ("loki_max_lag", Kind::Text),
@@ -228,8 +230,8 @@ impl Config {
         args
     }
 
-    /// The secret setting `name` (`loki_token`, `webhook_token`,
-    /// `webhook_secret`), if set.
+    /// The secret setting `name` (`loki_token`, `loki_password`,
+    /// `webhook_token`, `webhook_secret`), if set.
     pub fn secret(&self, name: &str) -> Option<String> {
         match self.values.get(name) {
             Some(Value::Text(text)) => Some(text.clone()),
@@ -239,7 +241,12 @@ impl Config {
 }
 
 /// Settings that hold secrets: kept out of command lines and output.
-const SECRETS: &[&str] = &["loki_token", "webhook_token", "webhook_secret"];
+const SECRETS: &[&str] = &[
+    "loki_token",
+    "loki_password",
+    "webhook_token",
+    "webhook_secret",
+];
 
 /// The id clap gives the flag a setting stands for.
 fn flag_id(name: &str) -> &str {
