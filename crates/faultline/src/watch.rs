@@ -22,9 +22,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use faultline_correlate::Correlator;
-use faultline_formats::{Decoder, Format, path_labels};
 use faultline_kubernetes::{InventoryChange, KubeConfig, StreamSelector};
-use faultline_matcher::{Matcher, Scratch};
 use faultline_sinks::alertmanager::{AlertOptions, Alerting, Target};
 use faultline_sinks::webhook::{Webhook, WebhookAuth};
 use faultline_sources::loki::{self, Health};
@@ -33,12 +31,14 @@ use faultline_sources::{Batch, Checkpoints, files, kernel, push, stdin};
 use std::sync::atomic::{AtomicI64, Ordering};
 use tokio::sync::{mpsc, watch};
 
-use crate::replay::output::{RecordWriter, use_color};
-use crate::replay::silence::{self, SilenceRule};
-use crate::stream::{self, LineStream};
+use crate::replay::output::use_color;
+use crate::replay::silence::SilenceRule;
 
 mod config;
 mod metrics;
+mod processor;
+
+use processor::{MAX_STREAMS, Processor};
 
 /// Arguments of `faultline watch`.
 #[derive(Clone, Debug, Args)]
@@ -519,12 +519,12 @@ pub fn run(args: &WatchArgs, matches: Option<&clap::ArgMatches>) -> Result<ExitC
         }
         drop((tx, errors_tx));
         let processor = Processor {
-            matcher: &matcher,
             scratch: matcher.scratch(),
+            matcher: Arc::new(matcher),
             correlator: Correlator::new(inventory, library.rules()),
             streams: HashMap::new(),
             max_streams: MAX_STREAMS,
-            records: RecordWriter::new(&matcher, color),
+            color,
             format,
             out: io::BufWriter::new(io::stdout().lock()),
             checkpoints,
@@ -707,7 +707,7 @@ impl Fallback {
 /// came; checks time every [`TICK`]; saves checkpoints every
 /// [`SAVE_EVERY`] and at the end.
 async fn drive(
-    mut processor: Processor<'_, impl Write>,
+    mut processor: Processor<impl Write>,
     mut inputs: Inputs,
     resend_interval: Duration,
     state_dir: Option<&std::path::Path>,
@@ -802,323 +802,6 @@ impl Clock {
     fn now(&self) -> i64 {
         let elapsed = i64::try_from(self.start.elapsed().as_nanos()).unwrap_or(i64::MAX);
         self.wall.saturating_add(elapsed)
-    }
-}
-
-fn bytecount_lines(bytes: &[u8]) -> u64 {
-    bytecount::count(bytes, b'\n') as u64
-}
-
-/// When this machine booted (UTC ns), for kernel times counted from boot:
-/// now minus `/proc/uptime`.
-fn boot_time() -> Option<i64> {
-    let uptime = std::fs::read_to_string("/proc/uptime").ok()?;
-    let seconds: f64 = uptime.split_whitespace().next()?.parse().ok()?;
-    let now = i64::try_from(jiff::Timestamp::now().as_nanosecond()).ok()?;
-    Some(now - (seconds * 1e9) as i64)
-}
-
-/// Streams kept at once; beyond, the hundredth least recently active are
-/// let go (counted in `faultline_streams_evicted_total`): a stream that
-/// comes back starts afresh.
-const MAX_STREAMS: usize = 100_000;
-
-/// One stream being watched: how its lines are read and matched.
-struct Watched {
-    /// When it last sent lines (the clock).
-    active: i64,
-    decoder: Option<Decoder>,
-    lines: LineStream,
-    /// When `--silence` watches it: how long it may be quiet.
-    quiet: Option<Quiet>,
-}
-
-/// A stream watched for silence.
-struct Quiet {
-    /// `stream/<name>`.
-    name: String,
-    limit_ns: i64,
-    /// When it last sent lines (the clock).
-    last: i64,
-    /// Its silence incident is open.
-    silent: bool,
-}
-
-/// Matches batches, correlates their hits and prints hits and incident
-/// changes.
-struct Processor<'a, W: Write> {
-    matcher: &'a Matcher,
-    scratch: Scratch,
-    correlator: Correlator,
-    streams: HashMap<String, Watched>,
-    /// Most streams kept ([`MAX_STREAMS`]).
-    max_streams: usize,
-    records: RecordWriter<'a>,
-    format: WatchFormat,
-    out: W,
-    checkpoints: Checkpoints,
-    metrics: Arc<metrics::Metrics>,
-    /// Alert counters (sent, failures, dropped) as last exported, per
-    /// Alertmanager.
-    alert_counts: Vec<[u64; 3]>,
-    silence: Vec<SilenceRule>,
-    /// Where incidents are sent, if anywhere.
-    alerting: Option<Alerting>,
-    /// Incidents that changed since alerts were last sent: sent at the
-    /// next tick, so lines that arrive together (an ext4 error and the
-    /// read-only remount it causes) name the alert together.
-    unsent: std::collections::BTreeSet<String>,
-}
-
-impl<W: Write> Processor<'_, W> {
-    /// Matches one batch seen at `now`, prints its hits and what they
-    /// changed, and records the checkpoint it reaches.
-    fn batch(&mut self, batch: &Batch, now: i64) -> io::Result<()> {
-        let origin = &batch.stream.origin;
-        if self.streams.len() >= self.max_streams && !self.streams.contains_key(origin) {
-            let mut idle: Vec<(i64, String)> = self
-                .streams
-                .iter()
-                .map(|(k, w)| (w.active, k.clone()))
-                .collect();
-            idle.sort_unstable();
-            for (_, key) in idle.into_iter().take((self.max_streams / 100).max(1)) {
-                self.streams.remove(&key);
-                self.metrics.streams_evicted.inc();
-            }
-        }
-        let watched = self.streams.entry(origin.clone()).or_insert_with(|| {
-            let labels = match batch.stream.path.as_deref() {
-                Some(path) => path_labels(path),
-                None => batch.stream.labels.iter().cloned().collect(),
-            };
-            let quiet = silence::limit_for(&self.silence, &labels).map(|limit_ns| Quiet {
-                name: silence::stream_name(&labels, origin),
-                limit_ns,
-                last: now,
-                silent: false,
-            });
-            Watched {
-                active: now,
-                decoder: None,
-                lines: LineStream::new(0, 0, origin.clone(), labels),
-                quiet,
-            }
-        });
-        watched.active = now;
-        if let Some(quiet) = &mut watched.quiet {
-            if quiet.silent {
-                self.correlator.stream_resumed(&quiet.name, now);
-                quiet.silent = false;
-            }
-            quiet.last = now;
-        }
-        let decoder = *watched.decoder.get_or_insert_with(|| {
-            let (format, node_prefixed) =
-                Format::detect_prefixed(batch.lines.split(|&b| b == b'\n').take(20));
-            let year = jiff::Timestamp::now()
-                .to_zoned(jiff::tz::TimeZone::UTC)
-                .year();
-            Decoder {
-                format,
-                year,
-                boot_ns: boot_time(),
-                node_prefixed,
-            }
-        });
-        let source = batch.stream.source;
-        let lines = bytecount_lines(&batch.lines);
-        self.metrics
-            .lines
-            .with_label_values(&[source])
-            .inc_by(lines);
-        self.metrics
-            .bytes
-            .with_label_values(&[source])
-            .inc_by(batch.lines.len() as u64);
-        if batch.truncated {
-            self.metrics.truncated.inc();
-        }
-        let mut hits = Vec::new();
-        watched.lines.scan_buffer(
-            self.matcher,
-            &mut self.scratch,
-            &decoder,
-            &batch.lines,
-            Some(now),
-            &mut |hit| hits.push(hit),
-        );
-        for mut hit in hits {
-            self.metrics
-                .hits
-                .with_label_values(&[&self.matcher.signatures()[hit.signature].id])
-                .inc();
-            hit.entity = Some(stream::correlate(
-                &mut self.correlator,
-                self.matcher,
-                &hit,
-                now,
-            ));
-            match self.format {
-                WatchFormat::Json => self.records.json(&mut self.out, &hit)?,
-                WatchFormat::Text => self.records.text(&mut self.out, &hit)?,
-            }
-        }
-        if let Some(checkpoint) = &batch.checkpoint {
-            self.checkpoints.record(checkpoint.clone());
-        }
-        self.announce()
-    }
-
-    /// Lets time pass to `now`: incidents fire at the end of their `for`
-    /// and resolve when quiet.
-    fn tick(&mut self, now: i64) -> io::Result<()> {
-        self.send_changes(now);
-        self.export();
-        for quiet in self.streams.values_mut().filter_map(|w| w.quiet.as_mut()) {
-            if !quiet.silent && now - quiet.last > quiet.limit_ns {
-                self.correlator
-                    .stream_silent(&quiet.name, quiet.last, quiet.limit_ns);
-                quiet.silent = true;
-            }
-        }
-        self.correlator.advance(now);
-        self.announce()
-    }
-
-    /// Updates the metrics that are states, not counts.
-    fn export(&mut self) {
-        self.metrics.incidents_firing.reset();
-        for ((kind, severity), count) in self.correlator.firing() {
-            self.metrics
-                .incidents_firing
-                .with_label_values(&[kind, severity.as_str()])
-                .set(i64::try_from(count).unwrap_or(i64::MAX));
-        }
-        let Some(alerting) = &self.alerting else {
-            return;
-        };
-        self.alert_counts.resize(alerting.senders().len(), [0; 3]);
-        for ((sender, last), url) in alerting
-            .senders()
-            .iter()
-            .zip(&mut self.alert_counts)
-            .zip(alerting.urls())
-        {
-            let counters = &sender.counters;
-            let now = [
-                counters.sent.load(std::sync::atomic::Ordering::Relaxed),
-                counters.failures.load(std::sync::atomic::Ordering::Relaxed),
-                counters.dropped.load(std::sync::atomic::Ordering::Relaxed),
-            ];
-            for ((metric, was), is) in [
-                &self.metrics.alerts_sent,
-                &self.metrics.alert_failures,
-                &self.metrics.alerts_dropped,
-            ]
-            .into_iter()
-            .zip(last.iter_mut())
-            .zip(now)
-            {
-                metric
-                    .with_label_values(&[url])
-                    .inc_by(is.saturating_sub(*was));
-                *was = is;
-            }
-            self.metrics
-                .alert_queue
-                .with_label_values(&[url])
-                .set(i64::try_from(sender.waiting()).unwrap_or(i64::MAX));
-        }
-    }
-
-    /// Loki's health changed at `now`: unhealthy is the `pipeline/loki`
-    /// incident, healthy again resolves it.
-    fn loki_health(&mut self, health: &Health, now: i64) -> io::Result<()> {
-        self.metrics
-            .source_healthy
-            .with_label_values(&["loki"])
-            .set(i64::from(*health == Health::Healthy));
-        match health {
-            Health::Unhealthy(reason) => {
-                eprintln!("faultline: Loki is unhealthy: {reason}");
-                self.correlator.source_unhealthy("loki", now, reason);
-            }
-            Health::Healthy => self.correlator.source_healthy("loki", now),
-        }
-        self.announce()
-    }
-
-    /// Applies a change of the cluster's objects to the inventory.
-    fn inventory(&mut self, change: InventoryChange) {
-        let inventory = self.correlator.inventory_mut();
-        match change {
-            InventoryChange::Applied(json) => {
-                if let Err(err) = inventory.add_json(&json) {
-                    eprintln!("faultline: kubernetes: an object not understood: {err}");
-                }
-            }
-            InventoryChange::Deleted {
-                kind,
-                namespace,
-                name,
-            } => inventory.remove(kind, &namespace, &name),
-        }
-    }
-
-    /// Prints the incidents that changed, and marks them to be sent.
-    fn announce(&mut self) -> io::Result<()> {
-        let changed = self.correlator.changes();
-        for report in &changed {
-            match self.format {
-                WatchFormat::Json => self.records.incident_json(&mut self.out, report)?,
-                WatchFormat::Text => self.records.incident_text(&mut self.out, report)?,
-            }
-        }
-        if self.alerting.is_some() {
-            self.unsent.extend(changed.into_iter().map(|r| r.key));
-        }
-        self.out.flush()
-    }
-
-    /// Sends the incidents that changed since the last call, as they are
-    /// now.
-    fn send_changes(&mut self, now: i64) {
-        let Some(alerting) = &mut self.alerting else {
-            return;
-        };
-        if self.unsent.is_empty() {
-            return;
-        }
-        let reports: Vec<_> = self
-            .correlator
-            .reports()
-            .into_iter()
-            .filter(|r| self.unsent.contains(&r.key))
-            .collect();
-        self.unsent.clear();
-        if let Err(err) = alerting.changed(&reports, now) {
-            eprintln!("faultline: saving alert state: {err}");
-        }
-    }
-
-    /// Sends the firing alerts again.
-    fn resend(&mut self, now: i64) {
-        if let Some(alerting) = &mut self.alerting
-            && let Err(err) = alerting.resend(now)
-        {
-            eprintln!("faultline: saving alert state: {err}");
-        }
-    }
-
-    /// Saves the checkpoints to `dir`, if there is one.
-    fn save(&self, dir: Option<&std::path::Path>) -> Result<()> {
-        if let Some(dir) = dir {
-            self.checkpoints
-                .save(dir)
-                .with_context(|| format!("saving checkpoints in {}", dir.display()))?;
-        }
-        Ok(())
     }
 }
 

@@ -6,6 +6,7 @@ use faultline_sources::Stream;
 use serde_json::Value;
 
 use super::*;
+use faultline_matcher::Matcher;
 
 fn records(out: &[u8]) -> Vec<Value> {
     String::from_utf8(out.to_vec())
@@ -16,18 +17,15 @@ fn records(out: &[u8]) -> Vec<Value> {
 }
 
 /// A processor printing JSON into memory, with the built-in library.
-fn processor<'a>(
-    library: &Library,
-    matcher: &'a Matcher,
-    silence: Vec<SilenceRule>,
-) -> Processor<'a, Vec<u8>> {
+fn processor(library: &Library, silence: Vec<SilenceRule>) -> Processor<Vec<u8>> {
+    let matcher = Matcher::new(library.signatures()).unwrap();
     Processor {
-        matcher,
         scratch: matcher.scratch(),
+        matcher: Arc::new(matcher),
         correlator: Correlator::new(Inventory::default(), library.rules()),
         streams: HashMap::new(),
         max_streams: MAX_STREAMS,
-        records: RecordWriter::new(matcher, false),
+        color: false,
         format: WatchFormat::Json,
         out: Vec::new(),
         checkpoints: Checkpoints::default(),
@@ -56,8 +54,7 @@ fn batch(path: &str, lines: &str) -> Batch {
 #[tokio::test(start_paused = true)]
 async fn hits_page_as_they_arrive_and_quiet_incidents_resolve_as_time_passes() {
     let library = Library::builtin().unwrap();
-    let matcher = Matcher::new(library.signatures()).unwrap();
-    let mut processor = processor(&library, &matcher, Vec::new());
+    let mut processor = processor(&library, Vec::new());
     let clock = Clock::start();
     let pod = "/var/log/pods/vitals-prod_vitals-db-production-cnpg-v1-2_0b7c/postgres/0.log";
     processor
@@ -117,10 +114,8 @@ async fn hits_page_as_they_arrive_and_quiet_incidents_resolve_as_time_passes() {
 #[tokio::test(start_paused = true)]
 async fn a_stream_quiet_past_its_limit_pages_and_resolves_when_it_speaks() {
     let library = Library::builtin().unwrap();
-    let matcher = Matcher::new(library.signatures()).unwrap();
     let mut processor = processor(
         &library,
-        &matcher,
         vec!["5m@namespace=monitoring".parse().unwrap()],
     );
     let clock = Clock::start();
@@ -148,8 +143,7 @@ async fn a_stream_quiet_past_its_limit_pages_and_resolves_when_it_speaks() {
 #[tokio::test(start_paused = true)]
 async fn an_unhealthy_loki_is_the_pipeline_incident_until_it_answers_again() {
     let library = Library::builtin().unwrap();
-    let matcher = Matcher::new(library.signatures()).unwrap();
-    let mut processor = processor(&library, &matcher, Vec::new());
+    let mut processor = processor(&library, Vec::new());
     let clock = Clock::start();
     processor
         .loki_health(
@@ -181,8 +175,7 @@ async fn an_unhealthy_loki_is_the_pipeline_incident_until_it_answers_again() {
 #[tokio::test(start_paused = true)]
 async fn streams_are_bounded_and_the_least_recently_active_go_first() {
     let library = Library::builtin().unwrap();
-    let matcher = Matcher::new(library.signatures()).unwrap();
-    let mut processor = processor(&library, &matcher, Vec::new());
+    let mut processor = processor(&library, Vec::new());
     processor.max_streams = 10;
     let clock = Clock::start();
     let line = "2026-02-19T03:04:06.000000000Z stdout F ok\n";

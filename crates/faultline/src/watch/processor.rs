@@ -1,0 +1,340 @@
+//! The heart of `watch`: matching batches, correlating their hits,
+//! printing hits and incident changes, and sending the changes on.
+
+use std::collections::HashMap;
+use std::io::{self, Write};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use faultline_correlate::Correlator;
+use faultline_formats::{Decoder, Format, path_labels};
+use faultline_kubernetes::InventoryChange;
+use faultline_matcher::{Matcher, Scratch};
+use faultline_sinks::alertmanager::Alerting;
+use faultline_sources::loki::Health;
+use faultline_sources::{Batch, Checkpoints};
+
+use super::{WatchFormat, metrics};
+use crate::replay::output::RecordWriter;
+use crate::replay::silence::{self, SilenceRule};
+use crate::stream::{self, LineStream};
+
+/// Streams kept at once; beyond, the hundredth least recently active are
+/// let go (counted in `faultline_streams_evicted_total`): a stream that
+/// comes back starts afresh.
+pub(super) const MAX_STREAMS: usize = 100_000;
+
+/// One stream being watched: how its lines are read and matched.
+pub(super) struct Watched {
+    /// When it last sent lines (the clock).
+    active: i64,
+    decoder: Option<Decoder>,
+    lines: LineStream,
+    /// When `--silence` watches it: how long it may be quiet.
+    quiet: Option<Quiet>,
+}
+
+/// A stream watched for silence.
+struct Quiet {
+    /// `stream/<name>`.
+    name: String,
+    limit_ns: i64,
+    /// When it last sent lines (the clock).
+    last: i64,
+    /// Its silence incident is open.
+    silent: bool,
+}
+
+/// Matches batches, correlates their hits and prints hits and incident
+/// changes.
+pub(super) struct Processor<W: Write> {
+    pub matcher: Arc<Matcher>,
+    pub scratch: Scratch,
+    pub correlator: Correlator,
+    pub streams: HashMap<String, Watched>,
+    /// Most streams kept ([`MAX_STREAMS`]).
+    pub max_streams: usize,
+    /// Paint the text timeline.
+    pub color: bool,
+    pub format: WatchFormat,
+    pub out: W,
+    pub checkpoints: Checkpoints,
+    pub metrics: Arc<metrics::Metrics>,
+    /// Alert counters (sent, failures, dropped) as last exported, per
+    /// Alertmanager.
+    pub alert_counts: Vec<[u64; 3]>,
+    pub silence: Vec<SilenceRule>,
+    /// Where incidents are sent, if anywhere.
+    pub alerting: Option<Alerting>,
+    /// Incidents that changed since alerts were last sent: sent at the
+    /// next tick, so lines that arrive together (an ext4 error and the
+    /// read-only remount it causes) name the alert together.
+    pub unsent: std::collections::BTreeSet<String>,
+}
+
+impl<W: Write> Processor<W> {
+    /// Matches one batch seen at `now`, prints its hits and what they
+    /// changed, and records the checkpoint it reaches.
+    pub(super) fn batch(&mut self, batch: &Batch, now: i64) -> io::Result<()> {
+        let origin = &batch.stream.origin;
+        if self.streams.len() >= self.max_streams && !self.streams.contains_key(origin) {
+            let mut idle: Vec<(i64, String)> = self
+                .streams
+                .iter()
+                .map(|(k, w)| (w.active, k.clone()))
+                .collect();
+            idle.sort_unstable();
+            for (_, key) in idle.into_iter().take((self.max_streams / 100).max(1)) {
+                self.streams.remove(&key);
+                self.metrics.streams_evicted.inc();
+            }
+        }
+        let watched = self.streams.entry(origin.clone()).or_insert_with(|| {
+            let labels = match batch.stream.path.as_deref() {
+                Some(path) => path_labels(path),
+                None => batch.stream.labels.iter().cloned().collect(),
+            };
+            let quiet = silence::limit_for(&self.silence, &labels).map(|limit_ns| Quiet {
+                name: silence::stream_name(&labels, origin),
+                limit_ns,
+                last: now,
+                silent: false,
+            });
+            Watched {
+                active: now,
+                decoder: None,
+                lines: LineStream::new(0, 0, origin.clone(), labels),
+                quiet,
+            }
+        });
+        watched.active = now;
+        if let Some(quiet) = &mut watched.quiet {
+            if quiet.silent {
+                self.correlator.stream_resumed(&quiet.name, now);
+                quiet.silent = false;
+            }
+            quiet.last = now;
+        }
+        let decoder = *watched.decoder.get_or_insert_with(|| {
+            let (format, node_prefixed) =
+                Format::detect_prefixed(batch.lines.split(|&b| b == b'\n').take(20));
+            let year = jiff::Timestamp::now()
+                .to_zoned(jiff::tz::TimeZone::UTC)
+                .year();
+            Decoder {
+                format,
+                year,
+                boot_ns: boot_time(),
+                node_prefixed,
+            }
+        });
+        let source = batch.stream.source;
+        let lines = bytecount_lines(&batch.lines);
+        self.metrics
+            .lines
+            .with_label_values(&[source])
+            .inc_by(lines);
+        self.metrics
+            .bytes
+            .with_label_values(&[source])
+            .inc_by(batch.lines.len() as u64);
+        if batch.truncated {
+            self.metrics.truncated.inc();
+        }
+        let mut hits = Vec::new();
+        watched.lines.scan_buffer(
+            &self.matcher,
+            &mut self.scratch,
+            &decoder,
+            &batch.lines,
+            Some(now),
+            &mut |hit| hits.push(hit),
+        );
+        let records = RecordWriter::new(&self.matcher, self.color);
+        for mut hit in hits {
+            self.metrics
+                .hits
+                .with_label_values(&[&self.matcher.signatures()[hit.signature].id])
+                .inc();
+            hit.entity = Some(stream::correlate(
+                &mut self.correlator,
+                &self.matcher,
+                &hit,
+                now,
+            ));
+            match self.format {
+                WatchFormat::Json => records.json(&mut self.out, &hit)?,
+                WatchFormat::Text => records.text(&mut self.out, &hit)?,
+            }
+        }
+        if let Some(checkpoint) = &batch.checkpoint {
+            self.checkpoints.record(checkpoint.clone());
+        }
+        self.announce()
+    }
+
+    /// Lets time pass to `now`: incidents fire at the end of their `for`
+    /// and resolve when quiet.
+    pub(super) fn tick(&mut self, now: i64) -> io::Result<()> {
+        self.send_changes(now);
+        self.export();
+        for quiet in self.streams.values_mut().filter_map(|w| w.quiet.as_mut()) {
+            if !quiet.silent && now - quiet.last > quiet.limit_ns {
+                self.correlator
+                    .stream_silent(&quiet.name, quiet.last, quiet.limit_ns);
+                quiet.silent = true;
+            }
+        }
+        self.correlator.advance(now);
+        self.announce()
+    }
+
+    /// Updates the metrics that are states, not counts.
+    pub(super) fn export(&mut self) {
+        self.metrics.incidents_firing.reset();
+        for ((kind, severity), count) in self.correlator.firing() {
+            self.metrics
+                .incidents_firing
+                .with_label_values(&[kind, severity.as_str()])
+                .set(i64::try_from(count).unwrap_or(i64::MAX));
+        }
+        let Some(alerting) = &self.alerting else {
+            return;
+        };
+        self.alert_counts.resize(alerting.senders().len(), [0; 3]);
+        for ((sender, last), url) in alerting
+            .senders()
+            .iter()
+            .zip(&mut self.alert_counts)
+            .zip(alerting.urls())
+        {
+            let counters = &sender.counters;
+            let now = [
+                counters.sent.load(std::sync::atomic::Ordering::Relaxed),
+                counters.failures.load(std::sync::atomic::Ordering::Relaxed),
+                counters.dropped.load(std::sync::atomic::Ordering::Relaxed),
+            ];
+            for ((metric, was), is) in [
+                &self.metrics.alerts_sent,
+                &self.metrics.alert_failures,
+                &self.metrics.alerts_dropped,
+            ]
+            .into_iter()
+            .zip(last.iter_mut())
+            .zip(now)
+            {
+                metric
+                    .with_label_values(&[url])
+                    .inc_by(is.saturating_sub(*was));
+                *was = is;
+            }
+            self.metrics
+                .alert_queue
+                .with_label_values(&[url])
+                .set(i64::try_from(sender.waiting()).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// Loki's health changed at `now`: unhealthy is the `pipeline/loki`
+    /// incident, healthy again resolves it.
+    pub(super) fn loki_health(&mut self, health: &Health, now: i64) -> io::Result<()> {
+        self.metrics
+            .source_healthy
+            .with_label_values(&["loki"])
+            .set(i64::from(*health == Health::Healthy));
+        match health {
+            Health::Unhealthy(reason) => {
+                eprintln!("faultline: Loki is unhealthy: {reason}");
+                self.correlator.source_unhealthy("loki", now, reason);
+            }
+            Health::Healthy => self.correlator.source_healthy("loki", now),
+        }
+        self.announce()
+    }
+
+    /// Applies a change of the cluster's objects to the inventory.
+    pub(super) fn inventory(&mut self, change: InventoryChange) {
+        let inventory = self.correlator.inventory_mut();
+        match change {
+            InventoryChange::Applied(json) => {
+                if let Err(err) = inventory.add_json(&json) {
+                    eprintln!("faultline: kubernetes: an object not understood: {err}");
+                }
+            }
+            InventoryChange::Deleted {
+                kind,
+                namespace,
+                name,
+            } => inventory.remove(kind, &namespace, &name),
+        }
+    }
+
+    /// Prints the incidents that changed, and marks them to be sent.
+    fn announce(&mut self) -> io::Result<()> {
+        let changed = self.correlator.changes();
+        let records = RecordWriter::new(&self.matcher, self.color);
+        for report in &changed {
+            match self.format {
+                WatchFormat::Json => records.incident_json(&mut self.out, report)?,
+                WatchFormat::Text => records.incident_text(&mut self.out, report)?,
+            }
+        }
+        if self.alerting.is_some() {
+            self.unsent.extend(changed.into_iter().map(|r| r.key));
+        }
+        self.out.flush()
+    }
+
+    /// Sends the incidents that changed since the last call, as they are
+    /// now.
+    fn send_changes(&mut self, now: i64) {
+        let Some(alerting) = &mut self.alerting else {
+            return;
+        };
+        if self.unsent.is_empty() {
+            return;
+        }
+        let reports: Vec<_> = self
+            .correlator
+            .reports()
+            .into_iter()
+            .filter(|r| self.unsent.contains(&r.key))
+            .collect();
+        self.unsent.clear();
+        if let Err(err) = alerting.changed(&reports, now) {
+            eprintln!("faultline: saving alert state: {err}");
+        }
+    }
+
+    /// Sends the firing alerts again.
+    pub(super) fn resend(&mut self, now: i64) {
+        if let Some(alerting) = &mut self.alerting
+            && let Err(err) = alerting.resend(now)
+        {
+            eprintln!("faultline: saving alert state: {err}");
+        }
+    }
+
+    /// Saves the checkpoints to `dir`, if there is one.
+    pub(super) fn save(&self, dir: Option<&std::path::Path>) -> Result<()> {
+        if let Some(dir) = dir {
+            self.checkpoints
+                .save(dir)
+                .with_context(|| format!("saving checkpoints in {}", dir.display()))?;
+        }
+        Ok(())
+    }
+}
+
+fn bytecount_lines(bytes: &[u8]) -> u64 {
+    bytecount::count(bytes, b'\n') as u64
+}
+
+/// When this machine booted (UTC ns), for kernel times counted from boot:
+/// now minus `/proc/uptime`.
+fn boot_time() -> Option<i64> {
+    let uptime = std::fs::read_to_string("/proc/uptime").ok()?;
+    let seconds: f64 = uptime.split_whitespace().next()?.parse().ok()?;
+    let now = i64::try_from(jiff::Timestamp::now().as_nanosecond()).ok()?;
+    Some(now - (seconds * 1e9) as i64)
+}
