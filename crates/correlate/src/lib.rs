@@ -100,6 +100,12 @@ impl Correlator {
         }
     }
 
+    /// Fires and resolves by `rules` from now on (a reload): incidents keep
+    /// what they have seen.
+    pub fn set_rules(&mut self, rules: &[Rule]) {
+        self.rules = rules.to_vec();
+    }
+
     /// Keeps at most `max` incidents; beyond it the one seen longest ago
     /// that is not firing is dropped (and counted in `evicted`).
     pub fn with_max_incidents(mut self, max: usize) -> Correlator {

@@ -313,18 +313,18 @@ pub fn check_config(file: &std::path::Path) -> Result<ExitCode> {
 /// SIGTERM). `matches` are the command line's, to tell the flags given
 /// there from a config file's settings.
 pub fn run(args: &WatchArgs, matches: Option<&clap::ArgMatches>) -> Result<ExitCode> {
-    let merged;
-    let args = match &args.config {
-        Some(file) => {
-            let command_line: Vec<String> = std::env::args()
-                .skip_while(|a| a != "watch")
-                .skip(1)
-                .collect();
-            merged = with_config(args, file, matches, &command_line)?;
-            &merged
-        }
-        None => args,
+    let mut reloader = Reloader {
+        command_line: std::env::args()
+            .skip_while(|a| a != "watch")
+            .skip(1)
+            .collect(),
+        given: args.clone(),
+        matches: matches.cloned(),
+        running: args.clone(),
     };
+    reloader.running = reloader.settings()?;
+    let running = reloader.running.clone();
+    let args = &running;
     if args.stdin.is_none()
         && args.files.is_empty()
         && args.listen_push.is_none()
@@ -567,6 +567,7 @@ pub fn run(args: &WatchArgs, matches: Option<&clap::ArgMatches>) -> Result<ExitC
         let result = drive(
             processor,
             inputs,
+            reloader,
             args.resend_interval,
             args.state_dir.as_deref(),
         )
@@ -709,6 +710,7 @@ impl Fallback {
 async fn drive(
     mut processor: Processor<impl Write>,
     mut inputs: Inputs,
+    mut reloader: Reloader,
     resend_interval: Duration,
     state_dir: Option<&std::path::Path>,
 ) -> Result<()> {
@@ -718,6 +720,8 @@ async fn drive(
     let mut save = tokio::time::interval(SAVE_EVERY);
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("listening for SIGTERM")?;
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("listening for SIGHUP")?;
     loop {
         tokio::select! {
             batch = inputs.batches.recv() => match batch {
@@ -742,6 +746,24 @@ async fn drive(
             }
             _ = save.tick() => processor.save(state_dir)?,
             _ = resend.tick() => processor.resend(clock.now()),
+            _ = hangup.recv() => match reloader.reload() {
+                Ok(reload) => {
+                    let signatures = reload.matcher.signatures().len();
+                    processor.reload(reload.matcher, reload.library.rules(), reload.args.silence.clone(), clock.now())?;
+                    processor.metrics.reloads.with_label_values(&["success"]).inc();
+                    eprintln!("faultline: reloaded: {signatures} signatures, {} rules", reload.library.rules().len());
+                    if !reload.unapplied.is_empty() {
+                        eprintln!(
+                            "faultline: changed settings that take effect at the next start: {}",
+                            reload.unapplied.join(", ")
+                        );
+                    }
+                }
+                Err(err) => {
+                    processor.metrics.reloads.with_label_values(&["failure"]).inc();
+                    eprintln!("faultline: the reload failed, the running config and signatures stay: {err:#}");
+                }
+            },
             _ = tokio::signal::ctrl_c() => break,
             _ = terminate.recv() => break,
         }
@@ -781,6 +803,113 @@ impl Inputs {
             }
         }
     }
+}
+
+/// What SIGHUP reloads: the config file (with the command line over it,
+/// as at the start) and the signature files. Sources, sinks and the
+/// listening addresses stay as started; changes to them are named and
+/// take effect at the next start.
+struct Reloader {
+    /// The command line's arguments after `watch`.
+    command_line: Vec<String>,
+    /// The settings the command line gave.
+    given: WatchArgs,
+    matches: Option<clap::ArgMatches>,
+    /// The settings running now.
+    running: WatchArgs,
+}
+
+/// A reload's outcome, applied only whole.
+struct Reload {
+    args: WatchArgs,
+    library: faultline_signatures::Library,
+    matcher: faultline_matcher::Matcher,
+    /// Settings that changed but are applied at the next start.
+    unapplied: Vec<&'static str>,
+}
+
+impl Reloader {
+    /// The settings: the command line's, over the config file's if any.
+    fn settings(&self) -> Result<WatchArgs> {
+        match &self.given.config {
+            Some(file) => with_config(&self.given, file, self.matches.as_ref(), &self.command_line),
+            None => Ok(self.given.clone()),
+        }
+    }
+
+    /// Reads the config and the signatures again; an error leaves
+    /// everything as it was.
+    fn reload(&mut self) -> Result<Reload> {
+        let args = self.settings()?;
+        let (library, matcher) = crate::setup::library(&args.signature_dirs)?;
+        let unapplied = restart_only_changes(&self.running, &args);
+        self.running = args.clone();
+        Ok(Reload {
+            args,
+            library,
+            matcher,
+            unapplied,
+        })
+    }
+}
+
+/// The settings that differ between `old` and `new` among those a reload
+/// does not apply (all but the signatures and the silence limits).
+fn restart_only_changes(old: &WatchArgs, new: &WatchArgs) -> Vec<&'static str> {
+    macro_rules! differing {
+        ($($field:ident),* $(,)?) => {{
+            let mut names = Vec::new();
+            $(
+                if format!("{:?}", old.$field) != format!("{:?}", new.$field) {
+                    names.push(stringify!($field));
+                }
+            )*
+            names
+        }};
+    }
+    differing!(
+        stdin,
+        files,
+        listen_push,
+        kmsg,
+        journald,
+        journal_directory,
+        node,
+        loki,
+        selector,
+        loki_org_id,
+        loki_token,
+        loki_token_file,
+        loki_user,
+        loki_password,
+        loki_password_file,
+        loki_poll,
+        loki_lookback,
+        loki_tail,
+        loki_max_lag,
+        kubernetes,
+        kubeconfig,
+        namespace,
+        pod_selector,
+        max_log_streams,
+        fallback_recover,
+        push_max_body,
+        alertmanagers,
+        webhooks,
+        webhook_token,
+        webhook_token_file,
+        webhook_secret,
+        webhook_secret_file,
+        resend_interval,
+        runbook_base,
+        listen,
+        format,
+        state_dir,
+        read_existing,
+        poll,
+        inventory,
+        mounts,
+    )
 }
 
 /// Wall-clock time, in UTC ns, read through tokio's clock (so tests with a

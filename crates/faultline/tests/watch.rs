@@ -691,3 +691,109 @@ fn the_kubelets_journal_is_followed() {
     // The entry from before the start was history: not read.
     assert!(rest.iter().filter(|r| is_hit(r)).count() == 0, "{rest:?}");
 }
+
+/// A signature file with one signature, `reload-test-{name}`, matching
+/// `{NAME}-FAILURE`.
+fn named_signature(name: &str) -> String {
+    let upper = name.to_uppercase();
+    format!(
+        r#"signatures:
+  - id: reload-test-{name}
+    class: disk-io-error
+    severity: warning
+    title: A test failure
+    match: '{upper}-FAILURE on (?P<device>sd[a-z]+)'
+    summary: '{{device}} failed'
+    remediation: 'look at {{device}}'
+    examples:
+      match:
+        - line: 'kernel: {upper}-FAILURE on sdb'
+          captures: {{device: sdb}}
+"#
+    )
+}
+
+#[test]
+fn sighup_reloads_signatures_and_keeps_incidents_and_a_bad_reload_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let signatures = dir.path().join("signatures");
+    std::fs::create_dir(&signatures).unwrap();
+    let file = signatures.join("test.yaml");
+    std::fs::write(&file, named_signature("alpha")).unwrap();
+    let logs = dir
+        .path()
+        .join("pods/vitals-prod_vitals-db-production-cnpg-v1-2_0b7c/postgres");
+    std::fs::create_dir_all(&logs).unwrap();
+    let log = logs.join("0.log");
+    std::fs::write(&log, "").unwrap();
+    let config = dir.path().join("faultline.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "files:\n  - {}/pods/*/*/*.log\nsignatures:\n  - {}\n",
+            dir.path().display(),
+            signatures.display()
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let watch = Watch::start(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--read-existing",
+        "--listen",
+        &listen,
+    ]);
+    metrics_show(port, "faultline_queue_depth{queue=\"batches\"} 0");
+    let mut records = Vec::new();
+    append_line(&log, &cri("kernel: ALPHA-FAILURE on sdb"));
+    let hit = watch.next_keeping(&mut records, is_hit);
+    assert_eq!(hit["signature"], "reload-test-alpha");
+    append_line(&log, &cri(FAILURE));
+    let firing = watch.next_keeping(&mut records, |r| {
+        r["type"] == "incident" && r["state"] == "firing"
+    });
+    let key = firing["key"].as_str().unwrap().to_string();
+
+    // New signatures, then SIGHUP: they match from now on.
+    std::fs::write(&file, named_signature("beta")).unwrap();
+    let hangup = |watch: &Watch| {
+        let pid = watch.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-HUP", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+    };
+    hangup(&watch);
+    metrics_show(port, "faultline_config_reloads_total{result=\"success\"} 1");
+    append_line(&log, &cri("kernel: ALPHA-FAILURE on sdc"));
+    append_line(&log, &cri("kernel: BETA-FAILURE on sdd"));
+    let hit = watch.next_keeping(&mut records, is_hit);
+    assert_eq!(hit["signature"], "reload-test-beta");
+    assert_eq!(hit["captures"]["device"], "sdd");
+
+    // A broken file: the reload fails and the running signatures stay.
+    std::fs::write(&file, "signatures:\n  - id: broken\n    clas: typo\n").unwrap();
+    hangup(&watch);
+    metrics_show(port, "faultline_config_reloads_total{result=\"failure\"} 1");
+    append_line(&log, &cri("kernel: BETA-FAILURE on sde"));
+    let hit = watch.next_keeping(&mut records, is_hit);
+    assert_eq!(hit["signature"], "reload-test-beta");
+
+    let (status, rest) = watch.stop();
+    assert!(status.success());
+    records.extend(rest);
+    // The incident lived through both reloads: fired once, never resolved.
+    let changes: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["type"] == "incident" && r["key"] == key.as_str())
+        .collect();
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    assert!(!records.iter().any(|r| is_hit(r)
+        && r["signature"] == "reload-test-alpha"
+        && r["captures"]["device"] == "sdc"));
+}

@@ -52,6 +52,8 @@ pub struct Metrics {
     /// Containers whose logs are read from the Kubernetes API, by state
     /// (`following`, `waiting` for a turn).
     pub log_streams: IntGaugeVec,
+    /// SIGHUP reloads, by result (`success`, `failure`).
+    pub reloads: IntCounterVec,
 }
 
 impl Metrics {
@@ -148,6 +150,11 @@ impl Metrics {
                 &["source"],
             ),
             fallback_active,
+            reloads: counter(
+                "faultline_config_reloads_total",
+                "Reloads of the config and signatures on SIGHUP, by result.",
+                &["result"],
+            ),
             log_streams: gauge(
                 "faultline_kubernetes_log_streams",
                 "Containers whose logs are read from the Kubernetes API, following or waiting for a turn.",

@@ -32,6 +32,8 @@ pub(super) struct Watched {
     lines: LineStream,
     /// When `--silence` watches it: how long it may be quiet.
     quiet: Option<Quiet>,
+    /// Its labels (the path's, or the source's).
+    labels: faultline_formats::Labels,
 }
 
 /// A stream watched for silence.
@@ -43,6 +45,24 @@ struct Quiet {
     last: i64,
     /// Its silence incident is open.
     silent: bool,
+}
+
+impl Quiet {
+    /// The silence watch `rules` give a stream with `labels`, starting at
+    /// `now`, if any.
+    fn of(
+        rules: &[SilenceRule],
+        labels: &faultline_formats::Labels,
+        origin: &str,
+        now: i64,
+    ) -> Option<Quiet> {
+        silence::limit_for(rules, labels).map(|limit_ns| Quiet {
+            name: silence::stream_name(labels, origin),
+            limit_ns,
+            last: now,
+            silent: false,
+        })
+    }
 }
 
 /// Matches batches, correlates their hits and prints hits and incident
@@ -94,16 +114,12 @@ impl<W: Write> Processor<W> {
                 Some(path) => path_labels(path),
                 None => batch.stream.labels.iter().cloned().collect(),
             };
-            let quiet = silence::limit_for(&self.silence, &labels).map(|limit_ns| Quiet {
-                name: silence::stream_name(&labels, origin),
-                limit_ns,
-                last: now,
-                silent: false,
-            });
+            let quiet = Quiet::of(&self.silence, &labels, origin, now);
             Watched {
                 active: now,
                 decoder: None,
-                lines: LineStream::new(0, 0, origin.clone(), labels),
+                lines: LineStream::new(0, 0, origin.clone(), labels.clone()),
+                labels,
                 quiet,
             }
         });
@@ -248,6 +264,39 @@ impl<W: Write> Processor<W> {
                 self.correlator.source_unhealthy("loki", now, reason);
             }
             Health::Healthy => self.correlator.source_healthy("loki", now),
+        }
+        self.announce()
+    }
+
+    /// Matches with `matcher`, fires by `rules` and watches for silence by
+    /// `silence` from `now` on (a reload): streams, their positions and
+    /// the incidents stay as they are.
+    pub(super) fn reload(
+        &mut self,
+        matcher: Matcher,
+        rules: &[faultline_core::Rule],
+        silence: Vec<SilenceRule>,
+        now: i64,
+    ) -> io::Result<()> {
+        self.scratch = matcher.scratch();
+        self.matcher = Arc::new(matcher);
+        self.correlator.set_rules(rules);
+        self.silence = silence;
+        for (origin, watched) in &mut self.streams {
+            let limit = silence::limit_for(&self.silence, &watched.labels);
+            match (&mut watched.quiet, limit) {
+                (Some(quiet), Some(limit_ns)) => quiet.limit_ns = limit_ns,
+                (Some(quiet), None) => {
+                    if quiet.silent {
+                        self.correlator.stream_resumed(&quiet.name, now);
+                    }
+                    watched.quiet = None;
+                }
+                (None, Some(_)) => {
+                    watched.quiet = Quiet::of(&self.silence, &watched.labels, origin, now);
+                }
+                (None, None) => {}
+            }
         }
         self.announce()
     }

@@ -114,10 +114,7 @@ async fn hits_page_as_they_arrive_and_quiet_incidents_resolve_as_time_passes() {
 #[tokio::test(start_paused = true)]
 async fn a_stream_quiet_past_its_limit_pages_and_resolves_when_it_speaks() {
     let library = Library::builtin().unwrap();
-    let mut processor = processor(
-        &library,
-        vec!["5m@namespace=monitoring".parse().unwrap()],
-    );
+    let mut processor = processor(&library, vec!["5m@namespace=monitoring".parse().unwrap()]);
     let clock = Clock::start();
     let loki = "/var/log/pods/monitoring_loki-0_9f1e/loki/0.log";
     let other = "/var/log/pods/shop_api-0_1a2b/api/0.log";
@@ -197,4 +194,17 @@ async fn streams_are_bounded_and_the_least_recently_active_go_first() {
             .streams
             .contains_key("/var/log/pods/ns_pod-0_uid/c/0.log")
     );
+}
+
+#[test]
+fn a_reload_names_the_changes_it_cannot_apply() {
+    let parse = |argv: &[&str]| {
+        let mut full = vec!["faultline watch"];
+        full.extend_from_slice(argv);
+        <WatchCommand as clap::Parser>::parse_from(full).args
+    };
+    let old = parse(&["--files", "/a/*.log", "--silence", "10m"]);
+    let new = parse(&["--files", "/b/*.log", "--silence", "5m", "--loki-tail"]);
+    assert_eq!(restart_only_changes(&old, &new), ["files", "loki_tail"]);
+    assert!(restart_only_changes(&old, &old).is_empty());
 }
