@@ -271,9 +271,18 @@ fn with_config(
 ) -> Result<WatchArgs> {
     let text = std::fs::read_to_string(file)
         .with_context(|| format!("reading the config {}", file.display()))?;
-    let config = config::Config::parse(&file.display().to_string(), &text, &|name| {
-        std::env::var(name).ok()
-    })
+    let config = config::Config::parse(
+        &file.display().to_string(),
+        &text,
+        &|name| std::env::var(name).ok(),
+        &|setting| {
+            let mut argv = vec!["faultline watch".to_string()];
+            argv.extend(setting.as_args(|_| false));
+            <WatchCommand as clap::Parser>::try_parse_from(&argv)
+                .map(|_| ())
+                .map_err(|err| clap_message(&err))
+        },
+    )
     .map_err(|problems| anyhow::anyhow!("config problems:\n{problems}"))?;
     let given = |id: &str| {
         matches.and_then(|m| m.value_source(id)) == Some(clap::parser::ValueSource::CommandLine)
@@ -292,6 +301,13 @@ fn with_config(
     merged.webhook_token = config.secret("webhook_token");
     merged.webhook_secret = config.secret("webhook_secret");
     Ok(merged)
+}
+
+/// What clap says is wrong, without its `error:` and usage lines.
+fn clap_message(err: &clap::Error) -> String {
+    let text = err.render().to_string();
+    let first = text.lines().next().unwrap_or_default();
+    first.strip_prefix("error: ").unwrap_or(first).to_string()
 }
 
 /// `faultline config check FILE`: every problem of the config, or ok.

@@ -447,7 +447,7 @@ fn config_check_reports_every_problem_with_its_line() {
     let config = dir.path().join("faultline.yaml");
     std::fs::write(
         &config,
-        "files:\n  - /var/log/pods/*/*/*.log\nlokki: http://loki:3100\njournald: maybe\nwebhook_secret: ${FAULTLINE_TEST_UNSET_VARIABLE}\n",
+        "files:\n  - /var/log/pods/*/*/*.log\nlokki: http://loki:3100\njournald: maybe\nwebhook_secret: ${FAULTLINE_TEST_UNSET_VARIABLE}\npoll: fast\nlisten: nowhere\n",
     )
     .unwrap();
     let out = faultline_with_stdin(&["config", "check", config.to_str().unwrap()], b"");
@@ -460,6 +460,10 @@ fn config_check_reports_every_problem_with_its_line() {
         format!(
             "{name}:5: webhook_secret: the environment variable FAULTLINE_TEST_UNSET_VARIABLE is not set"
         ),
+        format!(
+            "{name}:6: poll: invalid value 'fast' for '--poll <DURATION>': \"fast\" is not a duration (examples: 250ms, 1s)"
+        ),
+        format!("{name}:7: listen: invalid value 'nowhere' for '--listen <ADDR>'"),
     ] {
         assert!(report.contains(&expected), "{expected} not in:\n{report}");
     }

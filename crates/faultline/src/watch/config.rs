@@ -100,11 +100,13 @@ fn interpolate(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Strin
 
 impl Config {
     /// Parses the config in `text` (named `file` in problems), with `env`
-    /// for `${NAME}`.
+    /// for `${NAME}`; `check` says what is wrong with a setting's value,
+    /// if anything (a duration that is not one, an address …).
     pub fn parse(
         file: &str,
         text: &str,
         env: &dyn Fn(&str) -> Option<String>,
+        check: &dyn Fn(&Config) -> Result<(), String>,
     ) -> Result<Config, Problems> {
         let mut problems = Vec::new();
         let mut add = |line: Option<usize>, field: &str, message: String| {
@@ -195,6 +197,12 @@ impl Config {
                 }
             };
             if let Some(value) = value {
+                let alone = Config {
+                    values: BTreeMap::from([(*name, value.clone())]),
+                };
+                if let Err(message) = check(&alone) {
+                    add(line, name, message);
+                }
                 config.values.insert(name, value);
             }
         }
@@ -269,7 +277,7 @@ mod tests {
     #[test]
     fn a_config_reads_every_kind_of_setting_and_interpolates_the_environment() {
         let text = "files:\n  - /var/log/pods/*/*/*.log\nloki: http://loki:3100\nloki_token: ${LOKI_TOKEN}\njournald: true\nalertmanager: http://am:9093\n";
-        let config = Config::parse("faultline.yaml", text, &env).unwrap();
+        let config = Config::parse("faultline.yaml", text, &env, &|_| Ok(())).unwrap();
         assert_eq!(config.secret("loki_token").as_deref(), Some("s3cr3t"));
         // The command line's own --loki wins; the secret stays off it.
         assert_eq!(
@@ -287,7 +295,9 @@ mod tests {
     #[test]
     fn every_problem_is_reported_with_its_line() {
         let text = "files: /a\nlokki: http://x\njournald: yes\nwebhook_secret: ${MISSING}\n";
-        let err = Config::parse("f.yaml", text, &env).unwrap_err().to_string();
+        let err = Config::parse("f.yaml", text, &env, &|_| Ok(()))
+            .unwrap_err()
+            .to_string();
         for expected in [
             "f.yaml:2: lokki: unknown setting",
             "f.yaml:3: journald: must be true or false",
