@@ -801,3 +801,109 @@ fn sighup_reloads_signatures_and_keeps_incidents_and_a_bad_reload_changes_nothin
         && r["signature"] == "reload-test-alpha"
         && r["captures"]["device"] == "sdc"));
 }
+
+#[test]
+fn secrets_never_appear_in_output_logs_metrics_or_state() {
+    use faultline_testkit::loki::{Mode, TestLoki};
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (loki, loki_url) = runtime.block_on(TestLoki::start(None));
+    loki.set_mode(Mode::Failing);
+    let secrets = [
+        ("FAULTLINE_TEST_LOKI_TOKEN", "planted-loki-token-5f1e"),
+        ("FAULTLINE_TEST_WEBHOOK_TOKEN", "planted-webhook-token-9c2a"),
+        ("FAULTLINE_TEST_WEBHOOK_SECRET", "planted-hmac-secret-77d0"),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir
+        .path()
+        .join("pods/vitals-prod_vitals-db-production-cnpg-v1-2_0b7c/postgres");
+    std::fs::create_dir_all(&logs).unwrap();
+    let log = logs.join("0.log");
+    std::fs::write(&log, "").unwrap();
+    let state = dir.path().join("state");
+    let config = dir.path().join("faultline.yaml");
+    let dead = free_port();
+    std::fs::write(
+        &config,
+        format!(
+            "files: ['{}/pods/*/*/*.log']\nloki: {loki_url}\nloki_token: ${{FAULTLINE_TEST_LOKI_TOKEN}}\n\
+             alertmanager: [http://127.0.0.1:{dead}]\nwebhook: [http://127.0.0.1:{dead}/hook]\n\
+             webhook_token: ${{FAULTLINE_TEST_WEBHOOK_TOKEN}}\nwebhook_secret: ${{FAULTLINE_TEST_WEBHOOK_SECRET}}\n\
+             resend_interval: 1s\nstate_dir: {}\nread_existing: true\nformat: json\npoll: 20ms\n",
+            dir.path().display(),
+            state.display()
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let stdout = dir.path().join("stdout");
+    let stderr = dir.path().join("stderr");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .args(["watch", "--config", config.to_str().unwrap()])
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .envs(secrets)
+        .stdout(std::fs::File::create(&stdout).unwrap())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .spawn()
+        .unwrap();
+    // A failure pages (to sinks that are down), Loki fails: every path
+    // that reports, retries and saves state runs.
+    metrics_show(port, "faultline_queue_depth{queue=\"batches\"} 0");
+    append_line(&log, &cri(FAILURE));
+    metrics_show(port, "faultline_source_healthy{source=\"loki\"} 0");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let metrics = loop {
+        let (_, body) = common::http_get(port, "/metrics").unwrap();
+        if body.contains("faultline_alert_send_failures_total{alertmanager=\"http://127.0.0.1")
+            || std::time::Instant::now() > deadline
+        {
+            break body;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let config_check = Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .args(["config", "check", config.to_str().unwrap()])
+        .envs(secrets)
+        .output()
+        .unwrap();
+    assert!(config_check.status.success());
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(child.wait().unwrap().success());
+    let mut everything = vec![
+        ("stdout", std::fs::read_to_string(&stdout).unwrap()),
+        ("stderr", std::fs::read_to_string(&stderr).unwrap()),
+        ("metrics", metrics),
+        (
+            "config check",
+            String::from_utf8_lossy(&config_check.stdout).into_owned(),
+        ),
+    ];
+    assert!(
+        everything[0].1.contains("\"type\":\"incident\""),
+        "the failure paged"
+    );
+    assert!(
+        everything[1].1.contains("Loki is unhealthy"),
+        "Loki's failure was told"
+    );
+    for entry in std::fs::read_dir(&state).unwrap() {
+        let path = entry.unwrap().path();
+        everything.push(("state", std::fs::read_to_string(&path).unwrap_or_default()));
+    }
+    for (name, text) in &everything {
+        for (_, secret) in secrets {
+            assert!(
+                !text.contains(secret),
+                "{secret} appears in {name}:\n{text}"
+            );
+        }
+    }
+    drop(runtime);
+}
