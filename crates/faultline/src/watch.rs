@@ -412,12 +412,14 @@ pub fn run(args: &WatchArgs, matches: Option<&clap::ArgMatches>) -> Result<ExitC
             };
             tokio::spawn(files::follow(config, tx.clone(), errors_tx.clone(), stop));
         }
+        let push_rejected = Arc::new(std::sync::atomic::AtomicU64::new(0));
         if let Some(addr) = args.listen_push {
             let listener = push::bind(addr).await?;
             let (tx, errors_tx, stop) = (tx.clone(), errors_tx.clone(), stop_tx.subscribe());
             let max_body = args.push_max_body;
+            let rejected = push_rejected.clone();
             tokio::spawn(async move {
-                if let Err(err) = push::serve(listener, max_body, tx, stop).await {
+                if let Err(err) = push::serve(listener, max_body, tx, rejected, stop).await {
                     let _ = errors_tx.send(format!("push receiver: {err}")).await;
                 }
             });
@@ -579,6 +581,7 @@ pub fn run(args: &WatchArgs, matches: Option<&clap::ArgMatches>) -> Result<ExitC
             }),
             loki_position: args.loki.is_some().then_some(loki_position),
             kube_stats: args.kubernetes.then_some(kube_stats),
+            push_rejected: (push_rejected, 0),
         };
         let result = drive(
             processor,
@@ -657,6 +660,8 @@ struct Inputs {
     /// Loki's newest entry's time, when Loki is read.
     loki_position: Option<Arc<AtomicI64>>,
     kube_stats: Option<Arc<faultline_kubernetes::Stats>>,
+    /// Malformed pushes refused, and how many were exported.
+    push_rejected: (Arc<std::sync::atomic::AtomicU64>, u64),
 }
 
 /// Pod logs read from the Kubernetes API while Loki is unhealthy: from
@@ -795,7 +800,13 @@ async fn drive(
 
 impl Inputs {
     /// Updates the metrics of the inputs' state at `now`.
-    fn export(&self, metrics: &metrics::Metrics, now: i64) {
+    fn export(&mut self, metrics: &metrics::Metrics, now: i64) {
+        let rejected = self.push_rejected.0.load(Ordering::Relaxed);
+        metrics
+            .decode_errors
+            .with_label_values(&["push", "malformed-push"])
+            .inc_by(rejected.saturating_sub(self.push_rejected.1));
+        self.push_rejected.1 = rejected;
         metrics
             .batches_waiting
             .with_label_values(&["batches"])

@@ -248,7 +248,9 @@ fn pushes_in_both_of_lokis_encodings_are_matched_with_their_labels() {
     use faultline_sources::push::{EntryAdapter, PushRequest, StreamAdapter, Timestamp};
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
-    let watch = Watch::start(&["--listen-push", &addr]);
+    let metrics_port = free_port();
+    let listen = format!("127.0.0.1:{metrics_port}");
+    let watch = Watch::start(&["--listen-push", &addr, "--listen", &listen]);
 
     // promtail's encoding: snappy-compressed protobuf.
     let request = PushRequest {
@@ -308,6 +310,11 @@ fn pushes_in_both_of_lokis_encodings_are_matched_with_their_labels() {
     let (status, reason) = post(port, &[("Content-Type", "application/x-protobuf")], b"junk");
     assert_eq!(status, 400);
     assert!(reason.contains("snappy"), "{reason}");
+    // Both are counted.
+    metrics_show(
+        metrics_port,
+        "faultline_decode_errors_total{reason=\"malformed-push\",source=\"push\"} 2",
+    );
     let (status, _) = watch.stop();
     assert!(status.success());
 }
@@ -906,4 +913,38 @@ fn secrets_never_appear_in_output_logs_metrics_or_state() {
         }
     }
     drop(runtime);
+}
+
+#[test]
+fn a_line_that_is_not_utf8_is_matched_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir
+        .path()
+        .join("vitals-prod_vitals-db-production-cnpg-v1-2_0b7c/postgres");
+    std::fs::create_dir_all(&logs).unwrap();
+    let log = logs.join("0.log");
+    std::fs::write(&log, "").unwrap();
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let glob = format!("{}/*/*/*.log", dir.path().display());
+    let watch = Watch::start(&["--files", &glob, "--listen", &listen]);
+    metrics_show(port, "faultline_queue_depth{queue=\"batches\"} 0");
+    let mut line = cri(FAILURE).into_bytes();
+    line.splice(40..40, *b"\xff\xfe");
+    line.push(b'\n');
+    use std::io::Write as _;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&log)
+        .unwrap()
+        .write_all(&line)
+        .unwrap();
+    let hit = watch.next(is_hit);
+    assert!(hit["line"].as_str().unwrap().contains("\u{fffd}"), "{hit}");
+    metrics_show(
+        port,
+        "faultline_decode_errors_total{reason=\"invalid-utf8\",source=\"file\"} 1",
+    );
+    let (status, _) = watch.stop();
+    assert!(status.success());
 }

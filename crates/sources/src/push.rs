@@ -12,7 +12,8 @@
 //!   `{"streams":[{"stream":{…},"values":[["<ns>","line"(,{metadata})]]}]}`,
 //!   with the time as a string of nanoseconds (a number is rejected).
 //!
-//! Success is 204; a malformed body is 400 with the reason as text; a body
+//! Success is 204; a malformed body is 400 with the reason as text (and
+//! counted); a body
 //! over the limit is 413 before it is read whole. Each pushed stream
 //! becomes a batch whose lines are `<RFC 3339 time> <line>` (the time from
 //! the entry), labelled with the stream's labels (`node_name`, `nodename`
@@ -24,6 +25,7 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
@@ -105,13 +107,14 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     max_body: usize,
     tx: mpsc::Sender<Batch>,
+    rejected: Arc<AtomicU64>,
     stop: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let app = axum::Router::new()
         .route("/loki/api/v1/push", post(push))
         .route("/ready", get(|| async { "ready" }))
         .layer(DefaultBodyLimit::max(max_body))
-        .with_state(Arc::new(tx));
+        .with_state(Arc::new(Receiver { tx, rejected }));
     axum::serve(listener, app)
         .with_graceful_shutdown(crate::stopped(stop))
         .await
@@ -124,11 +127,13 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> 
         .map_err(|err| std::io::Error::new(err.kind(), format!("cannot listen on {addr}: {err}")))
 }
 
-async fn push(
-    State(tx): State<Arc<mpsc::Sender<Batch>>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+/// Where accepted pushes go, and the count of malformed ones.
+struct Receiver {
+    tx: mpsc::Sender<Batch>,
+    rejected: Arc<AtomicU64>,
+}
+
+async fn push(State(receiver): State<Arc<Receiver>>, headers: HeaderMap, body: Bytes) -> Response {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -146,13 +151,21 @@ async fn push(
     };
     let streams = match decoded {
         Ok(streams) => streams,
-        Err(reason) => return (StatusCode::BAD_REQUEST, reason).into_response(),
+        Err(reason) => {
+            receiver.rejected.fetch_add(1, Ordering::Relaxed);
+            return (StatusCode::BAD_REQUEST, reason).into_response();
+        }
     };
     for pushed in streams {
         if pushed.entries.is_empty() {
             continue;
         }
-        if tx.send(labelled_batch("push", pushed)).await.is_err() {
+        if receiver
+            .tx
+            .send(labelled_batch("push", pushed))
+            .await
+            .is_err()
+        {
             return (StatusCode::SERVICE_UNAVAILABLE, "faultline is stopping").into_response();
         }
     }

@@ -54,6 +54,10 @@ pub struct Metrics {
     pub log_streams: IntGaugeVec,
     /// SIGHUP reloads, by result (`success`, `failure`).
     pub reloads: IntCounterVec,
+    /// Input that could not be decoded as it should, by source kind and
+    /// reason (`invalid-utf8` lines, which are matched with the bad bytes
+    /// replaced; `malformed-push` bodies, refused with 400).
+    pub decode_errors: IntCounterVec,
 }
 
 impl Metrics {
@@ -150,6 +154,11 @@ impl Metrics {
                 &["source"],
             ),
             fallback_active,
+            decode_errors: counter(
+                "faultline_decode_errors_total",
+                "Input that could not be decoded as it should, by source and reason.",
+                &["source", "reason"],
+            ),
             reloads: counter(
                 "faultline_config_reloads_total",
                 "Reloads of the config and signatures on SIGHUP, by result.",

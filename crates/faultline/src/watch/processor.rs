@@ -157,6 +157,17 @@ impl<W: Write> Processor<W> {
         if batch.truncated {
             self.metrics.truncated.inc();
         }
+        if std::str::from_utf8(&batch.lines).is_err() {
+            let invalid = batch
+                .lines
+                .split(|&b| b == b'\n')
+                .filter(|line| std::str::from_utf8(line).is_err())
+                .count();
+            self.metrics
+                .decode_errors
+                .with_label_values(&[source, "invalid-utf8"])
+                .inc_by(invalid as u64);
+        }
         let mut hits = Vec::new();
         watched.lines.scan_buffer(
             &self.matcher,
