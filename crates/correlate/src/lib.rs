@@ -213,13 +213,15 @@ impl Correlator {
     }
 
     /// How many incidents fire now, by kind (the key's first part: `pvc`,
-    /// `node`, `pipeline` …) and severity.
-    pub fn firing(&self) -> BTreeMap<(&str, Severity), usize> {
+    /// `node`, `pipeline` …), headline class (`none` for an incident of
+    /// no known class) and severity.
+    pub fn firing(&self) -> BTreeMap<(&str, &'static str, Severity), usize> {
         let mut counts = BTreeMap::new();
         for (key, incident) in &self.incidents {
             if incident.state == State::Firing {
                 let kind = key.split('/').next().unwrap_or(key);
-                *counts.entry((kind, incident.severity)).or_insert(0) += 1;
+                let class = incident.headline_class().map_or("none", Class::as_str);
+                *counts.entry((kind, class, incident.severity)).or_insert(0) += 1;
             }
         }
         counts

@@ -92,7 +92,9 @@ fn prometheus_scrapes_the_hits_per_signature() {
     // The firing incident is a state: its gauge says so.
     let (_, metrics) = http_get(metrics_port, "/metrics").unwrap();
     assert!(
-        metrics.contains(r#"faultline_incidents_firing{kind="pvc",severity="critical"} 1"#),
+        metrics.contains(
+            r#"faultline_incidents_firing{class="volume-read-only",kind="pvc",severity="critical"} 1"#
+        ),
         "{metrics}"
     );
     assert!(

@@ -52,9 +52,8 @@ pub struct Alert {
     pub generator_url: String,
 }
 
-/// The order in which an incident's classes name it: the first it has
-/// gives its `alertname`.
-const PRECEDENCE: &[(Class, &str)] = &[
+/// The `alertname` of each class an incident is known by.
+const ALERTNAMES: &[(Class, &str)] = &[
     (Class::PgControldata, "FaultlinePostgresControlData"),
     (Class::VolumeReadOnly, "FaultlineVolumeReadOnly"),
     (Class::DiskFull, "FaultlineDiskFull"),
@@ -74,16 +73,17 @@ const PRECEDENCE: &[(Class, &str)] = &[
     (Class::StreamSilent, "FaultlineStreamSilent"),
 ];
 
-/// The `alertname` of an incident: from the first of its classes in
-/// [`PRECEDENCE`] (a PVC that is read-only *and* whose PGDATA is empty is
-/// named for the worse). A CloudNativePG rollup is `FaultlinePostgresCluster`.
+/// The `alertname` of an incident: its headline class's (a PVC that is
+/// read-only *and* whose PGDATA is empty is named for the worse). A
+/// CloudNativePG rollup is `FaultlinePostgresCluster`.
 pub fn alertname(report: &Report) -> &'static str {
     if matches!(report.incident.subject, Subject::Cnpg { .. }) {
         return "FaultlinePostgresCluster";
     }
-    PRECEDENCE
+    let headline = report.incident.headline_class();
+    ALERTNAMES
         .iter()
-        .find(|(class, _)| report.incident.classes.contains(class))
+        .find(|(class, _)| Some(*class) == headline)
         .map_or("FaultlineFailure", |(_, name)| name)
 }
 

@@ -31,7 +31,8 @@ pub struct Metrics {
     pub streams_evicted: IntCounter,
     /// Hits, by signature.
     pub hits: IntCounterVec,
-    /// Incidents firing now, by kind (`pvc`, `node`, …) and severity.
+    /// Incidents firing now, by kind (`pvc`, `node`, …), headline class
+    /// and severity.
     pub incidents_firing: IntGaugeVec,
     /// 1 while a source answers, 0 while it does not (Loki).
     pub source_healthy: IntGaugeVec,
@@ -115,8 +116,8 @@ impl Metrics {
             ),
             incidents_firing: gauge(
                 "faultline_incidents_firing",
-                "Incidents firing now.",
-                &["kind", "severity"],
+                "Incidents firing now, by kind of thing, the class they are known by, and severity.",
+                &["kind", "class", "severity"],
             ),
             source_healthy: gauge(
                 "faultline_source_healthy",

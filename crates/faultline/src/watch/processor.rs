@@ -219,10 +219,10 @@ impl<W: Write> Processor<W> {
     /// Updates the metrics that are states, not counts.
     pub(super) fn export(&mut self) {
         self.metrics.incidents_firing.reset();
-        for ((kind, severity), count) in self.correlator.firing() {
+        for ((kind, class, severity), count) in self.correlator.firing() {
             self.metrics
                 .incidents_firing
-                .with_label_values(&[kind, severity.as_str()])
+                .with_label_values(&[kind, class, severity.as_str()])
                 .set(i64::try_from(count).unwrap_or(i64::MAX));
         }
         let Some(alerting) = &self.alerting else {
