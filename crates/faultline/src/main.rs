@@ -18,7 +18,13 @@ use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 /// in them: read-only volumes, pg_controldata failures, Loki WAL and push
 /// errors, iSCSI and ext4 I/O errors, probe-kill restart loops.
 #[derive(Debug, Parser)]
-#[command(name = "faultline", version, about, long_about = None, propagate_version = true)]
+#[command(
+    name = "faultline",
+    version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("FAULTLINE_COMMIT"), ")"),
+    about,
+    long_about = None,
+    propagate_version = true
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

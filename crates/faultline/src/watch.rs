@@ -137,6 +137,11 @@ pub struct WatchArgs {
     /// ~/.kube/config, when not in a pod).
     #[arg(long, value_name = "FILE")]
     kubeconfig: Option<PathBuf>,
+    /// With --kubernetes: keep only the inventory of pods, PVCs and PVs
+    /// (no Events, no pod logs) — for a DaemonSet that reads its node's
+    /// log files beside a standalone faultline that reads the rest.
+    #[arg(long)]
+    kubernetes_inventory_only: bool,
     /// With --kubernetes: only this namespace.
     #[arg(long, value_name = "NAMESPACE")]
     namespace: Option<String>,
@@ -472,6 +477,7 @@ pub fn run(args: &WatchArgs, matches: Option<&clap::ArgMatches>) -> Result<ExitC
                 streams: Some(streams.clone()),
                 max_streams: args.max_log_streams,
                 events_since_ns: started,
+                inventory_only: args.kubernetes_inventory_only,
             };
             let outputs = faultline_kubernetes::Outputs {
                 batches: tx.clone(),
@@ -573,12 +579,13 @@ pub fn run(args: &WatchArgs, matches: Option<&clap::ArgMatches>) -> Result<ExitC
             errors,
             health,
             inventory: inventory_changes,
-            fallback: (args.kubernetes && args.loki.is_some()).then(|| Fallback {
-                streaming,
-                position: loki_position.clone(),
-                recover: args.fallback_recover,
-                healthy_since: None,
-            }),
+            fallback: (args.kubernetes && !args.kubernetes_inventory_only && args.loki.is_some())
+                .then(|| Fallback {
+                    streaming,
+                    position: loki_position.clone(),
+                    recover: args.fallback_recover,
+                    healthy_since: None,
+                }),
             loki_position: args.loki.is_some().then_some(loki_position),
             kube_stats: args.kubernetes.then_some(kube_stats),
             push_rejected: (push_rejected, 0),
@@ -917,6 +924,7 @@ fn restart_only_changes(old: &WatchArgs, new: &WatchArgs) -> Vec<&'static str> {
         kubernetes,
         kubeconfig,
         namespace,
+        kubernetes_inventory_only,
         pod_selector,
         max_log_streams,
         fallback_recover,

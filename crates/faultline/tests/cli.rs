@@ -279,3 +279,19 @@ fn count_reports_a_bad_pattern_by_file_and_line() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn version_names_the_release_and_the_commit() {
+    let out = faultline(&["--version"]);
+    assert!(out.status.success());
+    let version = text(&out.stdout);
+    let version = version.trim();
+    let rest = version
+        .strip_prefix(&format!("faultline {} (commit ", env!("CARGO_PKG_VERSION")))
+        .and_then(|r| r.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("{version:?}"));
+    assert!(
+        rest == "unknown" || (rest.len() == 12 && rest.bytes().all(|b| b.is_ascii_hexdigit())),
+        "{version:?}"
+    );
+}

@@ -53,6 +53,9 @@ pub struct KubeConfig {
     pub max_streams: usize,
     /// Events older than this (UTC ns) are not reported.
     pub events_since_ns: i64,
+    /// Keep the inventory only: no Events, no pod logs (a DaemonSet that
+    /// reads its node's log files).
+    pub inventory_only: bool,
 }
 
 /// A change of the cluster's objects, for the correlation inventory.
@@ -132,12 +135,14 @@ pub async fn run(
     tokio::spawn(objects::inventory::<
         k8s_openapi::api::core::v1::PersistentVolume,
     >(volumes, outputs.clone(), stop.clone()));
-    tokio::spawn(events::follow(
-        events,
-        config.events_since_ns,
-        outputs.clone(),
-        stop.clone(),
-    ));
+    if !config.inventory_only {
+        tokio::spawn(events::follow(
+            events,
+            config.events_since_ns,
+            outputs.clone(),
+            stop.clone(),
+        ));
+    }
     pods::follow(pods, config, outputs, streaming, stop).await;
 }
 

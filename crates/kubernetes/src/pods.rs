@@ -61,6 +61,9 @@ pub(crate) async fn follow(
     };
     let mut relist = Relist::new();
     let mut since = *streaming.borrow_and_update();
+    if pods.config.inventory_only {
+        since = None;
+    }
     let mut streaming_open = true;
     loop {
         tokio::select! {
@@ -95,7 +98,7 @@ pub(crate) async fn follow(
                     streaming_open = false;
                     continue;
                 }
-                since = *streaming.borrow_and_update();
+                since = streaming.borrow_and_update().filter(|_| !pods.config.inventory_only);
                 match since {
                     Some(since) => {
                         let known: Vec<Pod> = pods.known.values().cloned().collect();

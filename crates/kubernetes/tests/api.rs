@@ -347,3 +347,36 @@ async fn events_inventory_and_watches_survive_410_gone_and_throttling() {
     assert!(source.errors.try_recv().is_err());
     source.stop.send(true).unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inventory_only_reads_no_logs_and_no_events() {
+    let (kube, url) = TestKubernetes::start().await;
+    let since = now();
+    kube.apply(pod(
+        "prod",
+        "db-1",
+        "node-1",
+        &["postgres"],
+        &[("pgdata", "db-1")],
+    ));
+    kube.log("prod", "db-1", "postgres", since + SECOND, "a line");
+    let config = KubeConfig {
+        inventory_only: true,
+        max_streams: 10,
+        events_since_ns: since,
+        ..KubeConfig::default()
+    };
+    let mut source = start(&url, config, Some(since)).await;
+    inventory_until(&mut source, applied("Pod", "db-1")).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        source.batches.try_recv().is_err(),
+        "no log lines, no events"
+    );
+    let asked: Vec<(String, String)> = kube.requests();
+    assert!(
+        !asked.iter().any(|(_, r)| r == "pods/log" || r == "events"),
+        "{asked:?}"
+    );
+    source.stop.send(true).unwrap();
+}

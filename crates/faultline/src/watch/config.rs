@@ -54,6 +54,7 @@ const SETTINGS: &[(&str, Kind)] = &[
     ("loki_max_lag", Kind::Text),
     ("loki_tail", Kind::Bool),
     ("kubernetes", Kind::Bool),
+    ("kubernetes_inventory_only", Kind::Bool),
     ("kubeconfig", Kind::Text),
     ("namespace", Kind::Text),
     ("pod_selector", Kind::Text),
