@@ -203,6 +203,12 @@ pub struct WatchArgs {
     /// How often to look for new lines and files, e.g. 250ms.
     #[arg(long, value_name = "DURATION", default_value = "250ms", value_parser = parse_duration)]
     poll: Duration,
+    /// Give every stream this label when it has none of that name
+    /// (repeatable): a sidecar names its pod, e.g. --label
+    /// namespace=$(POD_NAMESPACE) --label pod=$(POD_NAME) --label
+    /// container=postgres, so its hits name them too.
+    #[arg(long = "label", value_name = "NAME=VALUE", value_parser = parse_label)]
+    labels: Vec<(String, String)>,
     /// A directory of *.yaml signature files to add to the built-in
     /// library (repeatable).
     #[arg(long = "signatures", value_name = "DIR")]
@@ -241,6 +247,13 @@ fn parse_dash(text: &str) -> Result<String, String> {
             "{text:?}: only - (standard input) is read this way; follow files with --files GLOB"
         )
     })
+}
+
+fn parse_label(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, value)) if !name.is_empty() => Ok((name.to_string(), value.to_string())),
+        _ => Err(format!("{text:?} is not NAME=VALUE")),
+    }
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -556,6 +569,7 @@ pub fn run(args: &WatchArgs, matches: Option<&clap::ArgMatches>) -> Result<ExitC
             alert_counts: Vec::new(),
             unsent: Default::default(),
             silence: args.silence.clone(),
+            extra_labels: args.labels.iter().cloned().collect(),
             alerting: match (targets.is_empty(), &args.state_dir) {
                 (true, _) => None,
                 (false, state) => {
@@ -944,6 +958,7 @@ fn restart_only_changes(old: &WatchArgs, new: &WatchArgs) -> Vec<&'static str> {
         poll,
         inventory,
         mounts,
+        labels,
     )
 }
 

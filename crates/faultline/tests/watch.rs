@@ -948,3 +948,41 @@ fn a_line_that_is_not_utf8_is_matched_and_counted() {
     let (status, _) = watch.stop();
     assert!(status.success());
 }
+
+#[test]
+fn a_sidecar_names_its_pod_with_labels() {
+    let out = faultline_with_stdin(
+        &[
+            "watch",
+            "--format",
+            "json",
+            "--listen",
+            "127.0.0.1:0",
+            "--label",
+            "namespace=vitals-prod",
+            "--label",
+            "pod=vitals-db-production-cnpg-v1-2",
+            "--label",
+            "container=postgres",
+            "-",
+        ],
+        format!("{FAILURE}\n").as_bytes(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let hit: Value = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(is_hit)
+        .expect("a hit");
+    assert_eq!(hit["labels"]["namespace"], "vitals-prod");
+    assert_eq!(hit["labels"]["pod"], "vitals-db-production-cnpg-v1-2");
+    assert_eq!(hit["labels"]["container"], "postgres");
+    let out = faultline_with_stdin(&["watch", "--label", "novalue", "-"], b"");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("\"novalue\" is not NAME=VALUE"));
+}

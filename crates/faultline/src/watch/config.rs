@@ -76,6 +76,7 @@ const SETTINGS: &[(&str, Kind)] = &[
     ("signatures", Kind::List),
     ("inventory", Kind::List),
     ("silence", Kind::List),
+    ("label", Kind::List),
 ];
 
 /// Replaces `${NAME}` with the environment variable NAME; a variable that
@@ -263,6 +264,7 @@ fn flag_id(name: &str) -> &str {
         "alertmanager" => "alertmanagers",
         "webhook" => "webhooks",
         "signatures" => "signature_dirs",
+        "label" => "labels",
         other => other,
     }
 }

@@ -84,6 +84,8 @@ pub(super) struct Processor<W: Write> {
     /// Alertmanager.
     pub alert_counts: Vec<[u64; 3]>,
     pub silence: Vec<SilenceRule>,
+    /// Labels every stream gets when it has none of that name (`--label`).
+    pub extra_labels: faultline_formats::Labels,
     /// Where incidents are sent, if anywhere.
     pub alerting: Option<Alerting>,
     /// Incidents that changed since alerts were last sent: sent at the
@@ -110,10 +112,13 @@ impl<W: Write> Processor<W> {
             }
         }
         let watched = self.streams.entry(origin.clone()).or_insert_with(|| {
-            let labels = match batch.stream.path.as_deref() {
+            let mut labels = match batch.stream.path.as_deref() {
                 Some(path) => path_labels(path),
                 None => batch.stream.labels.iter().cloned().collect(),
             };
+            for (name, value) in &self.extra_labels {
+                labels.entry(name.clone()).or_insert_with(|| value.clone());
+            }
             let quiet = Quiet::of(&self.silence, &labels, origin, now);
             Watched {
                 active: now,

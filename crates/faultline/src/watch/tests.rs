@@ -33,6 +33,7 @@ fn processor(library: &Library, silence: Vec<SilenceRule>) -> Processor<Vec<u8>>
         alert_counts: Vec::new(),
         unsent: Default::default(),
         silence,
+        extra_labels: Default::default(),
         alerting: None,
     }
 }
