@@ -159,3 +159,68 @@ fn a_read_only_pvc_pages_both_alertmanagers_survives_a_restart_and_resolves() {
             .all(|a| a["labels"]["pvc"] != "vitals-db-production-cnpg-v1-2")
     });
 }
+
+/// The value of the first `/metrics` line of faultline on `port` that
+/// starts with `prefix`.
+fn metric(port: u16, prefix: &str) -> Option<f64> {
+    let (_, body) = http_get(port, "/metrics")?;
+    body.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+#[test]
+fn two_replicas_page_once_because_their_alerts_are_identical() {
+    let binary = alertmanager_binary();
+    if missing(binary.is_some(), "prometheus-alertmanager") {
+        return;
+    }
+    let binary = binary.unwrap_or_default();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _am = start_alertmanager(binary, dir.path(), port);
+    let glob = format!("{}/var/log/pods/*/*/*.log", dir.path().display());
+    let log = dir
+        .path()
+        .join("var/log/pods/vitals-prod_vitals-db-production-cnpg-v1-2_0b7c/postgres/0.log");
+    // Two replicas, as the standalone Deployment runs them: same input,
+    // own state, each sending to the same Alertmanager.
+    let replica = |n: u32, metrics: u16| {
+        Running(
+            Command::new(env!("CARGO_BIN_EXE_faultline"))
+                .args(["watch", "--format", "json", "--poll", "50ms"])
+                .args(["--files", &glob])
+                .args(["--listen", &format!("127.0.0.1:{metrics}")])
+                .args([
+                    "--state-dir",
+                    dir.path().join(format!("state-{n}")).to_str().unwrap(),
+                ])
+                .args(["--alertmanager", &format!("http://127.0.0.1:{port}")])
+                .args(["--resend-interval", "1s"])
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
+    };
+    let (metrics_a, metrics_b) = (free_port(), free_port());
+    let _a = replica(1, metrics_a);
+    let _b = replica(2, metrics_b);
+    wait_for(|| {
+        metric(metrics_a, "faultline_queue_depth").is_some()
+            && metric(metrics_b, "faultline_queue_depth").is_some()
+    });
+    append_line(&log, FAILURE);
+    let sent = format!("faultline_alerts_sent_total{{alertmanager=\"http://127.0.0.1:{port}\"}}");
+    // Both replicas delivered the alert…
+    wait_for(|| {
+        metric(metrics_a, &sent).is_some_and(|n| n >= 1.0)
+            && metric(metrics_b, &sent).is_some_and(|n| n >= 1.0)
+    });
+    // …and Alertmanager holds one: their label sets are the same.
+    let ours: Vec<Value> = alerts(port)
+        .into_iter()
+        .filter(|a| a["labels"]["pvc"] == "vitals-db-production-cnpg-v1-2")
+        .collect();
+    assert_eq!(ours.len(), 1, "{ours:?}");
+    assert_eq!(ours[0]["labels"]["alertname"], "FaultlineVolumeReadOnly");
+}
