@@ -264,7 +264,7 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 /// Batches in flight between the sources and the processor.
-const CHANNEL: usize = 64;
+const CHANNEL: usize = 32;
 /// How often time passing is checked.
 const TICK: Duration = Duration::from_secs(1);
 /// How often checkpoints are saved.

@@ -39,7 +39,7 @@ use crate::checkpoint::{self, Checkpoint, Checkpoints, Resume};
 use crate::{Batch, MAX_LINE, Stream};
 
 /// Bytes read from one file per read.
-const READ: usize = 1 << 20;
+const READ: usize = 256 << 10;
 
 /// How files are followed.
 #[derive(Clone, Debug)]
@@ -372,31 +372,37 @@ impl Followed {
     /// one was cut.
     fn take_lines(&mut self, lines: &mut Vec<u8>) -> bool {
         let mut cut = false;
+        // Where the lines not taken yet start: `pending` is shifted once,
+        // at the end, not once per line.
+        let mut start = 0;
         loop {
-            match memchr::memchr(b'\n', &self.pending) {
+            let rest = &self.pending[start..];
+            match memchr::memchr(b'\n', rest) {
                 Some(end) => {
                     if !self.skipping {
-                        lines.extend_from_slice(&self.pending[..end.min(MAX_LINE)]);
+                        lines.extend_from_slice(&rest[..end.min(MAX_LINE)]);
                         lines.push(b'\n');
                         cut |= end > MAX_LINE;
                     }
                     self.skipping = false;
                     self.offset += end as u64 + 1;
-                    self.pending.drain(..=end);
+                    start += end + 1;
                 }
-                None if self.pending.len() >= MAX_LINE => {
+                None if rest.len() >= MAX_LINE => {
                     if !self.skipping {
-                        lines.extend_from_slice(&self.pending[..MAX_LINE]);
+                        lines.extend_from_slice(&rest[..MAX_LINE]);
                         lines.push(b'\n');
                         cut = true;
                     }
                     self.skipping = true;
-                    self.offset += self.pending.len() as u64;
-                    self.pending.clear();
+                    self.offset += rest.len() as u64;
+                    start = self.pending.len();
                 }
-                None => return cut,
+                None => break,
             }
         }
+        self.pending.drain(..start);
+        cut
     }
 
     /// The unterminated last line of a file being let go, as a batch.
