@@ -1,0 +1,269 @@
+//! The proof that the fast path is correct: for random signature sets and
+//! random buffers, [`Matcher::scan`] — literal prefilter, multi-pattern
+//! set, escape-aware views — reports exactly the (line, signature,
+//! captures) that the naive reference reports: every signature's own
+//! `regex::bytes` run on every line separately (on its unescaped view
+//! first, as the matcher prefers what the component printed), `unless`
+//! applied.
+//!
+//! Lines of every length, `\r\n`, NUL bytes, invalid UTF-8 and JSON
+//! string escapes are all generated; a line is never split across
+//! buffers here because `scan` takes whole lines (the followers cut
+//! buffers at line ends; that is tested with them).
+
+use faultline_core::{Class, Severity};
+use faultline_matcher::{Matcher, unescape};
+use faultline_signatures::{Location, Signature, Template};
+use proptest::prelude::*;
+
+/// Words lines and patterns are built from: failure words, near misses,
+/// regex metacharacters, and non-ASCII text.
+const WORDS: &[&str] = &[
+    "EXT4-fs",
+    "error",
+    "Error",
+    "read-only",
+    "Read-only file system",
+    "remounting",
+    "sdb",
+    "sdc1",
+    "FATAL",
+    "could not open file",
+    "global/pg_control",
+    "msg",
+    "level=error",
+    "500",
+    "timeout",
+    "a.b",
+    "(x)",
+    "é",
+    "日本",
+    "ok",
+];
+
+/// One piece of a pattern.
+fn piece(capture: usize) -> impl Strategy<Value = String> {
+    let word = prop::sample::select(WORDS).prop_map(|w| regex::escape(w));
+    prop_oneof![
+        4 => word.clone(),
+        1 => Just(".*".to_string()),
+        1 => Just(r"\s+".to_string()),
+        1 => Just(r"\d{1,3}".to_string()),
+        2 => Just(format!(r"(?P<c{capture}>[a-z0-9]+)")),
+        1 => (word.clone(), word.clone()).prop_map(|(a, b)| format!("(?:{a}|{b})")),
+        1 => word.clone().prop_map(|w| format!("(?i:{w})")),
+        1 => word.prop_map(|w| format!("(?:{w})?")),
+    ]
+}
+
+/// A pattern: one to four pieces, sometimes anchored.
+fn pattern() -> impl Strategy<Value = String> {
+    (
+        any::<bool>(),
+        piece(0),
+        prop::collection::vec(piece(1), 0..3),
+        any::<bool>(),
+    )
+        .prop_map(|(anchor, first, rest, end)| {
+            let mut pattern = if anchor {
+                "^".to_string()
+            } else {
+                String::new()
+            };
+            pattern.push_str(&first);
+            // Each capture name once: number the later ones apart.
+            for (i, piece) in rest.iter().enumerate() {
+                pattern.push_str(&piece.replace("(?P<c1>", &format!("(?P<c{}>", i + 1)));
+            }
+            if end {
+                pattern.push('$');
+            }
+            pattern
+        })
+        .prop_filter("a valid regex", |p| regex::bytes::Regex::new(p).is_ok())
+}
+
+fn signature(index: usize, pattern: &str, unless: Option<&str>) -> Signature {
+    Signature {
+        id: format!("sig-{index}"),
+        class: Class::DiskIoError,
+        severity: Severity::Warning,
+        title: "generated".into(),
+        pattern: pattern.to_string(),
+        regex: regex::bytes::Regex::new(pattern).expect("filtered valid"),
+        unless: unless.map(|u| regex::bytes::Regex::new(&regex::escape(u)).expect("escaped")),
+        scope: Vec::new(),
+        summary: Template::parse("x").expect("a template"),
+        remediation: Template::parse("x").expect("a template"),
+        examples: Vec::new(),
+        near_misses: Vec::new(),
+        location: Location {
+            file: "generated".into(),
+            line: index + 1,
+        },
+    }
+}
+
+fn signatures() -> impl Strategy<Value = Vec<Signature>> {
+    prop::collection::vec(
+        (
+            pattern(),
+            prop::option::weighted(0.2, prop::sample::select(WORDS)),
+        ),
+        1..12,
+    )
+    .prop_map(|specs| {
+        specs
+            .iter()
+            .enumerate()
+            .map(|(i, (pattern, unless))| signature(i, pattern, *unless))
+            .collect()
+    })
+}
+
+/// One line's bytes (no `\n`): words, separators, odd bytes, sometimes
+/// inside a JSON string with escapes, sometimes very long.
+fn line() -> impl Strategy<Value = Vec<u8>> {
+    let token = prop_oneof![
+        6 => prop::sample::select(WORDS).prop_map(|w| w.as_bytes().to_vec()),
+        2 => Just(b" ".to_vec()),
+        1 => Just(b"\t".to_vec()),
+        1 => Just(vec![0u8]),
+        1 => Just(vec![0xff, 0xfe]),
+        1 => Just(b"\\\"".to_vec()),
+        1 => Just(b"\\n".to_vec()),
+        1 => Just(b"\\u00e9".to_vec()),
+        1 => (0u32..1000).prop_map(|n| n.to_string().into_bytes()),
+    ];
+    (prop::collection::vec(token, 0..24), 0u8..10, any::<bool>()).prop_map(|(tokens, shape, cr)| {
+        let body: Vec<u8> = tokens.concat();
+        let mut line = match shape {
+            // A JSON record: the matcher also reads its unescaped view.
+            0..=2 => {
+                let mut json = b"{\"level\":\"error\",\"msg\":\"".to_vec();
+                json.extend(body.iter().filter(|&&b| b != b'"'));
+                json.extend_from_slice(b"\"}");
+                json
+            }
+            // Very long: past the prefilter's buffer-sized steps.
+            3 => body
+                .iter()
+                .cycle()
+                .take(body.len() * 200)
+                .copied()
+                .collect(),
+            _ => body,
+        };
+        if cr {
+            line.push(b'\r');
+        }
+        line
+    })
+}
+
+fn buffer() -> impl Strategy<Value = Vec<u8>> {
+    prop::collection::vec(line(), 0..40).prop_map(|lines| {
+        let mut buf = Vec::new();
+        for line in lines {
+            buf.extend_from_slice(&line);
+            buf.push(b'\n');
+        }
+        buf
+    })
+}
+
+/// (line start, signature, captures) as the matcher reports them.
+type Found = (usize, usize, Vec<(String, Vec<u8>)>);
+
+fn fast(matcher: &Matcher, buf: &[u8]) -> Vec<Found> {
+    let mut scratch = matcher.scratch();
+    let mut found = Vec::new();
+    matcher.scan(buf, None, &mut scratch, |hit| {
+        let captures = hit
+            .captures()
+            .map(|(name, value)| (name.to_string(), value.to_vec()))
+            .collect();
+        found.push((hit.line_start(), hit.signature_index(), captures));
+    });
+    found
+}
+
+/// Each signature's regex on each line, one at a time.
+fn naive(signatures: &[Signature], buf: &[u8]) -> Vec<Found> {
+    let mut found = Vec::new();
+    let mut start = 0;
+    let (mut view, mut tmp) = (Vec::new(), Vec::new());
+    for raw in buf.split_inclusive(|&b| b == b'\n') {
+        let line = raw.strip_suffix(b"\n").unwrap_or(raw);
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let has_view = unescape::unescape_into(line, &mut view, &mut tmp);
+        for (index, signature) in signatures.iter().enumerate() {
+            let texts: Vec<&[u8]> = if has_view {
+                vec![&view[..], line]
+            } else {
+                vec![line]
+            };
+            let Some((text, captures)) = texts
+                .iter()
+                .find_map(|t| signature.regex.captures(t).map(|c| (*t, c)))
+            else {
+                continue;
+            };
+            if signature.unless.as_ref().is_some_and(|u| u.is_match(text)) {
+                continue;
+            }
+            let named = signature
+                .regex
+                .capture_names()
+                .enumerate()
+                .filter_map(|(i, name)| {
+                    Some((name?.to_string(), captures.get(i)?.as_bytes().to_vec()))
+                })
+                .collect();
+            found.push((start, index, named));
+        }
+        start += raw.len();
+    }
+    found
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 2_000,
+        .. ProptestConfig::default()
+    })]
+
+    #[test]
+    fn the_matcher_reports_exactly_what_each_regex_reports_line_by_line(
+        signatures in signatures(),
+        buf in buffer(),
+    ) {
+        let matcher = Matcher::new(&signatures).expect("valid patterns compile");
+        prop_assert_eq!(fast(&matcher, &buf), naive(&signatures, &buf));
+    }
+}
+
+#[test]
+fn the_builtin_library_agrees_with_the_naive_reference_on_its_own_examples() {
+    let library = faultline_signatures::Library::builtin().expect("the built-in library");
+    let signatures = library.signatures();
+    let matcher = Matcher::new(signatures).expect("it compiles");
+    let mut buf = Vec::new();
+    for signature in signatures {
+        for line in signature
+            .examples
+            .iter()
+            .map(|e| &e.line)
+            .chain(signature.near_misses.iter().map(|n| &n.line))
+        {
+            buf.extend_from_slice(line.as_bytes());
+            buf.push(b'\n');
+        }
+    }
+    let found = fast(&matcher, &buf);
+    assert!(
+        found.len() > signatures.len(),
+        "every example matches something"
+    );
+    assert_eq!(found, naive(signatures, &buf));
+}
