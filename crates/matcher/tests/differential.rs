@@ -43,7 +43,7 @@ const WORDS: &[&str] = &[
 
 /// One piece of a pattern.
 fn piece(capture: usize) -> impl Strategy<Value = String> {
-    let word = prop::sample::select(WORDS).prop_map(|w| regex::escape(w));
+    let word = prop::sample::select(WORDS).prop_map(regex::escape);
     prop_oneof![
         4 => word.clone(),
         1 => Just(".*".to_string()),
