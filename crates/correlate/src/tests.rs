@@ -833,3 +833,69 @@ fn objects_gone_from_the_cluster_leave_the_inventory() {
     assert_eq!(inventory.pod_by_uid("u-1"), None);
     inventory.remove("PersistentVolumeClaim", "prod", "db-1");
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(150))]
+
+    /// For any sequence of hits and quiet periods, with the built-in rules
+    /// and rules with `for`, an incident is announced firing and resolved
+    /// in turn: never resolved before it fired, never firing twice
+    /// without resolving in between.
+    #[test]
+    fn incidents_fire_and_resolve_in_turn(
+        steps in proptest::collection::vec(
+            (0i64..30, 0usize..4, 0usize..3),
+            1..80,
+        ),
+        with_for in proptest::bool::ANY,
+    ) {
+        let mut rules = rules();
+        if with_for {
+            rules.insert(0, Rule {
+                class: None,
+                severity: Some(Severity::Critical),
+                threshold: Some(2),
+                window_ns: 5 * MINUTE,
+                for_ns: 2 * MINUTE,
+                resolve_after_ns: 15 * MINUTE,
+            });
+        }
+        let mut inventory = Inventory::default();
+        inventory.add_json(INVENTORY).unwrap();
+        let mut c = Correlator::new(inventory, &rules);
+        let pods = ["db-1", "db-2", "loki-0"];
+        let kinds = [
+            (Class::VolumeReadOnly, Severity::Critical),
+            (Class::ProbeFailure, Severity::Warning),
+            (Class::DiskIoError, Severity::Info),
+            (Class::RestartLoop, Severity::Warning),
+        ];
+        let mut now = 0;
+        // The last state announced per incident.
+        let mut announced: BTreeMap<String, State> = BTreeMap::new();
+        for (gap_minutes, kind, pod) in steps {
+            now += gap_minutes * MINUTE;
+            let (class, severity) = kinds[kind];
+            let namespace = if pods[pod] == "loki-0" { "monitoring" } else { "app" };
+            let l = labels(&[("namespace", namespace), ("pod", pods[pod])]);
+            observe(&mut c, now, "sig", class, severity, &l);
+            for step in [now, now + 30 * MINUTE] {
+                c.advance(step);
+                for change in c.changes() {
+                    let was = announced.get(&change.key).copied();
+                    match change.incident.state {
+                        // A CloudNativePG rollup is news again when another
+                        // instance fires while it fires (same alert labels:
+                        // Alertmanager updates it, nobody is paged twice).
+                        State::Firing if change.key.starts_with("cnpg/") => {}
+                        State::Firing => proptest::prop_assert_ne!(was, Some(State::Firing), "{} fired twice", change.key),
+                        State::Resolved => proptest::prop_assert_eq!(was, Some(State::Firing), "{} resolved before firing", change.key),
+                        State::Pending => proptest::prop_assert!(false, "pending is not news"),
+                    }
+                    announced.insert(change.key.clone(), change.incident.state);
+                }
+            }
+            now += 30 * MINUTE;
+        }
+    }
+}

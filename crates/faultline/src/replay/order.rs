@@ -268,6 +268,37 @@ mod tests {
         assert_eq!(&*sample.origin, "a.log");
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+
+        /// For any interleaving of inputs, any batching and any memory
+        /// budget (spilling or not), every hit comes out once, in
+        /// event-time order.
+        #[test]
+        fn every_hit_comes_out_once_in_order(
+            times in proptest::collection::vec(proptest::option::weighted(0.9, 0i64..50), 0..400),
+            inputs in 1usize..5,
+            batch in 1usize..40,
+            budget_hits in 1usize..60,
+        ) {
+            let all: Vec<HitRecord> = times
+                .iter()
+                .enumerate()
+                .map(|(i, ts)| hit(*ts, i % inputs, i as u64))
+                .collect();
+            let mut expected = all.clone();
+            expected.sort_by_key(key);
+            let spool = Spool::new(weight(&hit(None, 0, 0)) * budget_hits);
+            for chunk in all.chunks(batch) {
+                spool.add(chunk.to_vec());
+            }
+            let (merge, error) = spool.into_merge().unwrap();
+            proptest::prop_assert!(error.is_none());
+            let merged: Vec<HitRecord> = merge.map(Result::unwrap).collect();
+            proptest::prop_assert_eq!(order(&merged), order(&expected));
+        }
+    }
+
     #[test]
     fn within_budget_nothing_is_written() {
         let spool = Spool::new(DEFAULT_BUDGET);
