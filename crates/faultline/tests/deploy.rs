@@ -427,3 +427,54 @@ fn the_prometheus_rules_pass_promtool() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn the_binary_needs_nothing_but_the_c_library() {
+    // The image links faultline statically (musl); that works because the
+    // binary needs no system library but libc's own: TLS is rustls, the
+    // compressors are compiled in. A new dependency on a system library
+    // (OpenSSL, libz, libsystemd …) would break the static image: caught
+    // here, where the build is the ordinary one.
+    let out = std::process::Command::new("ldd")
+        .arg(env!("CARGO_BIN_EXE_faultline"))
+        .output();
+    if common::missing(out.is_ok(), "ldd") {
+        return;
+    }
+    let listing = String::from_utf8(out.unwrap().stdout).unwrap();
+    let allowed = [
+        "linux-vdso",
+        "libgcc_s",
+        "libm.so",
+        "libc.so",
+        "ld-linux",
+        "libpthread",
+        "libdl.so",
+        "librt.so",
+    ];
+    for library in listing.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        assert!(
+            allowed
+                .iter()
+                .any(|a| library.starts_with(a) || library.contains(&format!("/{a}"))),
+            "faultline links {library}: the static image cannot provide it"
+        );
+    }
+    // And the Dockerfile builds that binary for musl, as a non-root user
+    // on a static base.
+    let dockerfile = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/Dockerfile"),
+    )
+    .unwrap();
+    for needed in [
+        "rust:1-alpine",
+        "distroless/static",
+        "USER 65532:65532",
+        "cargo build --release --locked -p faultline",
+    ] {
+        assert!(
+            dockerfile.contains(needed),
+            "the Dockerfile lacks {needed:?}"
+        );
+    }
+}
