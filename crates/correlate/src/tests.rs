@@ -899,3 +899,42 @@ proptest::proptest! {
         }
     }
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(40))]
+
+    /// However many distinct things break at once, the correlator keeps at
+    /// most its cap of incidents, and counts every one it lets go (all at
+    /// one time, so none leaves by ending).
+    #[test]
+    fn the_incident_table_stays_within_its_cap_and_counts_evictions(
+        pods in proptest::collection::vec(0u32..5000, 1..300),
+        cap in 1usize..50,
+    ) {
+        let mut c = Correlator::new(Inventory::default(), &rules()).with_max_incidents(cap);
+        let mut distinct = std::collections::BTreeSet::new();
+        for pod in &pods {
+            let name = format!("pod-{pod}");
+            let l = labels(&[("namespace", "load"), ("pod", &name)]);
+            let key = c.observe(&Observation {
+                ts: MINUTE,
+                signature: "sig",
+                class: Class::ProbeFailure,
+                severity: Severity::Warning,
+                labels: &l,
+                captures: &[],
+                summary: "s",
+                remediation: "r",
+                evidence: "e",
+            });
+            distinct.insert(key);
+            proptest::prop_assert!(c.incidents.len() <= cap, "{} incidents over a cap of {cap}", c.incidents.len());
+        }
+        proptest::prop_assert!(
+            c.evicted as usize >= distinct.len().saturating_sub(cap),
+            "{} evicted of {} distinct incidents with a cap of {cap}",
+            c.evicted,
+            distinct.len()
+        );
+    }
+}

@@ -291,3 +291,50 @@ async fn a_write_is_seen_at_once_without_waiting_for_the_poll() {
     stop.send(true).unwrap();
     task.await.unwrap();
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+
+    /// Stopping after any number of processed batches (what was read but
+    /// not processed is not checkpointed) and resuming from the saved
+    /// checkpoints, with lines written while stopped, reads every line
+    /// exactly once.
+    #[test]
+    fn checkpoints_resume_exactly_once_from_any_cut(
+        before in 1usize..4000,
+        cut in 0.0f64..1.0,
+        during in 0usize..500,
+        line_len in 1usize..300,
+    ) {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("0.log");
+        let line = |i: usize| format!("{i:06} {}", "x".repeat(line_len));
+        append(&log, (0..before).map(line));
+        let glob = format!("{}/*.log", dir.path().display());
+        let (first, checkpoints) = runtime.block_on(async {
+            let mut running = start(&glob, Checkpoints::default(), true);
+            running.until((before as f64 * cut) as usize).await;
+            running.stop().await
+        });
+        append(&log, (before..before + during).map(line));
+        let total = before + during;
+        let seen: usize = first.values().map(Vec::len).sum();
+        let second = runtime.block_on(async {
+            let mut running = start(&glob, checkpoints, false);
+            running.until(total - seen).await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            while let Ok(batch) = running.rx.try_recv() {
+                let text = String::from_utf8(batch.lines).unwrap();
+                running.lines.entry(batch.stream.origin.clone()).or_default().extend(text.lines().map(str::to_string));
+            }
+            running.stop().await.0
+        });
+        let got = sorted(first.into_values().chain(second.into_values()).flatten());
+        same(&got, &sorted((0..total).map(line)));
+    }
+}
