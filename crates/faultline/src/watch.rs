@@ -34,7 +34,7 @@ use tokio::sync::{mpsc, watch};
 use crate::replay::output::use_color;
 use crate::replay::silence::SilenceRule;
 
-mod config;
+pub mod config;
 mod metrics;
 mod processor;
 

@@ -37,6 +37,7 @@ use faultline_sources::Batch;
 use faultline_sources::overlap::Marks;
 use tokio::sync::{mpsc, watch};
 
+pub use logs::entry as log_entry;
 pub use selector::StreamSelector;
 
 /// What to read from the Kubernetes API.

@@ -169,7 +169,7 @@ async fn request(
 
 /// `<RFC 3339 time> <text>` as (UTC ns, text); invalid UTF-8 is replaced,
 /// an overlong line cut at [`MAX_LINE`].
-fn entry(line: &[u8]) -> Option<(i64, String)> {
+pub fn entry(line: &[u8]) -> Option<(i64, String)> {
     let line = line.strip_suffix(b"\n").unwrap_or(line);
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     let split = line.iter().position(|&b| b == b' ')?;

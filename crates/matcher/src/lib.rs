@@ -39,6 +39,7 @@ pub mod anchors;
 pub mod literals;
 pub mod prefilter;
 pub mod rarity;
+pub mod reference;
 pub mod unescape;
 
 use faultline_core::SourceKind;

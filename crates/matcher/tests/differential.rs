@@ -12,7 +12,8 @@
 //! buffers at line ends; that is tested with them).
 
 use faultline_core::{Class, Severity};
-use faultline_matcher::{Matcher, unescape};
+use faultline_matcher::Matcher;
+use faultline_matcher::reference::{fast, scan as naive};
 use faultline_signatures::{Location, Signature, Template};
 use proptest::prelude::*;
 
@@ -170,61 +171,6 @@ fn buffer() -> impl Strategy<Value = Vec<u8>> {
         }
         buf
     })
-}
-
-/// (line start, signature, captures) as the matcher reports them.
-type Found = (usize, usize, Vec<(String, Vec<u8>)>);
-
-fn fast(matcher: &Matcher, buf: &[u8]) -> Vec<Found> {
-    let mut scratch = matcher.scratch();
-    let mut found = Vec::new();
-    matcher.scan(buf, None, &mut scratch, |hit| {
-        let captures = hit
-            .captures()
-            .map(|(name, value)| (name.to_string(), value.to_vec()))
-            .collect();
-        found.push((hit.line_start(), hit.signature_index(), captures));
-    });
-    found
-}
-
-/// Each signature's regex on each line, one at a time.
-fn naive(signatures: &[Signature], buf: &[u8]) -> Vec<Found> {
-    let mut found = Vec::new();
-    let mut start = 0;
-    let (mut view, mut tmp) = (Vec::new(), Vec::new());
-    for raw in buf.split_inclusive(|&b| b == b'\n') {
-        let line = raw.strip_suffix(b"\n").unwrap_or(raw);
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let has_view = unescape::unescape_into(line, &mut view, &mut tmp);
-        for (index, signature) in signatures.iter().enumerate() {
-            let texts: Vec<&[u8]> = if has_view {
-                vec![&view[..], line]
-            } else {
-                vec![line]
-            };
-            let Some((text, captures)) = texts
-                .iter()
-                .find_map(|t| signature.regex.captures(t).map(|c| (*t, c)))
-            else {
-                continue;
-            };
-            if signature.unless.as_ref().is_some_and(|u| u.is_match(text)) {
-                continue;
-            }
-            let named = signature
-                .regex
-                .capture_names()
-                .enumerate()
-                .filter_map(|(i, name)| {
-                    Some((name?.to_string(), captures.get(i)?.as_bytes().to_vec()))
-                })
-                .collect();
-            found.push((start, index, named));
-        }
-        start += raw.len();
-    }
-    found
 }
 
 proptest! {

@@ -6,7 +6,7 @@
 //! per worker; their hits are then merged in event-time order, so the
 //! report reads as the cluster lived it, whatever order the files came in.
 
-mod input;
+pub mod input;
 mod iscsi;
 mod lines;
 mod order;

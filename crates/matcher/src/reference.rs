@@ -1,0 +1,69 @@
+//! The slow reference the fast path is checked against: every signature's
+//! own regex run on every line separately — on the line's unescaped view
+//! first, as [`Matcher::scan`](crate::Matcher::scan) prefers what the
+//! component printed — with `unless` applied. The differential tests and
+//! the differential fuzz target compare the two; nothing else uses it.
+
+use faultline_signatures::Signature;
+
+use crate::unescape;
+
+/// One hit: (line start in the buffer, signature index, named captures
+/// that took part, in pattern order).
+pub type Found = (usize, usize, Vec<(String, Vec<u8>)>);
+
+/// The hits of `signatures` in `buf` (whole lines separated by `\n`, a
+/// trailing `\r` not part of a line), line by line and, within a line, by
+/// signature index — the order [`Matcher::scan`](crate::Matcher::scan)
+/// reports them in.
+pub fn scan(signatures: &[Signature], buf: &[u8]) -> Vec<Found> {
+    let mut found = Vec::new();
+    let mut start = 0;
+    let (mut view, mut tmp) = (Vec::new(), Vec::new());
+    for raw in buf.split_inclusive(|&b| b == b'\n') {
+        let line = raw.strip_suffix(b"\n").unwrap_or(raw);
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let has_view = unescape::unescape_into(line, &mut view, &mut tmp);
+        for (index, signature) in signatures.iter().enumerate() {
+            let texts: &[&[u8]] = if has_view {
+                &[&view[..], line]
+            } else {
+                &[line]
+            };
+            let Some((text, captures)) = texts
+                .iter()
+                .find_map(|t| signature.regex.captures(t).map(|c| (*t, c)))
+            else {
+                continue;
+            };
+            if signature.unless.as_ref().is_some_and(|u| u.is_match(text)) {
+                continue;
+            }
+            let named = signature
+                .regex
+                .capture_names()
+                .enumerate()
+                .filter_map(|(i, name)| {
+                    Some((name?.to_string(), captures.get(i)?.as_bytes().to_vec()))
+                })
+                .collect();
+            found.push((start, index, named));
+        }
+        start += raw.len();
+    }
+    found
+}
+
+/// The same hits from the fast path, in the same shape.
+pub fn fast(matcher: &crate::Matcher, buf: &[u8]) -> Vec<Found> {
+    let mut scratch = matcher.scratch();
+    let mut found = Vec::new();
+    matcher.scan(buf, None, &mut scratch, |hit| {
+        let captures = hit
+            .captures()
+            .map(|(name, value)| (name.to_string(), value.to_vec()))
+            .collect();
+        found.push((hit.line_start(), hit.signature_index(), captures));
+    });
+    found
+}
