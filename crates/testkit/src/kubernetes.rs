@@ -141,7 +141,7 @@ impl TestKubernetes {
         let app = axum::Router::new()
             .fallback(handle)
             .with_state(server.clone());
-        (server, crate::serve(app).await)
+        (server, crate::serve(app, 0).await)
     }
 
     /// A kubeconfig for `url` with the accepted token, written in `dir`.

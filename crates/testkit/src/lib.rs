@@ -7,9 +7,10 @@
 pub mod kubernetes;
 pub mod loki;
 
-/// Serves `app` on a free loopback port; returns its base URL.
-async fn serve(app: axum::Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+/// Serves `app` on loopback port `port` (0: a free one); returns its base
+/// URL.
+async fn serve(app: axum::Router, port: u16) -> String {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
         .expect("a loopback port");
     let url = format!("http://{}", listener.local_addr().expect("bound"));

@@ -51,6 +51,11 @@ impl TestLoki {
     /// Starts one on loopback; requests must name `tenant` if given.
     /// Returns it and its base URL.
     pub async fn start(tenant: Option<&str>) -> (Arc<TestLoki>, String) {
+        TestLoki::start_on(0, tenant).await
+    }
+
+    /// [`TestLoki::start`] on loopback port `port` (0: any free one).
+    pub async fn start_on(port: u16, tenant: Option<&str>) -> (Arc<TestLoki>, String) {
         let loki = Arc::new(TestLoki {
             entries: Mutex::default(),
             mode: Mutex::new(Mode::Healthy),
@@ -62,7 +67,7 @@ impl TestLoki {
             .route("/loki/api/v1/query_range", get(query_range))
             .route("/loki/api/v1/tail", get(tail))
             .with_state(loki.clone());
-        (loki, crate::serve(app).await)
+        (loki, crate::serve(app, port).await)
     }
 
     /// Switches how it answers.
