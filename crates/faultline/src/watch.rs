@@ -160,6 +160,10 @@ pub struct WatchArgs {
     /// Largest push body accepted, in bytes (larger: 413).
     #[arg(long, value_name = "BYTES", default_value_t = push::DEFAULT_MAX_BODY)]
     push_max_body: usize,
+    /// Longest a push may take to arrive whole; a client that stalls gets
+    /// 408 and its connection is let go.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    push_timeout: Duration,
     /// Send incidents to this Prometheus Alertmanager (its base URL, e.g.
     /// http://alertmanager.monitoring:9093); repeatable: every instance of
     /// an HA set gets every alert.
@@ -434,10 +438,13 @@ pub fn run(args: &WatchArgs, matches: Option<&clap::ArgMatches>) -> Result<ExitC
         if let Some(addr) = args.listen_push {
             let listener = push::bind(addr).await?;
             let (tx, errors_tx, stop) = (tx.clone(), errors_tx.clone(), stop_tx.subscribe());
-            let max_body = args.push_max_body;
+            let limits = push::Limits {
+                max_body: args.push_max_body,
+                timeout: args.push_timeout,
+            };
             let rejected = push_rejected.clone();
             tokio::spawn(async move {
-                if let Err(err) = push::serve(listener, max_body, tx, rejected, stop).await {
+                if let Err(err) = push::serve(listener, limits, tx, rejected, stop).await {
                     let _ = errors_tx.send(format!("push receiver: {err}")).await;
                 }
             });
@@ -943,6 +950,7 @@ fn restart_only_changes(old: &WatchArgs, new: &WatchArgs) -> Vec<&'static str> {
         max_log_streams,
         fallback_recover,
         push_max_body,
+        push_timeout,
         alertmanagers,
         webhooks,
         webhook_token,

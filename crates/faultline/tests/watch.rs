@@ -333,6 +333,44 @@ fn a_push_over_the_limit_is_refused_with_413() {
     watch.stop();
 }
 
+#[test]
+fn a_push_client_that_stalls_gets_408_and_the_receiver_goes_on() {
+    use std::io::Read;
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let watch = Watch::start(&["--listen-push", &addr, "--push-timeout", "500ms"]);
+    // Wait for the receiver, with a request that completes.
+    let (status, _) = post(
+        port,
+        &[("Content-Type", "application/json")],
+        br#"{"streams":[]}"#,
+    );
+    assert_eq!(status, 204);
+    // Headers for 1000 bytes, 10 of them sent, then nothing.
+    let mut stalled = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stalled
+        .write_all(b"POST /loki/api/v1/push HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"streams\"")
+        .unwrap();
+    stalled
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut response = String::new();
+    let _ = stalled.read_to_string(&mut response);
+    assert!(response.starts_with("HTTP/1.1 408"), "{response:?}");
+    assert!(
+        response.contains("did not arrive within 0.5s"),
+        "{response:?}"
+    );
+    // Others are still served.
+    let (status, _) = post(
+        port,
+        &[("Content-Type", "application/json")],
+        br#"{"streams":[]}"#,
+    );
+    assert_eq!(status, 204);
+    watch.stop();
+}
+
 /// A Python program using `python-logging-loki` (PyPI), a real Loki
 /// client: it pushes one record as JSON and fails unless the answer is
 /// Loki's 204.

@@ -13,7 +13,8 @@
 //!   with the time as a string of nanoseconds (a number is rejected).
 //!
 //! Success is 204; a malformed body is 400 with the reason as text (and
-//! counted); a body
+//! counted); a request that has not arrived whole within the timeout is
+//! 408; a body
 //! over the limit is 413 before it is read whole. Each pushed stream
 //! becomes a batch whose lines are `<RFC 3339 time> <line>` (the time from
 //! the entry), labelled with the stream's labels (`node_name`, `nodename`
@@ -39,6 +40,19 @@ use crate::{Batch, Stream};
 /// Largest push body accepted, compressed (Loki's distributor takes far
 /// less per push in practice).
 pub const DEFAULT_MAX_BODY: usize = 16 << 20;
+
+/// How long a push may take to arrive whole.
+pub const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// What a push may cost.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Largest body accepted, compressed (larger: 413, refused before it
+    /// is read whole).
+    pub max_body: usize,
+    /// Longest a request may take to arrive (longer: 408).
+    pub timeout: std::time::Duration,
+}
 
 /// Largest body after decompression: a snappy or gzip bomb stops here.
 const MAX_DECODED: usize = 64 << 20;
@@ -105,15 +119,33 @@ pub struct Pushed {
 /// Serves the push API on `listener` until `stop` turns true.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    max_body: usize,
+    limits: Limits,
     tx: mpsc::Sender<Batch>,
     rejected: Arc<AtomicU64>,
     stop: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
+    let timeout = limits.timeout;
     let app = axum::Router::new()
         .route("/loki/api/v1/push", post(push))
         .route("/ready", get(|| async { "ready" }))
-        .layer(DefaultBodyLimit::max(max_body))
+        .layer(DefaultBodyLimit::max(limits.max_body))
+        // A client that stalls while sending its body gets 408 and lets
+        // go of its connection.
+        .layer(axum::middleware::from_fn(
+            move |request: axum::extract::Request, next: axum::middleware::Next| async move {
+                match tokio::time::timeout(timeout, next.run(request)).await {
+                    Ok(response) => response,
+                    Err(_) => (
+                        StatusCode::REQUEST_TIMEOUT,
+                        format!(
+                            "the request did not arrive within {}s",
+                            timeout.as_secs_f64()
+                        ),
+                    )
+                        .into_response(),
+                }
+            },
+        ))
         .with_state(Arc::new(Receiver { tx, rejected }));
     axum::serve(listener, app)
         .with_graceful_shutdown(crate::stopped(stop))

@@ -62,6 +62,7 @@ const SETTINGS: &[(&str, Kind)] = &[
     ("fallback_recover", Kind::Text),
     ("listen_push", Kind::Text),
     ("push_max_body", Kind::Text),
+    ("push_timeout", Kind::Text),
     ("alertmanager", Kind::List),
     ("webhook", Kind::List),
     ("webhook_token", Kind::Text),
