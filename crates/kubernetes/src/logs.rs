@@ -131,6 +131,11 @@ async fn request(
     let mut chunks = std::pin::pin!(lines.ready_chunks(BATCH));
     let mut passed = 0;
     while let Some(chunk) = chunks.next().await {
+        // Room first, then the marks: a task aborted while it waits for
+        // room has marked nothing it did not pass on.
+        let Ok(permit) = sink.batches.reserve().await else {
+            return Err(Stop);
+        };
         let mut entries = Vec::with_capacity(chunk.len());
         let mut failed = None;
         for line in chunk {
@@ -151,14 +156,7 @@ async fn request(
                 labels: container.labels.clone(),
                 entries,
             };
-            if sink
-                .batches
-                .send(labelled_batch(crate::SOURCE, pushed))
-                .await
-                .is_err()
-            {
-                return Err(Stop);
-            }
+            permit.send(labelled_batch(crate::SOURCE, pushed));
         }
         if let Some(err) = failed {
             return Ok(Err(err));

@@ -144,10 +144,15 @@ impl Pods {
                 })
             });
             let running = status.state.as_ref().and_then(|s| s.running.as_ref());
+            let container_key = (namespace.clone(), name.clone(), status.name.clone());
             if !selected || running.is_none() {
+                // A container that no longer runs gives up its turn; its
+                // last lines are read from its dead run when it restarts.
+                if let Some(reading) = self.reading.remove(&container_key) {
+                    reading.task.abort();
+                }
                 continue;
             }
-            let container_key = (namespace.clone(), name.clone(), status.name.clone());
             let container_id = status.container_id.clone().unwrap_or_default();
             if self
                 .reading

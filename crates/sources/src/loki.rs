@@ -30,7 +30,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
 use crate::Batch;
-use crate::overlap::Marks;
+use crate::overlap::{ContainerKey, Marks};
 use faultline_core::Backoff;
 
 use crate::push::{Pushed, labelled_batch};
@@ -177,13 +177,8 @@ pub async fn follow(
                         });
                     }
                 }
-                if cursor.at != before
-                    && let Some(file) = &config.cursor_file
-                {
-                    // What is sent is processed, or drained at a clean stop.
-                    let temporary = file.with_extension("tmp");
-                    let _ = std::fs::write(&temporary, cursor.at.to_string())
-                        .and_then(|()| std::fs::rename(&temporary, file));
+                if cursor.at != before {
+                    save_cursor(&config, cursor.at);
                 }
                 // A full page means more is waiting: ask again at once.
                 if returned >= config.limit {
@@ -267,7 +262,14 @@ async fn tail(
         Ok(Err(err)) => return Ok(format!("tail: {err}")),
         Ok(Ok((socket, _))) => socket,
     };
-    while let Some(message) = socket.next().await {
+    loop {
+        // A link that died without closing (Loki's node gone) must not
+        // hold the tail forever: after a quiet minute, catch up instead.
+        let message = match tokio::time::timeout(TAIL_QUIET, socket.next()).await {
+            Ok(Some(message)) => message,
+            Ok(None) => return Ok("the tail ended".to_string()),
+            Err(_) => return Ok(format!("the tail was silent for {}s", TAIL_QUIET.as_secs())),
+        };
         let text = match message {
             Ok(Message::Text(text)) => text,
             Ok(Message::Close(frame)) => {
@@ -288,14 +290,34 @@ async fn tail(
         for batch in fresh(cursor, streams, &config.marks) {
             tx.send(batch).await.map_err(|_| Gone)?;
         }
-        config.position.store(cursor.at, Ordering::Relaxed);
-        if dropped > 0 {
+        if let Some(&oldest) = dropped.iter().min() {
+            // Read again from the oldest entry Loki dropped: query_range
+            // brings it back (the marks drop what was passed on already).
+            cursor.at = cursor.at.min(oldest);
+            cursor.seen_at.clear();
+            config.position.store(cursor.at, Ordering::Relaxed);
+            save_cursor(config, cursor.at);
             return Ok(format!(
-                "the tail dropped {dropped} entries (faultline read too slowly)"
+                "the tail dropped {} entries (faultline read too slowly)",
+                dropped.len()
             ));
         }
+        config.position.store(cursor.at, Ordering::Relaxed);
+        save_cursor(config, cursor.at);
     }
-    Ok("the tail ended".to_string())
+}
+
+/// How long a tail may stay silent before it is taken for dead.
+const TAIL_QUIET: Duration = Duration::from_secs(60);
+
+/// Saves where reading stands, so a restart catches up from there (what
+/// is sent is processed, or drained at a clean stop).
+fn save_cursor(config: &LokiConfig, at: i64) {
+    if let Some(file) = &config.cursor_file {
+        let temporary = file.with_extension("tmp");
+        let _ = std::fs::write(&temporary, at.to_string())
+            .and_then(|()| std::fs::rename(&temporary, file));
+    }
 }
 
 /// The websocket request for the tail from `start` (ns), with the
@@ -347,8 +369,9 @@ fn tail_request(
 }
 
 /// Parses a tail frame: `{"streams":[{"stream":{…},"values":[[ts,line]]}],
-/// "dropped_entries":[…]}`: the streams and how many entries were dropped.
-pub fn parse_tail_frame(body: &[u8]) -> Result<(Vec<Pushed>, usize), String> {
+/// "dropped_entries":[{"labels":{…},"timestamp":"<ns>"}]}`: the streams
+/// and the times of the entries Loki dropped.
+pub fn parse_tail_frame(body: &[u8]) -> Result<(Vec<Pushed>, Vec<i64>), String> {
     #[derive(serde::Deserialize)]
     struct Frame {
         #[serde(default)]
@@ -364,7 +387,18 @@ pub fn parse_tail_frame(body: &[u8]) -> Result<(Vec<Pushed>, usize), String> {
         .map(LooseStream::into_pushed)
         .collect::<Result<_, _>>()
         .map_err(|err| format!("not a tail frame: {err}"))?;
-    Ok((streams, frame.dropped_entries.map_or(0, |d| d.len())))
+    let dropped = frame
+        .dropped_entries
+        .unwrap_or_default()
+        .iter()
+        .map(|entry| {
+            entry["timestamp"]
+                .as_str()
+                .and_then(|t| t.parse::<i64>().ok())
+                .ok_or_else(|| "not a tail frame: a dropped entry without a timestamp".to_string())
+        })
+        .collect::<Result<_, _>>()?;
+    Ok((streams, dropped))
 }
 
 /// A stream as Loki returns it; values are `[ts, line]` or
@@ -403,27 +437,54 @@ impl LooseStream {
 
 /// The streams' entries not seen yet — by this reader, or by another road
 /// (`marks`) — as batches, advancing the cursor.
-fn fresh(cursor: &mut Cursor, streams: Vec<Pushed>, marks: &Marks) -> Vec<Batch> {
+fn fresh(cursor: &mut Cursor, mut streams: Vec<Pushed>, marks: &Marks) -> Vec<Batch> {
     let newest = streams
         .iter()
         .flat_map(|s| s.entries.iter().map(|(ts, _)| *ts))
         .max();
-    let mut batches = Vec::new();
     let mut at_newest = HashSet::new();
-    for mut stream in streams {
-        let key = labels_key(&stream.labels);
-        let container = Marks::key(&stream.labels);
+    // Every entry as (time, stream, index), in time order across streams:
+    // one container's stdout and stderr are often two streams, and the
+    // marks must see the container's entries in time order.
+    let mut order: Vec<(i64, usize, usize)> = streams
+        .iter()
+        .enumerate()
+        .flat_map(|(s, stream)| {
+            stream
+                .entries
+                .iter()
+                .enumerate()
+                .map(move |(e, (ts, _))| (*ts, s, e))
+        })
+        .collect();
+    order.sort_unstable();
+    let keys: Vec<(String, Option<ContainerKey>)> = streams
+        .iter()
+        .map(|s| (labels_key(&s.labels), Marks::key(&s.labels)))
+        .collect();
+    let mut keep: Vec<Vec<bool>> = streams
+        .iter()
+        .map(|s| vec![false; s.entries.len()])
+        .collect();
+    for (ts, s, e) in order {
+        let (key, container) = &keys[s];
+        let line = &streams[s].entries[e].1;
+        let entry = (key.clone(), line.clone());
+        if Some(ts) == newest {
+            at_newest.insert(entry.clone());
+        }
+        keep[s][e] = (ts > cursor.at || (ts == cursor.at && !cursor.seen_at.contains(&entry)))
+            && container
+                .as_ref()
+                .is_none_or(|container| marks.admit(container, ts, line));
+    }
+    let mut batches = Vec::new();
+    for (stream, keep) in streams.iter_mut().zip(keep) {
+        let mut kept = keep.into_iter();
+        stream.entries.retain(|_| kept.next().unwrap_or(false));
         stream.entries.sort_by_key(|(ts, _)| *ts);
-        stream.entries.retain(|(ts, line)| {
-            let entry = (key.clone(), line.clone());
-            if Some(*ts) == newest {
-                at_newest.insert(entry.clone());
-            }
-            (*ts > cursor.at || (*ts == cursor.at && !cursor.seen_at.contains(&entry)))
-                && container
-                    .as_ref()
-                    .is_none_or(|container| marks.admit(container, *ts, line))
-        });
+    }
+    for stream in streams {
         if !stream.entries.is_empty() {
             batches.push(labelled_batch("loki", stream));
         }

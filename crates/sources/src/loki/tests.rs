@@ -127,12 +127,43 @@ fn tail_frames_parse_with_their_dropped_entries() {
         streams[0].entries,
         [(1_771_470_247_000_000_000, "one".to_string())]
     );
-    assert_eq!(dropped, 1);
+    assert_eq!(dropped, [1_771_470_246_000_000_000]);
     let quiet = br#"{"streams":[],"dropped_entries":null}"#;
-    assert_eq!(parse_tail_frame(quiet).unwrap().1, 0);
+    assert!(parse_tail_frame(quiet).unwrap().1.is_empty());
     assert!(
         parse_tail_frame(br#"{"streams":[{"values":[[1,"x"]]}]}"#)
             .unwrap_err()
             .contains("without a timestamp string")
     );
+}
+
+#[test]
+fn a_containers_stdout_and_stderr_streams_are_both_passed_on() {
+    let mut cursor = Cursor {
+        at: 0,
+        seen_at: HashSet::new(),
+    };
+    let marks = Marks::default();
+    let labels = |stream: &str| -> Vec<(String, String)> {
+        [
+            ("container", "db"),
+            ("namespace", "n"),
+            ("pod", "p"),
+            ("stream", stream),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    };
+    // stdout's newest entry is later than stderr's: stderr is not old.
+    let stdout = Pushed {
+        labels: labels("stdout"),
+        entries: vec![(10, "out 1".into()), (100, "out 2".into())],
+    };
+    let stderr = Pushed {
+        labels: labels("stderr"),
+        entries: vec![(50, "err 1".into())],
+    };
+    let got = lines(&fresh(&mut cursor, vec![stdout, stderr], &marks));
+    assert_eq!(got.len(), 3, "{got:?}");
 }
