@@ -141,7 +141,13 @@ pub async fn follow(
     let fail = |failures: &mut u32, reason: String| {
         *failures += 1;
         if *failures >= FAILURES_TO_UNHEALTHY {
-            health.send_replace(Health::Unhealthy(reason));
+            // Told once per change, not once per failed request.
+            let unhealthy = Health::Unhealthy(reason);
+            health.send_if_modified(|h| {
+                let changed = *h != unhealthy;
+                *h = unhealthy;
+                changed
+            });
         }
     };
     loop {
