@@ -8,32 +8,10 @@
 //! lines.
 #![no_main]
 
-use faultline_core::{Class, Severity};
 use faultline_matcher::Matcher;
 use faultline_matcher::reference;
-use faultline_signatures::{Location, Signature, Template};
+use faultline_signatures::Signature;
 use libfuzzer_sys::fuzz_target;
-
-fn signature(index: usize, pattern: &str, regex: regex::bytes::Regex) -> Signature {
-    Signature {
-        id: format!("sig-{index}"),
-        class: Class::DiskIoError,
-        severity: Severity::Warning,
-        title: "fuzzed".into(),
-        pattern: pattern.to_string(),
-        regex,
-        unless: None,
-        scope: Vec::new(),
-        summary: Template::parse("x").expect("a template"),
-        remediation: Template::parse("x").expect("a template"),
-        examples: Vec::new(),
-        near_misses: Vec::new(),
-        location: Location {
-            file: "fuzz".into(),
-            line: index + 1,
-        },
-    }
-}
 
 fuzz_target!(|data: &[u8]| {
     let Some(split) = data.iter().position(|&b| b == b'\n') else {
@@ -51,10 +29,9 @@ fuzz_target!(|data: &[u8]| {
                 .size_limit(1 << 20)
                 .build()
                 .ok()
-                .map(|r| (p, r))
         })
         .enumerate()
-        .map(|(i, (p, r))| signature(i, p, r))
+        .map(|(i, r)| reference::signature(i, r, None))
         .collect();
     if signatures.is_empty() {
         return;

@@ -4,7 +4,8 @@
 //! component printed — with `unless` applied. The differential tests and
 //! the differential fuzz target compare the two; nothing else uses it.
 
-use faultline_signatures::Signature;
+use faultline_core::{Class, Severity};
+use faultline_signatures::{Location, Signature, Template};
 
 use crate::unescape;
 
@@ -66,4 +67,32 @@ pub fn fast(matcher: &crate::Matcher, buf: &[u8]) -> Vec<Found> {
         found.push((hit.line_start(), hit.signature_index(), captures));
     });
     found
+}
+
+/// A bare signature for generated tests and fuzzing: `regex` (and its
+/// `unless`), nothing else that matching reads; number `index` names it.
+pub fn signature(
+    index: usize,
+    regex: regex::bytes::Regex,
+    unless: Option<regex::bytes::Regex>,
+) -> Signature {
+    let text = Template::parse("generated").expect("a plain template parses");
+    Signature {
+        id: format!("sig-{index}"),
+        class: Class::DiskIoError,
+        severity: Severity::Warning,
+        title: "generated".into(),
+        pattern: regex.as_str().to_string(),
+        regex,
+        unless,
+        scope: Vec::new(),
+        summary: text.clone(),
+        remediation: text,
+        examples: Vec::new(),
+        near_misses: Vec::new(),
+        location: Location {
+            file: "generated".into(),
+            line: index + 1,
+        },
+    }
 }

@@ -11,10 +11,9 @@
 //! buffers here because `scan` takes whole lines (the followers cut
 //! buffers at line ends; that is tested with them).
 
-use faultline_core::{Class, Severity};
 use faultline_matcher::Matcher;
-use faultline_matcher::reference::{fast, scan as naive};
-use faultline_signatures::{Location, Signature, Template};
+use faultline_matcher::reference::{self, fast, scan as naive};
+use faultline_signatures::Signature;
 use proptest::prelude::*;
 
 /// Words lines and patterns are built from: failure words, near misses,
@@ -85,24 +84,11 @@ fn pattern() -> impl Strategy<Value = String> {
 }
 
 fn signature(index: usize, pattern: &str, unless: Option<&str>) -> Signature {
-    Signature {
-        id: format!("sig-{index}"),
-        class: Class::DiskIoError,
-        severity: Severity::Warning,
-        title: "generated".into(),
-        pattern: pattern.to_string(),
-        regex: regex::bytes::Regex::new(pattern).expect("filtered valid"),
-        unless: unless.map(|u| regex::bytes::Regex::new(&regex::escape(u)).expect("escaped")),
-        scope: Vec::new(),
-        summary: Template::parse("x").expect("a template"),
-        remediation: Template::parse("x").expect("a template"),
-        examples: Vec::new(),
-        near_misses: Vec::new(),
-        location: Location {
-            file: "generated".into(),
-            line: index + 1,
-        },
-    }
+    reference::signature(
+        index,
+        regex::bytes::Regex::new(pattern).expect("filtered valid"),
+        unless.map(|u| regex::bytes::Regex::new(&regex::escape(u)).expect("escaped")),
+    )
 }
 
 fn signatures() -> impl Strategy<Value = Vec<Signature>> {
