@@ -1,17 +1,35 @@
 #!/usr/bin/env bash
 # Runs faultline's fuzz targets (fuzz/, cargo-fuzz on the nightly
-# toolchain), each for SECONDS, from seed corpora built out of the
-# repository's own fixtures and signature examples. Prints, per target, the
-# executions run and whether it stayed clean; a crash leaves its input in
+# toolchain) from seed corpora built out of the repository's own fixtures
+# and signature examples. Prints, per target, the executions run, their
+# rate and whether it stayed clean; a crash leaves its input in
 # fuzz/artifacts/<target>/ (make it a regression test).
 #
-#   scripts/fuzz.sh [SECONDS] [TARGET...]     (default 20 s, every target)
+#   scripts/fuzz.sh [SECONDS] [TARGET...]
+#       a smoke run: each target for SECONDS (default 20) under
+#       AddressSanitizer, inputs up to 64 KiB (what CI runs).
+#   scripts/fuzz.sh --runs N [--sanitizer none] [--max-len BYTES] [TARGET...]
+#       the long campaign: each target until N executions (e.g. 10000000).
+#       Without a sanitizer (safe Rust; debug assertions stay on) and with
+#       inputs up to 4 KiB a target runs several times faster.
 #
 # Needs: rustup's nightly toolchain and `cargo install cargo-fuzz`.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-SECONDS_EACH="${1:-20}"
-shift || true
+SECONDS_EACH=20
+RUNS=""
+SANITIZER=address
+MAX_LEN=65536
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --runs) RUNS="$2"; MAX_LEN=4096; shift 2 ;;
+    --sanitizer) SANITIZER="$2"; shift 2 ;;
+    --max-len) MAX_LEN="$2"; shift 2 ;;
+    --help|-h) sed -n '2,17p' "$0"; exit 0 ;;
+    [0-9]*) SECONDS_EACH="$1"; shift ;;
+    *) break ;;
+  esac
+done
 cd "$ROOT/fuzz"
 TARGETS=("$@")
 if [[ ${#TARGETS[@]} -eq 0 ]]; then
@@ -50,18 +68,36 @@ if command -v zstd >/dev/null; then zstd -q -c "${LOGS[0]}" | head -c 65536 > co
 tar -cf - -C "$FIX" events.json | head -c 65536 > corpus/archive/seed-tar
 
 set -o pipefail
-printf '%-22s %14s %10s\n' target executions result
+if [[ -n "$RUNS" ]]; then
+  # Long runs: mutation depth 40 keeps the differential target's compiled
+  # patterns in use (its mutator changes the buffer more than the
+  # patterns); inputs may be as long as allowed from the start.
+  LIMIT=(-runs="$RUNS" -mutate_depth=40 -len_control=0)
+else
+  LIMIT=(-max_total_time="$SECONDS_EACH")
+fi
+# -debug-assertions keeps overflow checks and debug_assert!s in the build.
+cargo +nightly fuzz build --debug-assertions -s "$SANITIZER" "${TARGETS[@]}" >/dev/null 2>&1 \
+  || cargo +nightly fuzz build --debug-assertions -s "$SANITIZER" "${TARGETS[@]}"
+printf '%-22s %14s %10s %8s  %s\n' target executions exec/s seconds result
+status=0
 for target in "${TARGETS[@]}"; do
   log="$(mktemp)"
-  if cargo +nightly fuzz run "$target" "corpus/$target" -- \
-      -max_total_time="$SECONDS_EACH" -rss_limit_mb=2048 -max_len=65536 >"$log" 2>&1; then
+  started=$(date +%s)
+  if cargo +nightly fuzz run --debug-assertions -s "$SANITIZER" "$target" "corpus/$target" -- \
+      "${LIMIT[@]}" -rss_limit_mb=4096 -max_len="$MAX_LEN" -print_final_stats=1 >"$log" 2>&1; then
     result=clean
   else
     result="CRASH (see fuzz/artifacts/$target)"
+    status=1
   fi
-  runs=$(grep -Eo 'Done [0-9]+ runs' "$log" | grep -Eo '[0-9]+' | tail -1 || true)
+  took=$(( $(date +%s) - started ))
+  runs=$(grep -Eo 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -Eo '[0-9]+$' | tail -1 || true)
+  [[ -z "$runs" ]] && runs=$(grep -Eo 'Done [0-9]+ runs' "$log" | grep -Eo '[0-9]+' | tail -1 || true)
   [[ -z "$runs" ]] && runs=$(grep -Eo '^#[0-9]+' "$log" | tail -1 | tr -d '#' || true)
-  printf '%-22s %14s %10s\n' "$target" "${runs:-?}" "$result"
+  rate=$(grep -Eo 'stat::average_exec_per_sec: *[0-9]+' "$log" | grep -Eo '[0-9]+$' | tail -1 || true)
+  printf '%-22s %14s %10s %8s  %s\n' "$target" "${runs:-?}" "${rate:-?}" "$took" "$result"
   [[ "$result" == clean ]] || { tail -40 "$log" >&2; }
   rm -f "$log"
 done
+exit "$status"

@@ -207,6 +207,12 @@ pub struct WatchArgs {
     /// How often to look for new lines and files, e.g. 250ms.
     #[arg(long, value_name = "DURATION", default_value = "250ms", value_parser = parse_duration)]
     poll: Duration,
+    /// Most files followed at once (each holds a file descriptor; the
+    /// open-file limit is raised to fit). When more match --files, the
+    /// most recently written are followed, the rest wait, and
+    /// faultline_files_unfollowed counts them.
+    #[arg(long, value_name = "N", default_value_t = files::DEFAULT_MAX_FILES)]
+    max_files: usize,
     /// Give every stream this label when it has none of that name
     /// (repeatable): a sidecar names its pod, e.g. --label
     /// namespace=$(POD_NAMESPACE) --label pod=$(POD_NAME) --label
@@ -425,29 +431,32 @@ pub fn run(args: &WatchArgs, matches: Option<&clap::ArgMatches>) -> Result<ExitC
         let (tx, rx) = mpsc::channel::<Batch>(CHANNEL);
         let (errors_tx, errors) = mpsc::channel::<String>(CHANNEL);
         let (stop_tx, stop) = watch::channel(false);
+        let files_unfollowed = Arc::new(std::sync::atomic::AtomicU64::new(0));
         if !args.files.is_empty() {
             let config = files::FileConfig {
                 globs: args.files.clone(),
                 poll: args.poll,
                 read_existing: args.read_existing,
                 checkpoints: checkpoints.clone(),
+                max_files: open_file_room(args.max_files, &errors_tx).await,
+                unfollowed: files_unfollowed.clone(),
             };
             tokio::spawn(files::follow(config, tx.clone(), errors_tx.clone(), stop));
         }
         let push_rejected = Arc::new(std::sync::atomic::AtomicU64::new(0));
         if let Some(addr) = args.listen_push {
             let listener = push::bind(addr).await?;
-            let (tx, errors_tx, stop) = (tx.clone(), errors_tx.clone(), stop_tx.subscribe());
             let limits = push::Limits {
                 max_body: args.push_max_body,
                 timeout: args.push_timeout,
             };
-            let rejected = push_rejected.clone();
-            tokio::spawn(async move {
-                if let Err(err) = push::serve(listener, limits, tx, rejected, stop).await {
-                    let _ = errors_tx.send(format!("push receiver: {err}")).await;
-                }
-            });
+            tokio::spawn(push::serve(
+                listener,
+                limits,
+                tx.clone(),
+                push_rejected.clone(),
+                stop_tx.subscribe(),
+            ));
         }
         let marks = Marks::default();
         let loki_position = Arc::new(AtomicI64::new(Clock::start().now()));
@@ -610,6 +619,7 @@ pub fn run(args: &WatchArgs, matches: Option<&clap::ArgMatches>) -> Result<ExitC
             loki_position: args.loki.is_some().then_some(loki_position),
             kube_stats: args.kubernetes.then_some(kube_stats),
             push_rejected: (push_rejected, 0),
+            files_unfollowed,
         };
         let result = drive(
             processor,
@@ -690,6 +700,8 @@ struct Inputs {
     kube_stats: Option<Arc<faultline_kubernetes::Stats>>,
     /// Malformed pushes refused, and how many were exported.
     push_rejected: (Arc<std::sync::atomic::AtomicU64>, u64),
+    /// Files matching --files not followed for --max-files.
+    files_unfollowed: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Pod logs read from the Kubernetes API while Loki is unhealthy: from
@@ -836,6 +848,9 @@ impl Inputs {
             .inc_by(rejected.saturating_sub(self.push_rejected.1));
         self.push_rejected.1 = rejected;
         metrics
+            .files_unfollowed
+            .set(i64::try_from(self.files_unfollowed.load(Ordering::Relaxed)).unwrap_or(i64::MAX));
+        metrics
             .batches_waiting
             .with_label_values(&["batches"])
             .set(i64::try_from(self.batches.len()).unwrap_or(i64::MAX));
@@ -964,10 +979,44 @@ fn restart_only_changes(old: &WatchArgs, new: &WatchArgs) -> Vec<&'static str> {
         state_dir,
         read_existing,
         poll,
+        max_files,
+        max_files,
         inventory,
         mounts,
         labels,
     )
+}
+
+/// How many files can be followed at once: raises the soft open-file
+/// limit so `wanted` files fit next to the descriptors the rest of
+/// faultline needs; when the hard limit does not allow it, says so on
+/// `errors` and gives what fits.
+async fn open_file_room(wanted: usize, errors: &mpsc::Sender<String>) -> usize {
+    /// Descriptors kept for sockets, the state directory and the like.
+    const OTHERS: u64 = 256;
+    let needed = (wanted as u64).saturating_add(OTHERS);
+    let limit = match rlimit::increase_nofile_limit(needed) {
+        Ok(limit) => limit,
+        Err(err) => {
+            let _ = errors
+                .send(format!("cannot raise the open-file limit: {err}"))
+                .await;
+            return wanted;
+        }
+    };
+    if limit >= needed {
+        return wanted;
+    }
+    let room = usize::try_from(limit.saturating_sub(OTHERS))
+        .unwrap_or(usize::MAX)
+        .max(1);
+    let _ = errors
+        .send(format!(
+            "the open-file limit is {limit}: following at most {room} files, \
+             not {wanted} (--max-files); raise the limit (ulimit -n) to follow more"
+        ))
+        .await;
+    room
 }
 
 /// Wall-clock time, in UTC ns, read through tokio's clock (so tests with a

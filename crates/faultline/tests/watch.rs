@@ -371,6 +371,61 @@ fn a_push_client_that_stalls_gets_408_and_the_receiver_goes_on() {
     watch.stop();
 }
 
+#[test]
+fn a_push_client_that_sends_its_headers_slowly_is_cut_off_and_the_receiver_goes_on() {
+    use std::io::Read;
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let watch = Watch::start(&["--listen-push", &addr, "--push-timeout", "500ms"]);
+    let (status, _) = post(
+        port,
+        &[("Content-Type", "application/json")],
+        br#"{"streams":[]}"#,
+    );
+    assert_eq!(status, 204);
+    // A request line and one header, then a header byte at a time, slower
+    // than the timeout allows for the whole head (slowloris).
+    let mut slow = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    slow.write_all(b"POST /loki/api/v1/push HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    slow.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut closed = false;
+    for _ in 0..100 {
+        if slow.write_all(b"X").is_err() {
+            closed = true;
+            break;
+        }
+        let mut byte = [0u8; 1];
+        match slow.read(&mut byte) {
+            // Closed without an answer: the head never came whole.
+            Ok(0) => {
+                closed = true;
+                break;
+            }
+            Ok(_) => panic!("the server answered a request it never received"),
+            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(err) if err.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => {
+                closed = true;
+                break;
+            }
+        }
+    }
+    assert!(
+        closed,
+        "a client dripping header bytes kept its connection for 20 s"
+    );
+    // Others are still served.
+    let (status, _) = post(
+        port,
+        &[("Content-Type", "application/json")],
+        br#"{"streams":[]}"#,
+    );
+    assert_eq!(status, 204);
+    watch.stop();
+}
+
 /// A Python program using `python-logging-loki` (PyPI), a real Loki
 /// client: it pushes one record as JSON and fails unless the answer is
 /// Loki's 204.

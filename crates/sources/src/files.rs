@@ -24,13 +24,20 @@
 //! when events cannot be had (no inotify watches left, a network file
 //! system). A file must live at its path until the next look to be seen:
 //! one created and renamed away in between is missed.
+//!
+//! Globs are walked without `glob::glob` (see [`discover`]): symbolic link
+//! loops are stopped and reported, unreadable directories reported, and at
+//! most `max_files` files are followed at once (each holds a descriptor),
+//! the most recently written first. A problem is reported once while it
+//! lasts, not at every poll.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
@@ -38,8 +45,20 @@ use tokio::sync::{mpsc, watch};
 use crate::checkpoint::{self, Checkpoint, Checkpoints, Resume};
 use crate::{Batch, MAX_LINE, Stream};
 
+mod discover;
+
+use discover::Glob;
+
 /// Bytes read from one file per read.
 const READ: usize = 256 << 10;
+
+/// Bytes read from one file per round at most, so that a file with an
+/// endless line (skipped past [`MAX_LINE`]) does not keep the others
+/// waiting.
+const ROUND: usize = 64 << 20;
+
+/// Files followed at once unless configured otherwise.
+pub const DEFAULT_MAX_FILES: usize = 10_000;
 
 /// How files are followed.
 #[derive(Clone, Debug)]
@@ -53,6 +72,11 @@ pub struct FileConfig {
     pub read_existing: bool,
     /// Where followed files stood when faultline last stopped.
     pub checkpoints: Checkpoints,
+    /// Most files followed at once.
+    pub max_files: usize,
+    /// Set to the number of matching files not followed because
+    /// `max_files` are.
+    pub unfollowed: Arc<AtomicU64>,
 }
 
 /// A file being followed.
@@ -83,8 +107,17 @@ pub async fn follow(
     errors: mpsc::Sender<String>,
     mut stop: watch::Receiver<bool>,
 ) {
+    let mut globs = Vec::new();
+    for text in &config.globs {
+        match Glob::new(text) {
+            Ok(glob) => globs.push(glob),
+            Err(problem) => {
+                let _ = errors.send(problem).await;
+            }
+        }
+    }
     let wake = Arc::new(tokio::sync::Notify::new());
-    let _events = match watch_directories(&config.globs, wake.clone()) {
+    let _events = match watch_directories(&globs, wake.clone()) {
         Ok(watcher) => Some(watcher),
         Err(err) => {
             let _ = errors
@@ -98,8 +131,10 @@ pub async fn follow(
     };
     let mut tailer = Tailer {
         config,
+        globs,
         files: HashMap::new(),
         first_poll: true,
+        told: HashSet::new(),
     };
     loop {
         let batches = tailer.poll(&errors).await;
@@ -116,7 +151,8 @@ pub async fn follow(
                     _ = tokio::time::sleep(tailer.config.poll) => {
                         let mut problems = Vec::new();
                         tailer.discover(&mut problems);
-                        report(&errors, problems).await;
+                        let new = tailer.not_told(problems, false);
+                        report(&errors, new).await;
                     }
                 }
             }
@@ -138,25 +174,10 @@ pub async fn follow(
 /// How long a wake-up waits for the rest of a burst of writes.
 const COALESCE: Duration = Duration::from_millis(5);
 
-/// The fixed directory a glob starts in: its path up to the first
-/// component with a wildcard.
-fn fixed_directory(glob: &str) -> std::path::PathBuf {
-    let mut dir = std::path::PathBuf::new();
-    for component in Path::new(glob).components() {
-        let text = component.as_os_str().to_string_lossy();
-        if text.contains(['*', '?', '[']) {
-            return dir;
-        }
-        dir.push(component);
-    }
-    // No wildcard: the glob is a file; its directory holds it.
-    dir.parent().map(Path::to_path_buf).unwrap_or_default()
-}
-
 /// Watches the fixed directories of `globs` (recursively) and wakes
 /// `wake` on every event.
 fn watch_directories(
-    globs: &[String],
+    globs: &[Glob],
     wake: Arc<tokio::sync::Notify>,
 ) -> notify::Result<notify::RecommendedWatcher> {
     use notify::Watcher;
@@ -166,22 +187,25 @@ fn watch_directories(
         }
     })?;
     for glob in globs {
-        let dir = fixed_directory(glob);
-        let dir = if dir.as_os_str().is_empty() {
-            Path::new(".").to_path_buf()
+        let dir = if glob.root().as_os_str().is_empty() {
+            Path::new(".")
         } else {
-            dir
+            glob.root()
         };
-        watcher.watch(&dir, notify::RecursiveMode::Recursive)?;
+        watcher.watch(dir, notify::RecursiveMode::Recursive)?;
     }
     Ok(watcher)
 }
 
 struct Tailer {
     config: FileConfig,
+    /// The valid globs of `config`.
+    globs: Vec<Glob>,
     /// Followed files by (device, inode).
     files: HashMap<(u64, u64), Followed>,
     first_poll: bool,
+    /// Problems reported and still standing.
+    told: HashSet<String>,
 }
 
 impl Tailer {
@@ -214,46 +238,70 @@ impl Tailer {
             self.files.remove(&id);
         }
         self.first_poll = false;
-        report(errors, problems).await;
+        let new = self.not_told(problems, true);
+        report(errors, new).await;
         // Stream order between files does not matter; within a file the
         // batches are in order.
         batches
     }
 
-    /// Expands the globs; starts following files not followed yet, and
+    /// The problems among `problems` not reported yet. After a whole
+    /// round (`round`), problems it did not meet are over and would be
+    /// reported again should they come back.
+    fn not_told(&mut self, problems: Vec<String>, round: bool) -> Vec<String> {
+        let new = problems
+            .iter()
+            .filter(|p| !self.told.contains(*p))
+            .cloned()
+            .collect::<Vec<_>>();
+        if round {
+            self.told = problems.into_iter().collect();
+        } else {
+            self.told.extend(problems);
+        }
+        new
+    }
+
+    /// Walks the globs; starts following files not followed yet (while
+    /// fewer than `max_files` are, the most recently written first), and
     /// marks the followed files no longer found as detached.
     fn discover(&mut self, problems: &mut Vec<String>) {
-        let mut present = HashMap::new();
-        for pattern in &self.config.globs {
-            let paths = match glob::glob(pattern) {
-                Ok(paths) => paths,
-                Err(err) => {
-                    problems.push(format!("{pattern}: not a valid glob: {err}"));
-                    continue;
-                }
-            };
-            for path in paths.flatten() {
-                let Ok(meta) = std::fs::metadata(&path) else {
-                    continue;
-                };
-                if !meta.is_file() {
-                    continue;
-                }
+        let mut present = HashSet::new();
+        let mut fresh = Vec::new();
+        for glob in &self.globs {
+            for (path, meta) in glob.files(problems) {
                 let id = (meta.dev(), meta.ino());
-                present.insert(id, path.clone());
-                if self.files.contains_key(&id) {
-                    continue;
-                }
-                match self.start(&path, id, meta.len()) {
-                    Ok(followed) => {
-                        self.files.insert(id, followed);
-                    }
-                    Err(err) => problems.push(format!("{}: cannot read: {err}", path.display())),
+                if present.insert(id) && !self.files.contains_key(&id) {
+                    fresh.push((path, meta));
                 }
             }
         }
+        let room = self.config.max_files.saturating_sub(self.files.len());
+        let unfollowed = fresh.len().saturating_sub(room);
+        if unfollowed > 0 {
+            fresh.sort_by_key(|(_, meta)| std::cmp::Reverse(meta.modified().ok()));
+            fresh.truncate(room);
+            problems.push(format!(
+                "more files match --files than are followed at once (--max-files {}): \
+                 the least recently written wait until followed ones go; \
+                 raise --max-files (and the open-file limit) or narrow the globs",
+                self.config.max_files
+            ));
+        }
+        self.config
+            .unfollowed
+            .store(unfollowed as u64, Ordering::Relaxed);
+        for (path, meta) in fresh {
+            let id = (meta.dev(), meta.ino());
+            match self.start(&path, id, meta.len()) {
+                Ok(followed) => {
+                    self.files.insert(id, followed);
+                }
+                Err(err) => problems.push(format!("{}: cannot read: {err}", path.display())),
+            }
+        }
         for (id, followed) in self.files.iter_mut() {
-            if !present.contains_key(id) {
+            if !present.contains(id) {
                 followed.detached = true;
             }
         }
@@ -316,6 +364,7 @@ impl Followed {
         let mut lines = Vec::new();
         let mut truncated = false;
         let mut at_end = false;
+        let mut read = 0;
         loop {
             let at = self.offset + self.pending.len() as u64;
             self.file.seek(SeekFrom::Start(at))?;
@@ -326,6 +375,7 @@ impl Followed {
                 break;
             }
             chunk.truncate(got);
+            read += got;
             if self.fingerprint.len() < checkpoint::FINGERPRINT
                 && at < checkpoint::FINGERPRINT as u64
             {
@@ -342,7 +392,7 @@ impl Followed {
                 at_end = true;
                 break;
             }
-            if lines.len() >= READ {
+            if lines.len() >= READ || read >= ROUND {
                 break;
             }
         }

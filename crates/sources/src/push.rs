@@ -13,9 +13,11 @@
 //!   with the time as a string of nanoseconds (a number is rejected).
 //!
 //! Success is 204; a malformed body is 400 with the reason as text (and
-//! counted); a request that has not arrived whole within the timeout is
-//! 408; a body
-//! over the limit is 413 before it is read whole. Each pushed stream
+//! counted); a request whose body has not arrived whole within the timeout
+//! is 408, and a connection whose request headers have not arrived within
+//! it is closed (slow clients cannot hold connections); a body over the
+//! limit is 413 before it is read whole. At most [`MAX_CONNECTIONS`] are
+//! served at once; more wait in the listen queue. Each pushed stream
 //! becomes a batch whose lines are `<RFC 3339 time> <line>` (the time from
 //! the entry), labelled with the stream's labels (`node_name`, `nodename`
 //! or `host` also give `node`). When faultline is behind, the request
@@ -50,9 +52,13 @@ pub struct Limits {
     /// Largest body accepted, compressed (larger: 413, refused before it
     /// is read whole).
     pub max_body: usize,
-    /// Longest a request may take to arrive (longer: 408).
+    /// Longest a request may take to arrive: its headers (longer: the
+    /// connection is closed) and then its body (longer: 408).
     pub timeout: std::time::Duration,
 }
+
+/// Connections served at once; further clients wait to be accepted.
+pub const MAX_CONNECTIONS: usize = 1024;
 
 /// Largest body after decompression: a snappy or gzip bomb stops here.
 const MAX_DECODED: usize = 64 << 20;
@@ -123,7 +129,7 @@ pub async fn serve(
     tx: mpsc::Sender<Batch>,
     rejected: Arc<AtomicU64>,
     stop: watch::Receiver<bool>,
-) -> std::io::Result<()> {
+) {
     let timeout = limits.timeout;
     let app = axum::Router::new()
         .route("/loki/api/v1/push", post(push))
@@ -147,9 +153,57 @@ pub async fn serve(
             },
         ))
         .with_state(Arc::new(Receiver { tx, rejected }));
-    axum::serve(listener, app)
-        .with_graceful_shutdown(crate::stopped(stop))
-        .await
+    serve_connections(listener, app, timeout, stop).await;
+}
+
+/// Accepts connections until `stop`, serving each with `app` over HTTP/1
+/// with `header_timeout` on the request headers, at most
+/// [`MAX_CONNECTIONS`] at once; then lets the open requests finish.
+async fn serve_connections(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    header_timeout: std::time::Duration,
+    stop: watch::Receiver<bool>,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let service = hyper_util::service::TowerToHyperService::new(app);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let stopped = crate::stopped(stop);
+    tokio::pin!(stopped);
+    loop {
+        let accepted = tokio::select! {
+            _ = &mut stopped => break,
+            accepted = async {
+                let slot = slots.clone().acquire_owned().await;
+                (listener.accept().await, slot)
+            } => accepted,
+        };
+        let (stream, slot) = match accepted {
+            (Ok((stream, _)), Ok(slot)) => (stream, slot),
+            (Err(_), _) => {
+                // Out of file descriptors or a connection reset before it
+                // was accepted: the listener itself is fine; pause so a
+                // persistent error does not spin.
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+            (_, Err(_)) => break,
+        };
+        let connection = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(header_timeout)
+            .serve_connection(TokioIo::new(stream), service.clone());
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            // A client that breaks its connection is its own problem.
+            let _ = connection.await;
+            drop(slot);
+        });
+    }
+    drop(listener);
+    // Requests under way get the timeout to finish.
+    let _ = tokio::time::timeout(header_timeout, graceful.shutdown()).await;
 }
 
 /// Binds `addr` for [`serve`], with an error that names it.

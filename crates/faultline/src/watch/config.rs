@@ -74,6 +74,7 @@ const SETTINGS: &[(&str, Kind)] = &[
     ("state_dir", Kind::Text),
     ("read_existing", Kind::Bool),
     ("poll", Kind::Text),
+    ("max_files", Kind::Text),
     ("signatures", Kind::List),
     ("inventory", Kind::List),
     ("silence", Kind::List),

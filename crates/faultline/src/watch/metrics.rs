@@ -29,6 +29,8 @@ pub struct Metrics {
     pub truncated: IntCounter,
     /// Streams let go to keep their number bounded.
     pub streams_evicted: IntCounter,
+    /// Files matching --files not followed for --max-files.
+    pub files_unfollowed: IntGauge,
     /// Hits, by signature.
     pub hits: IntCounterVec,
     /// Incidents firing now, by kind (`pvc`, `node`, …), headline class
@@ -96,6 +98,14 @@ impl Metrics {
         registry
             .register(Box::new(fallback_active.clone()))
             .expect("each metric is registered once");
+        let files_unfollowed = IntGauge::new(
+            "faultline_files_unfollowed",
+            "Files matching --files not followed because --max-files are already followed.",
+        )
+        .expect("a valid metric definition");
+        registry
+            .register(Box::new(files_unfollowed.clone()))
+            .expect("each metric is registered once");
         let truncated = single(
             "faultline_lines_truncated_total",
             "Lines longer than 4 MiB, cut there.",
@@ -109,6 +119,7 @@ impl Metrics {
             bytes: counter("faultline_bytes_total", "Bytes read.", &["source"]),
             truncated,
             streams_evicted,
+            files_unfollowed,
             hits: counter(
                 "faultline_hits_total",
                 "Lines that matched a signature.",

@@ -23,6 +23,8 @@ fn start(glob: &str, checkpoints: Checkpoints, read_existing: bool) -> Running {
         poll: Duration::from_millis(5),
         read_existing,
         checkpoints,
+        max_files: DEFAULT_MAX_FILES,
+        unfollowed: Arc::default(),
     };
     let task = tokio::spawn(follow(config, tx, errors, stop_rx));
     Running {
@@ -242,12 +244,140 @@ async fn a_deleted_file_is_read_to_its_end_and_long_lines_are_cut() {
 
 #[test]
 fn a_globs_fixed_directory_is_what_is_watched() {
+    use discover::fixed_directory;
     assert_eq!(
         fixed_directory("/var/log/pods/*/*/*.log"),
         Path::new("/var/log/pods")
     );
     assert_eq!(fixed_directory("/var/log/syslog"), Path::new("/var/log"));
     assert_eq!(fixed_directory("logs/app-?.log"), Path::new("logs"));
+}
+
+/// The paths `glob` finds under `dir`, relative to it, sorted; and the
+/// problems met.
+fn walked(dir: &Path, glob: &str) -> (Vec<String>, Vec<String>) {
+    let glob = Glob::new(&format!("{}/{glob}", dir.display())).unwrap();
+    let mut problems = Vec::new();
+    let mut paths: Vec<String> = glob
+        .files(&mut problems)
+        .into_iter()
+        .map(|(path, _)| {
+            path.strip_prefix(dir)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    paths.sort();
+    let problems = problems
+        .iter()
+        .map(|p| p.replace(&dir.display().to_string(), "DIR"))
+        .collect();
+    (paths, problems)
+}
+
+#[test]
+fn a_walk_matches_as_the_shell_does_and_stops_at_symbolic_link_loops() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    for path in [
+        "pods/ns_a_1/db/0.log",
+        "pods/ns_a_1/db/0.log.20260219-030407",
+        "pods/ns_b_2/app/1.log",
+        "pods/ns_b_2/app/deeper/2.log",
+        "pods/top.log",
+    ] {
+        std::fs::create_dir_all(root.join(path).parent().unwrap()).unwrap();
+        std::fs::write(root.join(path), "x\n").unwrap();
+    }
+    // Loops: back to a parent, and two links to each other's directory.
+    std::os::unix::fs::symlink("..", root.join("pods/ns_a_1/db/up")).unwrap();
+    std::os::unix::fs::symlink(root.join("pods/ns_b_2"), root.join("pods/ns_a_1/to-b")).unwrap();
+    std::os::unix::fs::symlink(root.join("pods/ns_a_1"), root.join("pods/ns_b_2/to-a")).unwrap();
+    // `*` stays within one directory level.
+    let (paths, problems) = walked(root, "pods/*/*/*.log");
+    assert_eq!(paths, ["pods/ns_a_1/db/0.log", "pods/ns_b_2/app/1.log"]);
+    assert!(problems.is_empty(), "{problems:?}");
+    // `**` goes any depth, through links, and stops at each loop once.
+    let (paths, problems) = walked(root, "pods/**/*.log");
+    assert!(paths.contains(&"pods/ns_b_2/app/deeper/2.log".to_string()));
+    assert!(paths.contains(&"pods/ns_a_1/to-b/app/1.log".to_string()));
+    assert!(paths.contains(&"pods/top.log".to_string()));
+    assert!(paths.len() < 20, "{paths:?}");
+    assert!(
+        problems
+            .iter()
+            .any(|p| p == "DIR/pods/ns_a_1/db/up: a symbolic link loop (back to DIR/pods/ns_a_1); not followed"),
+        "{problems:?}"
+    );
+    assert!(
+        problems.iter().all(|p| p.contains("symbolic link loop")),
+        "{problems:?}"
+    );
+    // A directory that is not there yet is said to be missing.
+    let (paths, problems) = walked(root, "nothing/*/*.log");
+    assert!(paths.is_empty());
+    assert_eq!(
+        problems,
+        ["DIR/nothing: no such directory (yet); looking again at every poll"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_max_files_the_most_recently_written_are_followed_and_the_rest_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    // Five files, 0.log written first, 4.log last.
+    for n in 0..5 {
+        std::fs::write(
+            dir.path().join(format!("{n}.log")),
+            format!("line of {n}\n"),
+        )
+        .unwrap();
+        let written = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000 + n);
+        File::options()
+            .write(true)
+            .open(dir.path().join(format!("{n}.log")))
+            .unwrap()
+            .set_modified(written)
+            .unwrap();
+    }
+    let (tx, mut rx) = mpsc::channel(16);
+    let (errors, mut problems) = mpsc::channel(16);
+    let (stop, stop_rx) = watch::channel(false);
+    let unfollowed = Arc::new(AtomicU64::new(0));
+    let config = FileConfig {
+        globs: vec![format!("{}/*.log", dir.path().display())],
+        poll: Duration::from_millis(5),
+        read_existing: true,
+        checkpoints: Checkpoints::default(),
+        max_files: 2,
+        unfollowed: unfollowed.clone(),
+    };
+    let task = tokio::spawn(follow(config, tx, errors, stop_rx));
+    let mut origins = Vec::new();
+    for _ in 0..2 {
+        let batch = rx.recv().await.unwrap();
+        origins.push(batch.stream.origin.rsplit('/').next().unwrap().to_string());
+    }
+    origins.sort();
+    assert_eq!(origins, ["3.log", "4.log"]);
+    let problem = problems.recv().await.unwrap();
+    assert!(problem.contains("--max-files 2"), "{problem}");
+    assert_eq!(unfollowed.load(Ordering::Relaxed), 3);
+    // Told once, not at every poll.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(problems.try_recv().is_err());
+    // A followed file goes: the next most recent one takes its place.
+    std::fs::remove_file(dir.path().join("4.log")).unwrap();
+    let batch = rx.recv().await.unwrap();
+    assert!(
+        batch.stream.origin.ends_with("/2.log"),
+        "{}",
+        batch.stream.origin
+    );
+    assert_eq!(unfollowed.load(Ordering::Relaxed), 2);
+    stop.send(true).unwrap();
+    task.await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -264,6 +394,8 @@ async fn a_write_is_seen_at_once_without_waiting_for_the_poll() {
         poll: Duration::from_secs(3600),
         read_existing: true,
         checkpoints: Checkpoints::default(),
+        max_files: DEFAULT_MAX_FILES,
+        unfollowed: Arc::default(),
     };
     let task = tokio::spawn(follow(config, tx, errors, stop_rx));
     // A new directory and file, then a line in it.
