@@ -20,7 +20,7 @@ pub mod mounts;
 mod remedy;
 pub mod resolve;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use faultline_core::{Class, Severity};
 
@@ -65,6 +65,18 @@ pub struct Report {
     pub remediation: String,
 }
 
+/// The keys of the `n` entries with the least ranks, in no order: a
+/// linear selection, not a sort, so bounding a table of a hundred
+/// thousand entries stays cheap.
+pub fn least<'a, R: Ord>(entries: impl Iterator<Item = (R, &'a String)>, n: usize) -> Vec<String> {
+    let mut ranked: Vec<(R, &String)> = entries.collect();
+    if n < ranked.len() {
+        ranked.select_nth_unstable_by(n, |a, b| a.cmp(b));
+        ranked.truncate(n);
+    }
+    ranked.into_iter().map(|(_, key)| key.clone()).collect()
+}
+
 /// Most incidents kept at once by default.
 pub const MAX_INCIDENTS: usize = 100_000;
 
@@ -82,6 +94,15 @@ pub struct Correlator {
     /// What [`Correlator::changes`] last said of each incident: its state
     /// and how many times it had fired.
     announced: HashMap<String, (State, u32)>,
+    /// Incidents whose state may have changed since the last
+    /// [`Correlator::changes`]: only these (and their neighbours) are
+    /// looked at then, so a change costs the same with ten incidents or a
+    /// hundred thousand.
+    dirty: BTreeSet<String>,
+    /// The other way of the links: for each key, the incidents whose
+    /// `related` names it (a node's PVCs, a CloudNativePG cluster's
+    /// instances).
+    linked_from: HashMap<String, BTreeSet<String>>,
 }
 
 impl Correlator {
@@ -97,6 +118,8 @@ impl Correlator {
             announced: HashMap::new(),
             max_incidents: MAX_INCIDENTS,
             evicted: 0,
+            dirty: BTreeSet::new(),
+            linked_from: HashMap::new(),
         }
     }
 
@@ -128,7 +151,14 @@ impl Correlator {
             .incidents
             .entry(key.clone())
             .or_insert_with(|| Incident::new(subject, hit.ts));
+        for other in &related {
+            self.linked_from
+                .entry(other.clone())
+                .or_default()
+                .insert(key.clone());
+        }
         incident.related.extend(related);
+        self.dirty.insert(key.clone());
         let (index, rule) = self
             .rules
             .iter()
@@ -202,13 +232,16 @@ impl Correlator {
             .entry(key.clone())
             .or_insert_with(|| Incident::new(subject, at));
         incident.condition_began(class, at, evidence);
+        self.dirty.insert(key.clone());
         key
     }
 
     fn condition_ended(&mut self, subject: &Subject, at: i64) {
         self.advance(at);
-        if let Some(incident) = self.incidents.get_mut(&subject.key()) {
+        let key = subject.key();
+        if let Some(incident) = self.incidents.get_mut(&key) {
             incident.condition_ended(at);
+            self.dirty.insert(key);
         }
     }
 
@@ -240,8 +273,12 @@ impl Correlator {
             return;
         }
         self.next_deadline = i64::MAX;
-        for incident in self.incidents.values_mut() {
+        for (key, incident) in self.incidents.iter_mut() {
+            let was = (incident.state, incident.fired_count);
             incident.advance(now);
+            if (incident.state, incident.fired_count) != was {
+                self.dirty.insert(key.clone());
+            }
             if let Some(deadline) = incident.next_deadline() {
                 self.next_deadline = self.next_deadline.min(deadline);
             }
@@ -253,15 +290,32 @@ impl Correlator {
     /// pass per batch, not per key.
     fn evict(&mut self) {
         let batch = (self.max_incidents / 100).max(1);
-        let mut oldest: Vec<(bool, i64, String)> = self
-            .incidents
-            .iter()
-            .map(|(k, i)| (i.state == State::Firing, i.last_seen, k.clone()))
-            .collect();
-        oldest.sort_unstable();
-        for (_, _, key) in oldest.into_iter().take(batch) {
-            self.incidents.remove(&key);
+        let oldest = least(
+            self.incidents
+                .iter()
+                .map(|(k, i)| ((i.state == State::Firing, i.last_seen), k)),
+            batch,
+        );
+        for key in oldest {
+            let Some(incident) = self.incidents.remove(&key) else {
+                continue;
+            };
             self.evicted += 1;
+            self.dirty.remove(&key);
+            self.announced.remove(&key);
+            for other in &incident.related {
+                let Some(from) = self.linked_from.get_mut(other) else {
+                    continue;
+                };
+                from.remove(&key);
+                if from.is_empty() {
+                    self.linked_from.remove(other);
+                    // A rollup lives as long as one of its instances.
+                    if other.starts_with("cnpg/") {
+                        self.announced.remove(other);
+                    }
+                }
+            }
         }
     }
 
@@ -269,8 +323,16 @@ impl Correlator {
     /// call (pending ones are not news), with their story: what `watch`
     /// prints and sends as it happens.
     pub fn changes(&mut self) -> Vec<Report> {
+        let mut keys = std::mem::take(&mut self.dirty);
+        // A CloudNativePG rollup changes with its instances.
+        let rollups: Vec<String> = keys
+            .iter()
+            .filter_map(|k| self.incidents.get(k))
+            .flat_map(|i| i.related.iter().filter(|r| r.starts_with("cnpg/")).cloned())
+            .collect();
+        keys.extend(rollups);
         let mut changed = Vec::new();
-        for report in self.reports() {
+        for report in self.reports_of(&keys) {
             let now = (report.incident.state, report.incident.fired_count);
             if report.incident.state == State::Pending
                 || self.announced.get(&report.key) == Some(&now)
@@ -280,19 +342,57 @@ impl Correlator {
             self.announced.insert(report.key.clone(), now);
             changed.push(report);
         }
-        self.announced
-            .retain(|key, _| self.incidents.contains_key(key) || key.starts_with("cnpg/"));
         changed
     }
 
     /// Every incident with its story, rollups per CloudNativePG cluster
     /// included, links made both ways, ordered by first sight.
     pub fn reports(&self) -> Vec<Report> {
-        let mut incidents: BTreeMap<String, Incident> = self
+        let incidents = self
             .incidents
             .iter()
             .map(|(k, i)| (k.clone(), i.clone()))
             .collect();
+        self.tell(incidents, None)
+    }
+
+    /// The reports of `keys` (incidents and rollups), as
+    /// [`Correlator::reports`] has them, built from their neighbourhood
+    /// only: what they link to, what links to them, and the instances of
+    /// the CloudNativePG clusters among those.
+    pub fn reports_of(&self, keys: &BTreeSet<String>) -> Vec<Report> {
+        let linked = |key: &String| -> Vec<String> {
+            let to = self.incidents.get(key).into_iter().flat_map(|i| &i.related);
+            let from = self.linked_from.get(key).into_iter().flatten();
+            to.chain(from).cloned().collect()
+        };
+        let mut near: BTreeSet<String> = keys.clone();
+        for key in keys {
+            near.extend(linked(key));
+        }
+        let clusters: Vec<String> = near
+            .iter()
+            .flat_map(|k| linked(k))
+            .filter(|k| k.starts_with("cnpg/"))
+            .collect();
+        for cluster in &clusters {
+            near.extend(self.linked_from.get(cluster).into_iter().flatten().cloned());
+        }
+        let incidents = near
+            .iter()
+            .filter_map(|k| Some((k.clone(), self.incidents.get(k)?.clone())))
+            .collect();
+        self.tell(incidents, Some(keys))
+    }
+
+    /// Adds the rollups to `incidents`, makes the links go both ways
+    /// among them and tells the story of each — of those in `only`, if
+    /// given — ordered by first sight.
+    fn tell(
+        &self,
+        mut incidents: BTreeMap<String, Incident>,
+        only: Option<&BTreeSet<String>>,
+    ) -> Vec<Report> {
         remedy::add_rollups(&mut incidents, &self.inventory);
         // Links go both ways: a PVC that names its node makes the node name it.
         let links: Vec<(String, String)> = incidents
@@ -304,12 +404,13 @@ impl Correlator {
                 incident.related.insert(to);
             }
         }
-        let keys: Vec<String> = incidents.keys().cloned().collect();
+        let keys: BTreeSet<String> = incidents.keys().cloned().collect();
         for incident in incidents.values_mut() {
             incident.related.retain(|r| keys.contains(r));
         }
         let mut reports: Vec<Report> = incidents
             .iter()
+            .filter(|(key, _)| only.is_none_or(|only| only.contains(*key)))
             .map(|(key, incident)| {
                 let (summary, remediation) = remedy::story(incident, &incidents, &self.inventory);
                 Report {

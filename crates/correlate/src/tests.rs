@@ -40,6 +40,35 @@ fn observe(
         remediation: "signature remediation",
         evidence: "evidence",
     });
+    assert_neighbourhoods_tell_the_whole_story(c);
+}
+
+/// Each incident's report built from its neighbourhood alone (what
+/// [`Correlator::changes`] uses) is the one built from every incident.
+fn assert_neighbourhoods_tell_the_whole_story(c: &Correlator) {
+    for whole in c.reports() {
+        let near = c.reports_of(&std::collections::BTreeSet::from([whole.key.clone()]));
+        let [near] = &near[..] else {
+            panic!(
+                "{}: {} reports from its neighbourhood",
+                whole.key,
+                near.len()
+            );
+        };
+        let facts = |r: &Report| {
+            (
+                r.key.clone(),
+                r.summary.clone(),
+                r.remediation.clone(),
+                r.incident.related.clone(),
+                r.incident.state,
+                r.incident.fired_count,
+                r.incident.severity,
+                r.incident.hits,
+            )
+        };
+        assert_eq!(facts(near), facts(&whole));
+    }
 }
 
 /// The built-in incident rules.

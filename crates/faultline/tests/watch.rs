@@ -3,82 +3,14 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::io::Write;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{append_line, faultline_with_stdin, free_port};
+use common::{Watch, append_line, faultline_with_stdin, free_port, metrics_show, post};
 use serde_json::Value;
 
 const FAILURE: &str = r#"2026-02-19 03:04:07.123 UTC [25] FATAL:  could not open file "global/pg_control": Read-only file system"#;
-
-/// A running `faultline watch` and the JSON records it printed so far.
-struct Watch {
-    child: Child,
-    records: mpsc::Receiver<Value>,
-}
-
-impl Watch {
-    fn start(args: &[&str]) -> Watch {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_faultline"))
-            .arg("watch")
-            .args(["--format", "json", "--poll", "20ms"])
-            .args(if args.contains(&"--listen") {
-                &[][..]
-            } else {
-                &["--listen", "127.0.0.1:0"][..]
-            })
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("the faultline binary runs");
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let (tx, records) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let line = line.expect("UTF-8 output");
-                let record = serde_json::from_str(&line)
-                    .unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
-                if tx.send(record).is_err() {
-                    return;
-                }
-            }
-        });
-        Watch { child, records }
-    }
-
-    /// The next record that `wanted` accepts, skipping others (20 s at
-    /// most, which only a broken watch takes).
-    fn next(&self, wanted: impl Fn(&Value) -> bool) -> Value {
-        self.next_keeping(&mut Vec::new(), wanted)
-    }
-
-    /// [`Watch::next`], keeping every record read in `kept`.
-    fn next_keeping(&self, kept: &mut Vec<Value>, wanted: impl Fn(&Value) -> bool) -> Value {
-        loop {
-            let record = self
-                .records
-                .recv_timeout(Duration::from_secs(20))
-                .unwrap_or_else(|_| panic!("faultline watch reports in time; so far: {kept:#?}"));
-            kept.push(record.clone());
-            if wanted(&record) {
-                return record;
-            }
-        }
-    }
-
-    /// SIGTERM, then the exit status and every record printed after this
-    /// call.
-    fn stop(mut self) -> (std::process::ExitStatus, Vec<Value>) {
-        let pid = self.child.id().to_string();
-        let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        assert!(killed.success());
-        let status = self.child.wait().unwrap();
-        (status, self.records.try_iter().collect())
-    }
-}
 
 impl Drop for Watch {
     /// A failed test does not leave faultline running.
@@ -207,40 +139,6 @@ fn watch_needs_something_to_watch() {
         String::from_utf8_lossy(&out.stderr)
             .contains("--selector: \"namespace=x\": a stream selector is")
     );
-}
-
-/// POSTs `body` to faultline's push API; returns the status and body.
-fn post(port: u16, headers: &[(&str, &str)], body: &[u8]) -> (u16, String) {
-    use std::io::Read;
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let mut stream = loop {
-        match std::net::TcpStream::connect(("127.0.0.1", port)) {
-            Ok(stream) => break stream,
-            Err(_) if std::time::Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            Err(err) => panic!("the push receiver never listened: {err}"),
-        }
-    };
-    let mut request = format!(
-        "POST /loki/api/v1/push HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\nConnection: close\r\n",
-        body.len()
-    );
-    for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    request.push_str("\r\n");
-    stream.write_all(request.as_bytes()).unwrap();
-    stream.write_all(body).unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response[9..12].parse().unwrap();
-    let body = response
-        .split("\r\n\r\n")
-        .nth(1)
-        .unwrap_or_default()
-        .to_string();
-    (status, body)
 }
 
 #[test]
@@ -592,25 +490,6 @@ fn the_example_config_is_valid() {
 /// The time now, in UTC ns.
 fn now_ns() -> i64 {
     i64::try_from(jiff::Timestamp::now().as_nanosecond()).unwrap()
-}
-
-/// Waits (20 s at most) until faultline's /metrics on `port` shows `line`.
-fn metrics_show(port: u16, line: &str) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let body = common::http_get(port, "/metrics").map(|(_, body)| body);
-        if body
-            .as_deref()
-            .is_some_and(|b| b.lines().any(|l| l == line))
-        {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{line:?} not in {body:?}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 #[test]

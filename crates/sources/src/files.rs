@@ -136,8 +136,17 @@ pub async fn follow(
         first_poll: true,
         told: HashSet::new(),
     };
+    // Whether a file had more than one round's worth to read; then the
+    // next round comes at once (looking for files only once per poll).
+    let mut behind = false;
+    let mut looked_at: Option<tokio::time::Instant> = None;
     loop {
-        let batches = tailer.poll(&errors).await;
+        let look = !behind || looked_at.is_none_or(|at| at.elapsed() >= tailer.config.poll);
+        if look {
+            looked_at = Some(tokio::time::Instant::now());
+        }
+        let batches;
+        (batches, behind) = tailer.poll(look, &errors).await;
         for batch in batches {
             // While the consumer is behind, keep finding files: a file that
             // is opened is safe from rotation, one never seen is lost.
@@ -156,6 +165,13 @@ pub async fn follow(
                     }
                 }
             }
+        }
+        if behind {
+            if *stop.borrow() {
+                return;
+            }
+            tokio::task::yield_now().await;
+            continue;
         }
         tokio::select! {
             _ = tokio::time::sleep(tailer.config.poll) => {}
@@ -209,12 +225,16 @@ struct Tailer {
 }
 
 impl Tailer {
-    /// One round: find files, read what is new in each.
-    async fn poll(&mut self, errors: &mpsc::Sender<String>) -> Vec<Batch> {
+    /// One round: find files (if `look`), read what is new in each.
+    /// Returns the batches read and whether a file has more to read.
+    async fn poll(&mut self, look: bool, errors: &mpsc::Sender<String>) -> (Vec<Batch>, bool) {
         let mut problems = Vec::new();
-        self.discover(&mut problems);
+        if look {
+            self.discover(&mut problems);
+        }
         let mut batches = Vec::new();
         let mut done = Vec::new();
+        let mut behind = false;
         for (id, followed) in self.files.iter_mut() {
             let at_end = match followed.read() {
                 Ok((batch, at_end)) => {
@@ -227,6 +247,7 @@ impl Tailer {
                     continue;
                 }
             };
+            behind |= !at_end;
             // A file whose path no longer leads to it is let go once read
             // to its end.
             if followed.detached && at_end {
@@ -238,11 +259,11 @@ impl Tailer {
             self.files.remove(&id);
         }
         self.first_poll = false;
-        let new = self.not_told(problems, true);
+        let new = self.not_told(problems, look);
         report(errors, new).await;
         // Stream order between files does not matter; within a file the
         // batches are in order.
-        batches
+        (batches, behind)
     }
 
     /// The problems among `problems` not reported yet. After a whole
@@ -437,6 +458,11 @@ impl Followed {
                     self.skipping = false;
                     self.offset += end as u64 + 1;
                     start += end + 1;
+                }
+                // The rest of a cut line goes as it comes.
+                None if self.skipping => {
+                    self.offset += rest.len() as u64;
+                    start = self.pending.len();
                 }
                 None if rest.len() >= MAX_LINE => {
                     if !self.skipping {

@@ -29,6 +29,8 @@ pub struct Metrics {
     pub truncated: IntCounter,
     /// Streams let go to keep their number bounded.
     pub streams_evicted: IntCounter,
+    /// Incidents let go to keep their number bounded.
+    pub incidents_evicted: IntCounter,
     /// Files matching --files not followed for --max-files.
     pub files_unfollowed: IntGauge,
     /// Hits, by signature.
@@ -98,6 +100,10 @@ impl Metrics {
         registry
             .register(Box::new(fallback_active.clone()))
             .expect("each metric is registered once");
+        let incidents_evicted = single(
+            "faultline_incidents_evicted_total",
+            "Incidents let go (quiet ones seen longest ago first) to keep their number bounded.",
+        );
         let files_unfollowed = IntGauge::new(
             "faultline_files_unfollowed",
             "Files matching --files not followed because --max-files are already followed.",
@@ -119,6 +125,7 @@ impl Metrics {
             bytes: counter("faultline_bytes_total", "Bytes read.", &["source"]),
             truncated,
             streams_evicted,
+            incidents_evicted,
             files_unfollowed,
             hits: counter(
                 "faultline_hits_total",

@@ -100,13 +100,11 @@ impl<W: Write> Processor<W> {
     pub(super) fn batch(&mut self, batch: &Batch, now: i64) -> io::Result<()> {
         let origin = &batch.stream.origin;
         if self.streams.len() >= self.max_streams && !self.streams.contains_key(origin) {
-            let mut idle: Vec<(i64, String)> = self
-                .streams
-                .iter()
-                .map(|(k, w)| (w.active, k.clone()))
-                .collect();
-            idle.sort_unstable();
-            for (_, key) in idle.into_iter().take((self.max_streams / 100).max(1)) {
+            let idle = faultline_correlate::least(
+                self.streams.iter().map(|(k, w)| (w.active, k)),
+                (self.max_streams / 100).max(1),
+            );
+            for key in idle {
                 self.streams.remove(&key);
                 self.metrics.streams_evicted.inc();
             }
@@ -223,6 +221,8 @@ impl<W: Write> Processor<W> {
 
     /// Updates the metrics that are states, not counts.
     pub(super) fn export(&mut self) {
+        let evicted = &self.metrics.incidents_evicted;
+        evicted.inc_by(self.correlator.evicted.saturating_sub(evicted.get()));
         self.metrics.incidents_firing.reset();
         for ((kind, class, severity), count) in self.correlator.firing() {
             self.metrics
@@ -359,12 +359,7 @@ impl<W: Write> Processor<W> {
         if self.unsent.is_empty() {
             return;
         }
-        let reports: Vec<_> = self
-            .correlator
-            .reports()
-            .into_iter()
-            .filter(|r| self.unsent.contains(&r.key))
-            .collect();
+        let reports = self.correlator.reports_of(&self.unsent);
         self.unsent.clear();
         if let Err(err) = alerting.changed(&reports, now) {
             eprintln!("faultline: saving alert state: {err}");
