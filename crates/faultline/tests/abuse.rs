@@ -132,12 +132,16 @@ fn watch_goes_on_past_100000_files_a_link_loop_an_unreadable_directory_and_a_1_g
         "more files match --files than are followed at once (--max-files 10000)",
     ];
     wait_for_messages(&watch, &messages);
-    // The failure after the 1 GiB line is found; the line itself was cut.
-    let hit = watch.next(|r| r["type"] == "hit");
+    // The failure after the 1 GiB line is found (once the gigabyte has
+    // been read past, which an unoptimised build takes its time over);
+    // the line itself was cut.
+    let hit = watch.next_within(Duration::from_secs(180), &mut Vec::new(), |r| {
+        r["type"] == "hit"
+    });
     assert!(
         hit["origin"]
             .as_str()
-            .is_some_and(|o| o.ends_with("big.log:4")),
+            .is_some_and(|o| o.ends_with("big.log:3")),
         "{hit}"
     );
     metrics_show(port, "faultline_lines_truncated_total 1");
@@ -225,7 +229,13 @@ fn replay_goes_on_past_100000_files_a_link_loop_an_unreadable_directory_and_a_1_
         errors.contains("locked") && errors.contains("Permission denied"),
         "{summary}"
     );
-    assert!(errors.contains("loop"), "{summary}");
+    // The loop is not an error (everything was read), but is told.
+    assert!(
+        summary["skipped"]
+            .to_string()
+            .contains("many/loop: a symbolic link loop (back to"),
+        "{summary}"
+    );
     let mut origins: Vec<&str> = records
         .iter()
         .filter(|r| r["type"] == "hit")
@@ -233,7 +243,7 @@ fn replay_goes_on_past_100000_files_a_link_loop_an_unreadable_directory_and_a_1_
         .map(|o| o.rsplit('/').next().unwrap_or(o))
         .collect();
     origins.sort();
-    assert_eq!(origins, ["big.log:4", "db.log:1"]);
+    assert_eq!(origins, ["big.log:3", "db.log:1"]);
 }
 
 /// Pods in the input, and how many of them report a failure.

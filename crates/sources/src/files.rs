@@ -463,13 +463,12 @@ impl Followed {
                 None if self.skipping => {
                     self.offset += rest.len() as u64;
                     start = self.pending.len();
+                    break;
                 }
                 None if rest.len() >= MAX_LINE => {
-                    if !self.skipping {
-                        lines.extend_from_slice(&rest[..MAX_LINE]);
-                        lines.push(b'\n');
-                        cut = true;
-                    }
+                    lines.extend_from_slice(&rest[..MAX_LINE]);
+                    lines.push(b'\n');
+                    cut = true;
                     self.skipping = true;
                     self.offset += rest.len() as u64;
                     start = self.pending.len();

@@ -39,11 +39,12 @@ const NOT_LOGS: &[&str] = &["md", "py", "sh", "rs", "toml"];
 /// name, symlinked directories followed once, files with an extension in
 /// [`NOT_LOGS`] left out), `-` as standard input.
 /// Problems (missing paths, unreadable directories, empty directories) are
-/// returned beside the inputs that were found.
-pub fn expand(paths: &[PathBuf]) -> (Vec<Input>, Vec<InputError>) {
+/// returned beside the inputs that were found, and last the symbolic link
+/// loops that were not followed.
+pub fn expand(paths: &[PathBuf]) -> (Vec<Input>, Vec<InputError>, Vec<String>) {
     let mut inputs = Vec::new();
     let mut errors = Vec::new();
-    let mut visited = HashSet::new();
+    let mut walked = Walked::default();
     for path in paths {
         if path == Path::new("-") {
             inputs.push(Input { path: path.clone() });
@@ -52,7 +53,7 @@ pub fn expand(paths: &[PathBuf]) -> (Vec<Input>, Vec<InputError>) {
         match std::fs::metadata(path) {
             Ok(meta) if meta.is_dir() => {
                 let before = inputs.len();
-                walk(path, &mut inputs, &mut errors, &mut visited);
+                walk(path, &mut inputs, &mut errors, &mut walked);
                 if inputs.len() == before {
                     errors.push(InputError {
                         path: path.clone(),
@@ -67,21 +68,38 @@ pub fn expand(paths: &[PathBuf]) -> (Vec<Input>, Vec<InputError>) {
             }),
         }
     }
-    (inputs, errors)
+    (inputs, errors, walked.loops)
 }
 
-fn walk(
-    dir: &Path,
-    inputs: &mut Vec<Input>,
-    errors: &mut Vec<InputError>,
-    visited: &mut HashSet<PathBuf>,
-) {
-    // A symlink loop leads back to a directory already walked: stop there.
-    match dir.canonicalize() {
+/// Where a walk has been.
+#[derive(Default)]
+struct Walked {
+    /// Directories walked (real paths): one reached again by another
+    /// path is not walked twice.
+    visited: HashSet<PathBuf>,
+    /// The real paths of the directories the walk is inside now.
+    inside: Vec<PathBuf>,
+    /// Links that lead back to a directory the walk was inside.
+    loops: Vec<String>,
+}
+
+fn walk(dir: &Path, inputs: &mut Vec<Input>, errors: &mut Vec<InputError>, walked: &mut Walked) {
+    // A symlink loop leads back to a directory the walk is inside: stop
+    // there, and say so.
+    let real = match dir.canonicalize() {
         Ok(real) => {
-            if !visited.insert(real) {
+            if walked.inside.contains(&real) {
+                walked.loops.push(format!(
+                    "{}: a symbolic link loop (back to {}); not followed",
+                    dir.display(),
+                    real.display()
+                ));
                 return;
             }
+            if !walked.visited.insert(real.clone()) {
+                return;
+            }
+            real
         }
         Err(err) => {
             errors.push(InputError {
@@ -90,7 +108,7 @@ fn walk(
             });
             return;
         }
-    }
+    };
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(err) => {
@@ -103,9 +121,10 @@ fn walk(
     };
     let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
     paths.sort();
+    walked.inside.push(real);
     for path in paths {
         match std::fs::metadata(&path) {
-            Ok(meta) if meta.is_dir() => walk(&path, inputs, errors, visited),
+            Ok(meta) if meta.is_dir() => walk(&path, inputs, errors, walked),
             Ok(meta) if meta.is_file() => {
                 let ext = path
                     .extension()
@@ -122,6 +141,7 @@ fn walk(
             }),
         }
     }
+    walked.inside.pop();
 }
 
 /// One unit of work: a whole input, or a byte range of a large one.
@@ -483,7 +503,7 @@ mod tests {
         std::fs::write(dir.path().join("README.md"), "notes").unwrap();
         std::os::unix::fs::symlink(dir.path(), dir.path().join("b/loop")).unwrap();
         std::fs::create_dir(dir.path().join("empty")).unwrap();
-        let (inputs, errors) = expand(&[
+        let (inputs, errors, loops) = expand(&[
             dir.path().to_path_buf(),
             dir.path().join("empty"),
             dir.path().join("missing"),
@@ -503,6 +523,14 @@ mod tests {
         assert_eq!(messages.len(), 2, "{messages:?}");
         assert!(messages[0].ends_with("empty: no files in this directory"));
         assert!(messages[1].contains("missing: cannot read"));
+        assert_eq!(
+            loops,
+            [format!(
+                "{}: a symbolic link loop (back to {}); not followed",
+                dir.path().join("b/loop").display(),
+                dir.path().canonicalize().unwrap().display()
+            )]
+        );
     }
 
     #[test]

@@ -242,12 +242,13 @@ pub fn replay(
     mut correlator: faultline_correlate::Correlator,
     on_hit: impl FnMut(&HitRecord) -> std::io::Result<()>,
 ) -> Result<Replay, ReplayError> {
-    let (inputs, mut errors) = input::expand(paths);
+    let (inputs, mut errors, loops) = input::expand(paths);
     if inputs.is_empty() && !errors.is_empty() {
         return Err(ReplayError::NothingToRead(errors));
     }
     let (spool, line_offsets, mut totals, read_errors) = scan_all(matcher, &inputs, options);
     errors.extend(read_errors);
+    totals.skipped.extend(loops);
     let inventory = correlator.inventory_mut();
     for (i, bytes) in totals.inventories.iter().enumerate() {
         if let Err(err) = inventory.add_json(bytes) {

@@ -181,10 +181,20 @@ impl Watch {
 
     /// [`Watch::next`], keeping every record read in `kept`.
     pub fn next_keeping(&self, kept: &mut Vec<Value>, wanted: impl Fn(&Value) -> bool) -> Value {
+        self.next_within(Duration::from_secs(20), kept, wanted)
+    }
+
+    /// [`Watch::next_keeping`], waiting up to `patience` for each record.
+    pub fn next_within(
+        &self,
+        patience: Duration,
+        kept: &mut Vec<Value>,
+        wanted: impl Fn(&Value) -> bool,
+    ) -> Value {
         loop {
             let record = self
                 .records
-                .recv_timeout(Duration::from_secs(20))
+                .recv_timeout(patience)
                 .unwrap_or_else(|_| panic!("faultline watch reports in time; so far: {kept:#?}"));
             kept.push(record.clone());
             if wanted(&record) {
