@@ -372,7 +372,7 @@ impl Correlator {
         }
         let clusters: Vec<String> = near
             .iter()
-            .flat_map(|k| linked(k))
+            .flat_map(linked)
             .filter(|k| k.starts_with("cnpg/"))
             .collect();
         for cluster in &clusters {
