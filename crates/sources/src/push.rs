@@ -30,8 +30,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::body::{Body, Bytes};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -130,30 +130,15 @@ pub async fn serve(
     rejected: Arc<AtomicU64>,
     stop: watch::Receiver<bool>,
 ) {
-    let timeout = limits.timeout;
     let app = axum::Router::new()
         .route("/loki/api/v1/push", post(push))
         .route("/ready", get(|| async { "ready" }))
-        .layer(DefaultBodyLimit::max(limits.max_body))
-        // A client that stalls while sending its body gets 408 and lets
-        // go of its connection.
-        .layer(axum::middleware::from_fn(
-            move |request: axum::extract::Request, next: axum::middleware::Next| async move {
-                match tokio::time::timeout(timeout, next.run(request)).await {
-                    Ok(response) => response,
-                    Err(_) => (
-                        StatusCode::REQUEST_TIMEOUT,
-                        format!(
-                            "the request did not arrive within {}s",
-                            timeout.as_secs_f64()
-                        ),
-                    )
-                        .into_response(),
-                }
-            },
-        ))
-        .with_state(Arc::new(Receiver { tx, rejected }));
-    serve_connections(listener, app, timeout, stop).await;
+        .with_state(Arc::new(Receiver {
+            tx,
+            rejected,
+            limits,
+        }));
+    serve_connections(listener, app, limits.timeout, stop).await;
 }
 
 /// Accepts connections until `stop`, serving each with `app` over HTTP/1
@@ -213,13 +198,51 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> 
         .map_err(|err| std::io::Error::new(err.kind(), format!("cannot listen on {addr}: {err}")))
 }
 
-/// Where accepted pushes go, and the count of malformed ones.
+/// Where accepted pushes go, the count of malformed ones, and what a push
+/// may cost.
 struct Receiver {
     tx: mpsc::Sender<Batch>,
     rejected: Arc<AtomicU64>,
+    limits: Limits,
 }
 
-async fn push(State(receiver): State<Arc<Receiver>>, headers: HeaderMap, body: Bytes) -> Response {
+/// Reads a push body within the limits: a client that stalls gets 408 and
+/// lets go of its connection, a body over the limit 413 as soon as it
+/// passes it. Waiting for room once the body is in is not the client's
+/// fault and is not timed (the client then sees faultline's backpressure,
+/// not an error it would drop the push for).
+async fn receive(body: Body, limits: Limits) -> Result<Bytes, Response> {
+    match tokio::time::timeout(limits.timeout, axum::body::to_bytes(body, limits.max_body)).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(err)) => {
+            let over = std::error::Error::source(&err)
+                .is_some_and(|e| e.is::<http_body_util::LengthLimitError>());
+            Err(if over {
+                (
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("the body is over {} bytes", limits.max_body),
+                )
+                    .into_response()
+            } else {
+                (StatusCode::BAD_REQUEST, format!("reading the body: {err}")).into_response()
+            })
+        }
+        Err(_) => Err((
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "the request did not arrive within {}s",
+                limits.timeout.as_secs_f64()
+            ),
+        )
+            .into_response()),
+    }
+}
+
+async fn push(State(receiver): State<Arc<Receiver>>, headers: HeaderMap, body: Body) -> Response {
+    let body = match receive(body, receiver.limits).await {
+        Ok(body) => body,
+        Err(refused) => return refused,
+    };
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
