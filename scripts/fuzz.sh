@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs faultline's fuzz targets (fuzz/, cargo-fuzz on the nightly
-# toolchain) from seed corpora built out of the repository's own fixtures
+# Runs faultline's fuzz targets (fuzz/, cargo-fuzz) from seed corpora
+# built out of the repository's own fixtures
 # and signature examples. Prints, per target, the executions run, their
 # rate and whether it stayed clean; a crash leaves its input in
 # fuzz/artifacts/<target>/ (make it a regression test).
@@ -13,7 +13,9 @@
 #       Without a sanitizer (safe Rust; debug assertions stay on) and with
 #       inputs up to 4 KiB a target runs several times faster.
 #
-# Needs: rustup's nightly toolchain and `cargo install cargo-fuzz`.
+# Needs `cargo install cargo-fuzz`, and rustup's nightly toolchain if it is
+# there; otherwise the one toolchain there is, with RUSTC_BOOTSTRAP=1 so it
+# takes the -Z flags cargo-fuzz passes (sanitizer, coverage).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SECONDS_EACH=20
@@ -31,9 +33,15 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 cd "$ROOT/fuzz"
+if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
+  FUZZ=(cargo +nightly fuzz)
+else
+  export RUSTC_BOOTSTRAP=1
+  FUZZ=(cargo fuzz)
+fi
 TARGETS=("$@")
 if [[ ${#TARGETS[@]} -eq 0 ]]; then
-  mapfile -t TARGETS < <(cargo +nightly fuzz list)
+  mapfile -t TARGETS < <("${FUZZ[@]}" list)
 fi
 
 # Seeds: real inputs of each kind from the repository (cut at 64 KiB:
@@ -77,14 +85,14 @@ else
   LIMIT=(-max_total_time="$SECONDS_EACH")
 fi
 # -debug-assertions keeps overflow checks and debug_assert!s in the build.
-cargo +nightly fuzz build --debug-assertions -s "$SANITIZER" "${TARGETS[@]}" >/dev/null 2>&1 \
-  || cargo +nightly fuzz build --debug-assertions -s "$SANITIZER" "${TARGETS[@]}"
+"${FUZZ[@]}" build --debug-assertions -s "$SANITIZER" "${TARGETS[@]}" >/dev/null 2>&1 \
+  || "${FUZZ[@]}" build --debug-assertions -s "$SANITIZER" "${TARGETS[@]}"
 printf '%-22s %14s %10s %8s  %s\n' target executions exec/s seconds result
 status=0
 for target in "${TARGETS[@]}"; do
   log="$(mktemp)"
   started=$(date +%s)
-  if cargo +nightly fuzz run --debug-assertions -s "$SANITIZER" "$target" "corpus/$target" -- \
+  if "${FUZZ[@]}" run --debug-assertions -s "$SANITIZER" "$target" "corpus/$target" -- \
       "${LIMIT[@]}" -rss_limit_mb=4096 -max_len="$MAX_LEN" -print_final_stats=1 >"$log" 2>&1; then
     result=clean
   else
