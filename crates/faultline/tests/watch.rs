@@ -71,8 +71,21 @@ fn followed_pod_logs_page_and_a_restart_resumes_without_repeating() {
     ];
 
     let watch = Watch::start(&args);
-    // A pod log that appears after the start is read from its start.
-    std::thread::sleep(Duration::from_millis(300));
+    // A pod log that appears after the start is read from its start
+    // (one there at the very first look would be history): wait for the
+    // first look, which finds no directory yet.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !watch
+        .stderr()
+        .iter()
+        .any(|l| l.contains("no such directory (yet)"))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "faultline never looked"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     append_line(&log, &cri("healthy"));
     append_line(&log, &cri(FAILURE));
     let hit = watch.next(is_hit);
