@@ -92,26 +92,25 @@ impl Metrics {
                 .expect("each metric is registered once");
             metric
         };
-        let fallback_active = IntGauge::new(
+        let single_gauge = |name: &str, help: &str| {
+            let metric = IntGauge::new(name, help).expect("a valid metric definition");
+            registry
+                .register(Box::new(metric.clone()))
+                .expect("each metric is registered once");
+            metric
+        };
+        let fallback_active = single_gauge(
             "faultline_fallback_active",
             "1 while pod logs are read from the Kubernetes API because Loki is unhealthy.",
-        )
-        .expect("a valid metric definition");
-        registry
-            .register(Box::new(fallback_active.clone()))
-            .expect("each metric is registered once");
+        );
         let incidents_evicted = single(
             "faultline_incidents_evicted_total",
             "Incidents let go (quiet ones seen longest ago first) to keep their number bounded.",
         );
-        let files_unfollowed = IntGauge::new(
+        let files_unfollowed = single_gauge(
             "faultline_files_unfollowed",
             "Files matching --files not followed because --max-files are already followed.",
-        )
-        .expect("a valid metric definition");
-        registry
-            .register(Box::new(files_unfollowed.clone()))
-            .expect("each metric is registered once");
+        );
         let truncated = single(
             "faultline_lines_truncated_total",
             "Lines longer than 4 MiB, cut there.",
