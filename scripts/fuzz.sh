@@ -85,8 +85,12 @@ else
   LIMIT=(-max_total_time="$SECONDS_EACH")
 fi
 # -debug-assertions keeps overflow checks and debug_assert!s in the build.
-"${FUZZ[@]}" build --debug-assertions -s "$SANITIZER" "${TARGETS[@]}" >/dev/null 2>&1 \
-  || "${FUZZ[@]}" build --debug-assertions -s "$SANITIZER" "${TARGETS[@]}"
+# (`cargo fuzz build` takes one target, or none for all of them.)
+if [[ $# -eq 0 ]]; then BUILD=(); else BUILD=("${TARGETS[@]}"); fi
+for target in "${BUILD[@]:-}"; do
+  "${FUZZ[@]}" build --debug-assertions -s "$SANITIZER" ${target:+"$target"} >/dev/null 2>&1 \
+    || "${FUZZ[@]}" build --debug-assertions -s "$SANITIZER" ${target:+"$target"}
+done
 printf '%-22s %14s %10s %8s  %s\n' target executions exec/s seconds result
 status=0
 for target in "${TARGETS[@]}"; do

@@ -213,6 +213,17 @@ pub struct WatchArgs {
     /// faultline_files_unfollowed counts them.
     #[arg(long, value_name = "N", default_value_t = files::DEFAULT_MAX_FILES)]
     max_files: usize,
+    /// Most streams (files, containers, Loki and push streams) whose
+    /// reading state is kept at once, a few KiB each; beyond, the least
+    /// recently active are let go and faultline_streams_evicted_total
+    /// counts them. Size it to the memory limit.
+    #[arg(long, value_name = "N", default_value_t = MAX_STREAMS)]
+    max_streams: usize,
+    /// Most incidents kept at once, a few KiB each; beyond, the quiet ones
+    /// seen longest ago are let go and faultline_incidents_evicted_total
+    /// counts them.
+    #[arg(long, value_name = "N", default_value_t = faultline_correlate::MAX_INCIDENTS)]
+    max_incidents: usize,
     /// Give every stream this label when it has none of that name
     /// (repeatable): a sidecar names its pod, e.g. --label
     /// namespace=$(POD_NAMESPACE) --label pod=$(POD_NAME) --label
@@ -574,9 +585,10 @@ pub fn run(args: &WatchArgs, matches: Option<&clap::ArgMatches>) -> Result<ExitC
         let processor = Processor {
             scratch: matcher.scratch(),
             matcher: Arc::new(matcher),
-            correlator: Correlator::new(inventory, library.rules()),
+            correlator: Correlator::new(inventory, library.rules())
+                .with_max_incidents(args.max_incidents),
             streams: HashMap::new(),
-            max_streams: MAX_STREAMS,
+            max_streams: args.max_streams.max(1),
             color,
             format,
             out: io::BufWriter::new(io::stdout().lock()),
@@ -980,7 +992,8 @@ fn restart_only_changes(old: &WatchArgs, new: &WatchArgs) -> Vec<&'static str> {
         read_existing,
         poll,
         max_files,
-        max_files,
+        max_streams,
+        max_incidents,
         inventory,
         mounts,
         labels,

@@ -278,6 +278,83 @@ fn push_of_pods(first: usize, pods: usize) -> Vec<u8> {
     serde_json::to_vec(&serde_json::json!({ "streams": streams })).unwrap()
 }
 
+/// The value of the unlabelled metric `name` in `metrics` (text format).
+fn metric_value(metrics: &str, name: &str) -> Option<u64> {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[test]
+fn the_operator_sizes_the_stream_and_incident_tables() {
+    let (port, push) = (free_port(), free_port());
+    let (listen, listen_push) = (format!("127.0.0.1:{port}"), format!("127.0.0.1:{push}"));
+    let watch = Watch::start(&[
+        "--listen",
+        &listen,
+        "--listen-push",
+        &listen_push,
+        "--max-streams",
+        "10",
+        "--max-incidents",
+        "5",
+    ]);
+    // 100 pods, one line each; every fifth (20) fails.
+    let (status, body) = post(
+        push,
+        &[("Content-Type", "application/json")],
+        &push_of_pods(0, 100),
+    );
+    assert_eq!(status, 204, "{body}");
+    // Once all 20 incidents were seen (metrics are updated every tick).
+    let incidents = |metrics: &str| {
+        let evicted = metric_value(metrics, "faultline_incidents_evicted_total").unwrap_or(0);
+        let firing: u64 = metrics
+            .lines()
+            .filter(|l| l.starts_with("faultline_incidents_firing{"))
+            .filter_map(|l| l.rsplit_once(' ')?.1.parse::<u64>().ok())
+            .sum();
+        (firing, evicted)
+    };
+    let metrics = metrics_when(port, Duration::from_secs(20), |metrics| {
+        let (firing, evicted) = incidents(metrics);
+        firing + evicted >= 20
+    });
+    assert_eq!(
+        metric_value(&metrics, "faultline_streams_evicted_total"),
+        Some(90),
+        "one stream in, the least recently active out, once ten are kept"
+    );
+    let (firing, evicted) = incidents(&metrics);
+    assert!(
+        firing <= 5,
+        "{firing} incidents kept over --max-incidents 5"
+    );
+    assert_eq!(
+        evicted + firing,
+        20,
+        "each of the 20 incidents is kept or counted as evicted: {metrics}"
+    );
+    watch.stop();
+}
+
+/// The metrics of the faultline listening on `port` once `wanted` holds
+/// for them, waiting up to `patience`.
+fn metrics_when(port: u16, patience: Duration, wanted: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + patience;
+    loop {
+        let metrics = http_get(port, "/metrics").unwrap().1;
+        if wanted(&metrics) {
+            return metrics;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not yet after {patience:?}: {metrics}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// The resident memory of process `pid` now, in bytes.
 fn memory(pid: u32) -> u64 {
     proc_status_bytes(pid, "VmRSS:")
@@ -317,26 +394,11 @@ fn a_million_distinct_pods_keep_memory_bounded_and_evictions_counted() {
             PODS / FAILING_EVERY - max,
         ),
     ];
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let metrics = loop {
-        let metrics = http_get(port, "/metrics").unwrap().1;
-        let value = |name: &str| -> Option<u64> {
-            metrics
-                .lines()
-                .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
-        };
-        if floors
+    let metrics = metrics_when(port, Duration::from_secs(120), |metrics| {
+        floors
             .iter()
-            .all(|&(name, floor)| value(name).is_some_and(|v| v >= floor as u64))
-        {
-            break metrics;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "evictions below {floors:?}: {metrics}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    };
+            .all(|&(name, floor)| metric_value(metrics, name).is_some_and(|v| v >= floor as u64))
+    });
     // Memory reached its plateau with the tables full, before half the
     // pods had come, and stayed there.
     let end = memory(watch.child.id());

@@ -75,6 +75,8 @@ const SETTINGS: &[(&str, Kind)] = &[
     ("read_existing", Kind::Bool),
     ("poll", Kind::Text),
     ("max_files", Kind::Text),
+    ("max_streams", Kind::Text),
+    ("max_incidents", Kind::Text),
     ("signatures", Kind::List),
     ("inventory", Kind::List),
     ("silence", Kind::List),

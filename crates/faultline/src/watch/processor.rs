@@ -19,9 +19,10 @@ use crate::replay::output::RecordWriter;
 use crate::replay::silence::{self, SilenceRule};
 use crate::stream::{self, LineStream};
 
-/// Streams kept at once; beyond, the hundredth least recently active are
-/// let go (counted in `faultline_streams_evicted_total`): a stream that
-/// comes back starts afresh.
+/// Streams kept at once by default (`--max-streams`); beyond, the
+/// hundredth least recently active are let go (counted in
+/// `faultline_streams_evicted_total`): a stream that comes back starts
+/// afresh.
 pub(super) const MAX_STREAMS: usize = 100_000;
 
 /// One stream being watched: how its lines are read and matched.
@@ -72,7 +73,7 @@ pub(super) struct Processor<W: Write> {
     pub scratch: Scratch,
     pub correlator: Correlator,
     pub streams: HashMap<String, Watched>,
-    /// Most streams kept ([`MAX_STREAMS`]).
+    /// Most streams kept (`--max-streams`, at least 1).
     pub max_streams: usize,
     /// Paint the text timeline.
     pub color: bool,
