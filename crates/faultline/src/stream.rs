@@ -76,6 +76,11 @@ impl LineStream {
         }
     }
 
+    /// The labels its path (or source) gives.
+    pub fn path_labels(&self) -> &Labels {
+        &self.path_labels
+    }
+
     /// Matches one buffer of whole lines, hands each hit to `on_hit`,
     /// advances the line count, and says how many hits it found.
     pub fn scan_buffer(

@@ -33,8 +33,6 @@ pub(super) struct Watched {
     lines: LineStream,
     /// When `--silence` watches it: how long it may be quiet.
     quiet: Option<Quiet>,
-    /// Its labels (the path's, or the source's).
-    labels: faultline_formats::Labels,
 }
 
 /// A stream watched for silence.
@@ -122,8 +120,7 @@ impl<W: Write> Processor<W> {
             Watched {
                 active: now,
                 decoder: None,
-                lines: LineStream::new(0, 0, origin.clone(), labels.clone()),
-                labels,
+                lines: LineStream::new(0, 0, origin.clone(), labels),
                 quiet,
             }
         });
@@ -300,7 +297,7 @@ impl<W: Write> Processor<W> {
         self.correlator.set_rules(rules);
         self.silence = silence;
         for (origin, watched) in &mut self.streams {
-            let limit = silence::limit_for(&self.silence, &watched.labels);
+            let limit = silence::limit_for(&self.silence, watched.lines.path_labels());
             match (&mut watched.quiet, limit) {
                 (Some(quiet), Some(limit_ns)) => quiet.limit_ns = limit_ns,
                 (Some(quiet), None) => {
@@ -310,7 +307,7 @@ impl<W: Write> Processor<W> {
                     watched.quiet = None;
                 }
                 (None, Some(_)) => {
-                    watched.quiet = Quiet::of(&self.silence, &watched.labels, origin, now);
+                    watched.quiet = Quiet::of(&self.silence, watched.lines.path_labels(), origin, now);
                 }
                 (None, None) => {}
             }
