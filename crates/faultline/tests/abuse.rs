@@ -183,6 +183,49 @@ fn watch_goes_on_past_100000_files_a_link_loop_an_unreadable_directory_and_a_1_g
 }
 
 #[test]
+fn an_unreadable_directory_costs_file_system_events_for_itself_only() {
+    let Some(runner) = unprivileged() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let locked = root.join("locked");
+    std::fs::create_dir(&locked).unwrap();
+    std::fs::set_permissions(&locked, std::os::unix::fs::PermissionsExt::from_mode(0o000)).unwrap();
+    std::fs::create_dir(root.join("pods")).unwrap();
+    std::fs::write(root.join("pods/db.log"), "").unwrap();
+    let glob = format!("{}/**/*.log", root.display());
+    // Looking only once an hour: what is found is found through events.
+    let watch = Watch::start_under(&runner, &["--files", &glob, "--poll", "1h"]);
+    wait_for_messages(&watch, &["locked: cannot read: Permission denied"]);
+    append_line(&root.join("pods/db.log"), FAILURE);
+    let hit = watch.next(|r| r["type"] == "hit");
+    assert!(
+        hit["origin"]
+            .as_str()
+            .is_some_and(|o| o.ends_with("pods/db.log:1")),
+        "{hit}"
+    );
+    // A directory made since is watched too, and a file in it found.
+    std::fs::create_dir(root.join("new-pod")).unwrap();
+    append_line(&root.join("new-pod/app.log"), FAILURE);
+    let hit = watch.next(|r| r["type"] == "hit");
+    assert!(
+        hit["origin"]
+            .as_str()
+            .is_some_and(|o| o.ends_with("new-pod/app.log:1")),
+        "{hit}"
+    );
+    let stderr = watch.stderr();
+    assert!(
+        !stderr.iter().any(|l| l.contains("no file system events")),
+        "{stderr:#?}"
+    );
+    watch.stop();
+    std::fs::set_permissions(&locked, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+}
+
+#[test]
 fn replay_goes_on_past_100000_files_a_link_loop_an_unreadable_directory_and_a_1_gib_line() {
     let Some(runner) = unprivileged() else {
         return;

@@ -18,12 +18,15 @@
 //! (or for the file to be let go). Backpressure: when the channel is full
 //! the source waits, offsets unchanged.
 //!
-//! File system events (inotify, through `notify`) on the globs' fixed
-//! directories wake the follower as soon as something is written, so
-//! lines are seen within milliseconds; the poll interval is the fallback
-//! when events cannot be had (no inotify watches left, a network file
-//! system). A file must live at its path until the next look to be seen:
-//! one created and renamed away in between is missed.
+//! File system events (inotify, through `notify`) on the directories the
+//! globs' walks go through wake the follower as soon as something is
+//! written, so lines are seen within milliseconds; the poll interval is
+//! the fallback where events cannot be had (no inotify watches left, a
+//! network file system, a directory that cannot be read). Directories are
+//! watched one by one, as the walk finds them, so one unreadable
+//! directory costs events for itself only. A file must live at its path
+//! until the next look to be seen: one created and renamed away in
+//! between is missed.
 //!
 //! Globs are walked without `glob::glob` (see [`discover`]): symbolic link
 //! loops are stopped and reported, unreadable directories reported, and at
@@ -35,7 +38,7 @@ use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -117,8 +120,8 @@ pub async fn follow(
         }
     }
     let wake = Arc::new(tokio::sync::Notify::new());
-    let _events = match watch_directories(&globs, wake.clone()) {
-        Ok(watcher) => Some(watcher),
+    let events = match Events::new(wake.clone()) {
+        Ok(events) => Some(events),
         Err(err) => {
             let _ = errors
                 .send(format!(
@@ -135,6 +138,7 @@ pub async fn follow(
         files: HashMap::new(),
         first_poll: true,
         told: HashSet::new(),
+        events,
     };
     // Whether a file had more than one round's worth to read; then the
     // next round comes at once (looking for files only once per poll).
@@ -190,27 +194,86 @@ pub async fn follow(
 /// How long a wake-up waits for the rest of a burst of writes.
 const COALESCE: Duration = Duration::from_millis(5);
 
-/// Watches the fixed directories of `globs` (recursively) and wakes
-/// `wake` on every event.
-fn watch_directories(
-    globs: &[Glob],
+/// File system events on the directories the globs' walks go through:
+/// each wakes the follower.
+struct Events {
+    watcher: notify::RecommendedWatcher,
+    /// The directories watched now, with their inode numbers (a
+    /// directory deleted and made again at its path is watched anew).
+    watched: HashSet<(PathBuf, u64)>,
     wake: Arc<tokio::sync::Notify>,
-) -> notify::Result<notify::RecommendedWatcher> {
-    use notify::Watcher;
-    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if event.is_ok() {
-            wake.notify_one();
-        }
-    })?;
-    for glob in globs {
-        let dir = if glob.root().as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            glob.root()
-        };
-        watcher.watch(dir, notify::RecursiveMode::Recursive)?;
+}
+
+impl Events {
+    /// Events that wake `wake`, on no directory yet.
+    fn new(wake: Arc<tokio::sync::Notify>) -> notify::Result<Events> {
+        let waker = wake.clone();
+        let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+            if event.is_ok() {
+                waker.notify_one();
+            }
+        })?;
+        Ok(Events {
+            watcher,
+            watched: HashSet::new(),
+            wake,
+        })
     }
-    Ok(watcher)
+
+    /// Watches exactly `dirs` (each on its own, not recursively): starts
+    /// on the new ones, stops on those gone. A directory that cannot be
+    /// watched is pushed to `problems`, unless it is missing or unreadable
+    /// (the walk tells that). When a directory was added, one more look
+    /// is asked for: a file created in it before its watch began sent no
+    /// event.
+    fn update(&mut self, dirs: HashSet<(PathBuf, u64)>, problems: &mut Vec<String>) {
+        use notify::Watcher;
+        for (gone, _) in self.watched.difference(&dirs) {
+            // A deleted directory's watch is gone already: nothing to say.
+            let _ = self.watcher.unwatch(gone);
+        }
+        let mut watched = HashSet::with_capacity(dirs.len());
+        let mut added = false;
+        for dir in dirs {
+            if !self.watched.contains(&dir) {
+                match self
+                    .watcher
+                    .watch(&dir.0, notify::RecursiveMode::NonRecursive)
+                {
+                    Ok(()) => added = true,
+                    // Tried again at the next look.
+                    Err(err) => {
+                        if !missing_or_unreadable(&err) {
+                            problems.push(format!(
+                                "{}: no file system events ({err}); \
+                                 looking for new lines at every poll",
+                                dir.0.display()
+                            ));
+                        }
+                        continue;
+                    }
+                }
+            }
+            watched.insert(dir);
+        }
+        self.watched = watched;
+        if added {
+            self.wake.notify_one();
+        }
+    }
+}
+
+/// The watch failed because the directory is missing or may not be read:
+/// the walk reports that itself.
+fn missing_or_unreadable(err: &notify::Error) -> bool {
+    match &err.kind {
+        notify::ErrorKind::PathNotFound => true,
+        notify::ErrorKind::Io(io) => matches!(
+            io.kind(),
+            io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied
+        ),
+        _ => false,
+    }
 }
 
 struct Tailer {
@@ -222,6 +285,8 @@ struct Tailer {
     first_poll: bool,
     /// Problems reported and still standing.
     told: HashSet<String>,
+    /// File system events, when they can be had.
+    events: Option<Events>,
 }
 
 impl Tailer {
@@ -289,13 +354,17 @@ impl Tailer {
     fn discover(&mut self, problems: &mut Vec<String>) {
         let mut present = HashSet::new();
         let mut fresh = Vec::new();
+        let mut dirs = Vec::new();
         for glob in &self.globs {
-            for (path, meta) in glob.files(problems) {
+            for (path, meta) in glob.files(problems, &mut dirs) {
                 let id = (meta.dev(), meta.ino());
                 if present.insert(id) && !self.files.contains_key(&id) {
                     fresh.push((path, meta));
                 }
             }
+        }
+        if let Some(events) = &mut self.events {
+            events.update(dirs.into_iter().collect(), problems);
         }
         let room = self.config.max_files.saturating_sub(self.files.len());
         let unfollowed = fresh.len().saturating_sub(room);

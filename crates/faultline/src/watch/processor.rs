@@ -307,7 +307,8 @@ impl<W: Write> Processor<W> {
                     watched.quiet = None;
                 }
                 (None, Some(_)) => {
-                    watched.quiet = Quiet::of(&self.silence, watched.lines.path_labels(), origin, now);
+                    watched.quiet =
+                        Quiet::of(&self.silence, watched.lines.path_labels(), origin, now);
                 }
                 (None, None) => {}
             }

@@ -5,9 +5,11 @@
 //! and reports what it could not read instead of passing over it.
 
 use std::fs::Metadata;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use glob::{MatchOptions, Pattern};
+use walkdir::DirEntryExt;
 
 /// `*` and `?` never match `/`, as in a shell.
 const OPTIONS: MatchOptions = MatchOptions {
@@ -50,19 +52,23 @@ impl Glob {
         })
     }
 
-    /// The directory the walk starts in (watched for file system events).
-    pub(super) fn root(&self) -> &Path {
-        &self.root
-    }
-
     /// The regular files matching the glob (symbolic links followed), with
     /// their metadata; each problem met on the way is pushed to `problems`
-    /// and the walk goes on past it.
-    pub(super) fn files(&self, problems: &mut Vec<String>) -> Vec<(PathBuf, Metadata)> {
+    /// and the walk goes on past it. The directories a new file matching
+    /// the glob could appear in (the walk's start and the directories it
+    /// went into) are pushed to `dirs`, with their inode numbers.
+    pub(super) fn files(
+        &self,
+        problems: &mut Vec<String>,
+        dirs: &mut Vec<(PathBuf, u64)>,
+    ) -> Vec<(PathBuf, Metadata)> {
         // A relative glob starting with a wildcard walks the working
         // directory; its paths are given without a leading `./`.
         let relative = self.root.as_os_str().is_empty();
         let root = if relative { Path::new(".") } else { &self.root };
+        if let Ok(meta) = std::fs::metadata(root) {
+            dirs.push((root.to_path_buf(), meta.ino()));
+        }
         // A glob without wildcards names one file.
         if !self.text.contains(['*', '?', '[']) {
             return match std::fs::metadata(&self.text) {
@@ -108,6 +114,11 @@ impl Glob {
                     continue;
                 }
             };
+            if entry.file_type().is_dir()
+                && self.levels.as_ref().is_none_or(|l| entry.depth() < l.len())
+            {
+                dirs.push((entry.path().to_path_buf(), entry.ino()));
+            }
             let path = if relative {
                 entry.path().strip_prefix(root).unwrap_or(entry.path())
             } else {

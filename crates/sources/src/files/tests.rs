@@ -259,7 +259,7 @@ fn walked(dir: &Path, glob: &str) -> (Vec<String>, Vec<String>) {
     let glob = Glob::new(&format!("{}/{glob}", dir.display())).unwrap();
     let mut problems = Vec::new();
     let mut paths: Vec<String> = glob
-        .files(&mut problems)
+        .files(&mut problems, &mut Vec::new())
         .into_iter()
         .map(|(path, _)| {
             path.strip_prefix(dir)
@@ -274,6 +274,61 @@ fn walked(dir: &Path, glob: &str) -> (Vec<String>, Vec<String>) {
         .map(|p| p.replace(&dir.display().to_string(), "DIR"))
         .collect();
     (paths, problems)
+}
+
+#[test]
+fn a_walk_names_the_directories_a_new_file_could_appear_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    for path in [
+        "pods/ns_a_1/db/0.log",
+        "pods/ns_b_2/app/1.log",
+        "pods/ns_b_2/app/deeper/2.log",
+        "pods/top.log",
+    ] {
+        std::fs::create_dir_all(root.join(path).parent().unwrap()).unwrap();
+        std::fs::write(root.join(path), "x\n").unwrap();
+    }
+    let dirs_of = |glob: &str| {
+        let glob = Glob::new(&format!("{}/{glob}", root.display())).unwrap();
+        let mut dirs = Vec::new();
+        glob.files(&mut Vec::new(), &mut dirs);
+        let mut names: Vec<String> = dirs
+            .iter()
+            .map(|(path, ino)| {
+                assert_eq!(*ino, std::fs::metadata(path).unwrap().ino(), "{path:?}");
+                path.strip_prefix(root).unwrap().display().to_string()
+            })
+            .collect();
+        names.sort();
+        names
+    };
+    // As deep as the glob reaches, not into `deeper`.
+    assert_eq!(
+        dirs_of("pods/*/*/*.log"),
+        [
+            "pods",
+            "pods/ns_a_1",
+            "pods/ns_a_1/db",
+            "pods/ns_b_2",
+            "pods/ns_b_2/app"
+        ]
+    );
+    assert_eq!(
+        dirs_of("pods/**/*.log"),
+        [
+            "pods",
+            "pods/ns_a_1",
+            "pods/ns_a_1/db",
+            "pods/ns_b_2",
+            "pods/ns_b_2/app",
+            "pods/ns_b_2/app/deeper"
+        ]
+    );
+    // One file: its directory.
+    assert_eq!(dirs_of("pods/top.log"), ["pods"]);
+    // A directory not there (yet) is not named.
+    assert!(dirs_of("nothing/*/*.log").is_empty());
 }
 
 #[test]
