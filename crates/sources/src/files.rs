@@ -234,21 +234,18 @@ impl Events {
         }
         let mut watched = HashSet::with_capacity(dirs.len());
         let mut added = false;
+        let mut failed = None;
         for dir in dirs {
             if !self.watched.contains(&dir) {
-                match self
+                let watching = self
                     .watcher
-                    .watch(&dir.0, notify::RecursiveMode::NonRecursive)
-                {
+                    .watch(&dir.0, notify::RecursiveMode::NonRecursive);
+                match watching {
                     Ok(()) => added = true,
                     // Tried again at the next look.
                     Err(err) => {
                         if !missing_or_unreadable(&err) {
-                            problems.push(format!(
-                                "{}: no file system events ({err}); \
-                                 looking for new lines at every poll",
-                                dir.0.display()
-                            ));
+                            failed.get_or_insert_with(|| why_no_events(err.kind));
                         }
                         continue;
                     }
@@ -257,9 +254,28 @@ impl Events {
             watched.insert(dir);
         }
         self.watched = watched;
+        // One message, however many directories: the same while it lasts.
+        if let Some(why) = failed {
+            problems.push(format!(
+                "no file system events for some directories ({why}); \
+                 looking for new lines in them at every poll"
+            ));
+        }
         if added {
             self.wake.notify_one();
         }
+    }
+}
+
+/// Why a directory cannot be watched, for the operator.
+fn why_no_events(kind: notify::ErrorKind) -> String {
+    match kind {
+        notify::ErrorKind::MaxFilesWatch => {
+            "the inotify watch limit is reached; raise fs.inotify.max_user_watches".to_string()
+        }
+        notify::ErrorKind::Io(io) => io.to_string(),
+        notify::ErrorKind::Generic(text) => text,
+        other => format!("{other:?}"),
     }
 }
 
