@@ -70,6 +70,28 @@ printf '{"streams":[{"stream":{"namespace":"monitoring","pod":"loki-0"},"values"
   > corpus/push_body/seed-json
 printf 'Read-only file system\t(?P<dev>sd[a-z]+)\tEXT4-fs.*error\n2026-02-19T03:04:07Z stderr F EXT4-fs (sdb): error: remounting Read-only file system\n{"msg":"could not write \\"x\\": Read-only file system"}\r\n' \
   > corpus/matcher_differential/seed-1
+# From every signature: for the differential target its pattern, then its
+# examples and near-misses as the buffer; for the format decoders those
+# lines alone (real lines of many formats). The files' single-quoted YAML
+# is read with a regex, good enough for seeds.
+if command -v python3 >/dev/null; then
+  python3 - "$ROOT"/signatures/*.yaml <<'PY'
+import re, sys, zlib
+quoted = r"'((?:[^']|'')*)'"
+def write(target, text):
+    data = text.encode()[:65536]
+    open(f"corpus/{target}/seed-{zlib.crc32(data):08x}", "wb").write(data)
+for path in sys.argv[1:]:
+    text = open(path, encoding="utf-8").read()
+    for block in re.split(r"\n  - id: ", text)[1:]:
+        pattern = re.search(r"^    match: " + quoted, block, re.M)
+        lines = [l.replace("''", "'") for l in re.findall(r"- line: " + quoted, block)]
+        if not pattern or not lines:
+            continue
+        write("formats", "\n".join(lines) + "\n")
+        write("matcher_differential", pattern.group(1).replace("''", "'") + "\n" + "\n".join(lines) + "\n")
+PY
+fi
 # A gzip and a zstd member of the fixture for the archive readers.
 gzip -c "${LOGS[0]}" | head -c 65536 > corpus/archive/seed-gz
 if command -v zstd >/dev/null; then zstd -q -c "${LOGS[0]}" | head -c 65536 > corpus/archive/seed-zst; fi

@@ -4,8 +4,9 @@
 //! (`faultline_matcher::reference`). A mismatch is a crash.
 //!
 //! Input: the first line holds up to eight patterns separated by `\t`
-//! (the invalid ones dropped); the rest is the buffer, cut into whole
-//! lines.
+//! (the invalid ones and those over [`MAX_PATTERN`] bytes dropped); the
+//! rest is the buffer, cut into whole lines. The seeds are each built-in
+//! signature's pattern over its examples and near-misses.
 //!
 //! Compiling is far slower than scanning, so seven mutations in eight
 //! change only the buffer, and compiled sets are kept per pattern line (up
@@ -28,6 +29,10 @@ type Compiled = Option<Rc<(Vec<Signature>, Matcher)>>;
 
 const CACHE_CAP: usize = 4096;
 
+/// Longest pattern used: the built-in signatures' patterns go up to about
+/// 460 bytes, and the seeds are those patterns.
+const MAX_PATTERN: usize = 512;
+
 thread_local! {
     static CACHE: RefCell<HashMap<Vec<u8>, Compiled>> = RefCell::new(HashMap::new());
 }
@@ -35,7 +40,7 @@ thread_local! {
 fn compile(head: &str) -> Compiled {
     let signatures: Vec<Signature> = head
         .split('\t')
-        .filter(|p| !p.is_empty() && p.len() < 200)
+        .filter(|p| !p.is_empty() && p.len() <= MAX_PATTERN)
         .take(8)
         .filter_map(|p| {
             regex::bytes::RegexBuilder::new(p)
