@@ -226,6 +226,34 @@ fn an_unreadable_directory_costs_file_system_events_for_itself_only() {
 }
 
 #[test]
+fn a_line_written_through_a_linked_file_is_seen_through_events() {
+    // As /var/log/containers/*.log links to /var/log/pods/…
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("pods/db")).unwrap();
+    std::fs::create_dir(root.join("containers")).unwrap();
+    std::fs::write(root.join("pods/db/0.log"), format!("{FAILURE}\n")).unwrap();
+    std::os::unix::fs::symlink(root.join("pods/db/0.log"), root.join("containers/db.log")).unwrap();
+    let glob = format!("{}/containers/*.log", root.display());
+    // Looking only once an hour: after the first look (which reads the
+    // file there), what is found is found through events.
+    let watch = Watch::start(&["--files", &glob, "--read-existing", "--poll", "1h"]);
+    for line in [1, 2] {
+        if line == 2 {
+            append_line(&root.join("pods/db/0.log"), FAILURE);
+        }
+        let hit = watch.next(|r| r["type"] == "hit");
+        assert!(
+            hit["origin"]
+                .as_str()
+                .is_some_and(|o| o.ends_with(&format!("containers/db.log:{line}"))),
+            "{hit}"
+        );
+    }
+    watch.stop();
+}
+
+#[test]
 fn replay_goes_on_past_100000_files_a_link_loop_an_unreadable_directory_and_a_1_gib_line() {
     let Some(runner) = unprivileged() else {
         return;

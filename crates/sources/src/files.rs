@@ -34,7 +34,7 @@
 //! the most recently written first. A problem is reported once while it
 //! lasts, not at every poll.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
@@ -209,7 +209,7 @@ impl Events {
     fn new(wake: Arc<tokio::sync::Notify>) -> notify::Result<Events> {
         let waker = wake.clone();
         let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-            if event.is_ok() {
+            if event.is_ok_and(|event| may_bring_lines(&event.kind)) {
                 waker.notify_one();
             }
         })?;
@@ -228,13 +228,19 @@ impl Events {
     /// event.
     fn update(&mut self, dirs: HashSet<(PathBuf, u64)>, problems: &mut Vec<String>) {
         use notify::Watcher;
-        for (gone, _) in self.watched.difference(&dirs) {
+        let gone: Vec<(PathBuf, u64)> = self.watched.difference(&dirs).cloned().collect();
+        for (path, _) in &gone {
             // A deleted directory's watch is gone already: nothing to say.
-            let _ = self.watcher.unwatch(gone);
+            let _ = self.watcher.unwatch(path);
         }
+        // inotify has one watch per directory, however many paths lead to
+        // it (a symbolic link): the other paths to one let go are watched
+        // again.
+        let gone: HashSet<u64> = gone.into_iter().map(|(_, ino)| ino).collect();
+        self.watched.retain(|(_, ino)| !gone.contains(ino));
         let mut watched = HashSet::with_capacity(dirs.len());
         let mut added = false;
-        let mut failed = None;
+        let mut failed = BTreeSet::new();
         for dir in dirs {
             if !self.watched.contains(&dir) {
                 let watching = self
@@ -245,7 +251,7 @@ impl Events {
                     // Tried again at the next look.
                     Err(err) => {
                         if !missing_or_unreadable(&err) {
-                            failed.get_or_insert_with(|| why_no_events(err.kind));
+                            failed.insert(why_no_events(err.kind));
                         }
                         continue;
                     }
@@ -255,7 +261,7 @@ impl Events {
         }
         self.watched = watched;
         // One message, however many directories: the same while it lasts.
-        if let Some(why) = failed {
+        if let Some(why) = failed.first() {
             problems.push(format!(
                 "no file system events for some directories ({why}); \
                  looking for new lines in them at every poll"
@@ -264,6 +270,22 @@ impl Events {
         if added {
             self.wake.notify_one();
         }
+    }
+}
+
+/// Whether an event on a watched directory can mean new lines or files:
+/// a write, a file made, renamed or removed. Not an open or a read —
+/// faultline's own look opens every directory it walks, and waking on
+/// that would make it look again at once, for ever.
+fn may_bring_lines(kind: &notify::EventKind) -> bool {
+    use notify::EventKind;
+    use notify::event::{AccessKind, AccessMode, ModifyKind};
+    match kind {
+        EventKind::Create(_) | EventKind::Remove(_) | EventKind::Any | EventKind::Other => true,
+        EventKind::Modify(ModifyKind::Metadata(_)) => false,
+        EventKind::Modify(_) => true,
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) => false,
     }
 }
 

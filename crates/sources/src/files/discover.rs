@@ -127,6 +127,13 @@ impl Glob {
             if !entry.file_type().is_file() || !self.pattern.matches_path_with(path, OPTIONS) {
                 continue;
             }
+            // A link to a file elsewhere (`/var/log/containers/*.log` to
+            // `/var/log/pods/…`): it is written where it lives.
+            if entry.path_is_symlink()
+                && let Some(home) = target_directory(entry.path())
+            {
+                dirs.push(home);
+            }
             match entry.metadata() {
                 Ok(meta) => found.push((path.to_path_buf(), meta)),
                 Err(err) => problems.push(walk_problem(&err, root)),
@@ -134,6 +141,15 @@ impl Glob {
         }
         found
     }
+}
+
+/// The directory the file a symbolic link leads to is in, with its inode
+/// number; None when it cannot be resolved (the walk tells why).
+fn target_directory(link: &Path) -> Option<(PathBuf, u64)> {
+    let target = std::fs::canonicalize(link).ok()?;
+    let dir = target.parent()?;
+    let meta = std::fs::metadata(dir).ok()?;
+    Some((dir.to_path_buf(), meta.ino()))
 }
 
 /// What went wrong at one place of a walk from `root`, for the operator.

@@ -277,6 +277,37 @@ fn walked(dir: &Path, glob: &str) -> (Vec<String>, Vec<String>) {
 }
 
 #[test]
+fn only_events_that_can_bring_lines_wake_the_follower() {
+    use notify::EventKind;
+    use notify::event::{
+        AccessKind, AccessMode, CreateKind, DataChange, MetadataKind, ModifyKind, RemoveKind,
+        RenameMode,
+    };
+    for (kind, wakes) in [
+        (EventKind::Create(CreateKind::File), true),
+        (EventKind::Modify(ModifyKind::Data(DataChange::Any)), true),
+        (EventKind::Modify(ModifyKind::Name(RenameMode::From)), true),
+        (EventKind::Remove(RemoveKind::File), true),
+        (
+            EventKind::Access(AccessKind::Close(AccessMode::Write)),
+            true,
+        ),
+        // faultline's own look opens the directories it walks.
+        (EventKind::Access(AccessKind::Open(AccessMode::Any)), false),
+        (
+            EventKind::Access(AccessKind::Close(AccessMode::Read)),
+            false,
+        ),
+        (
+            EventKind::Modify(ModifyKind::Metadata(MetadataKind::Any)),
+            false,
+        ),
+    ] {
+        assert_eq!(may_bring_lines(&kind), wakes, "{kind:?}");
+    }
+}
+
+#[test]
 fn a_walk_names_the_directories_a_new_file_could_appear_in() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
@@ -327,6 +358,17 @@ fn a_walk_names_the_directories_a_new_file_could_appear_in() {
     );
     // One file: its directory.
     assert_eq!(dirs_of("pods/top.log"), ["pods"]);
+    // A link to a file: where the file is written too.
+    std::fs::create_dir(root.join("containers")).unwrap();
+    std::os::unix::fs::symlink(
+        root.join("pods/ns_a_1/db/0.log"),
+        root.join("containers/db.log"),
+    )
+    .unwrap();
+    assert_eq!(
+        dirs_of("containers/*.log"),
+        ["containers", "pods/ns_a_1/db"]
+    );
     // A directory not there (yet) is not named.
     assert!(dirs_of("nothing/*/*.log").is_empty());
 }
