@@ -23,8 +23,10 @@
 //! written, so lines are seen within milliseconds; the poll interval is
 //! the fallback where events cannot be had (no inotify watches left, a
 //! network file system, a directory that cannot be read). Directories are
-//! watched one by one, as the walk finds them, so one unreadable
-//! directory costs events for itself only. A file must live at its path
+//! watched one by one, as the walk finds them (and the directory a linked
+//! file lives in), so one unreadable directory costs events for itself
+//! only; only events that can bring lines wake the follower (not the
+//! opens of its own walk). A file must live at its path
 //! until the next look to be seen: one created and renamed away in
 //! between is missed.
 //!
