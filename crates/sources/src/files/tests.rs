@@ -307,19 +307,26 @@ fn only_events_that_can_bring_lines_wake_the_follower() {
     }
 }
 
+/// A temporary directory with a one-line file at each of `paths`.
+fn pod_tree(paths: &[&str]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for path in paths {
+        let path = dir.path().join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, "x\n").unwrap();
+    }
+    dir
+}
+
 #[test]
 fn a_walk_names_the_directories_a_new_file_could_appear_in() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path();
-    for path in [
+    let dir = pod_tree(&[
         "pods/ns_a_1/db/0.log",
         "pods/ns_b_2/app/1.log",
         "pods/ns_b_2/app/deeper/2.log",
         "pods/top.log",
-    ] {
-        std::fs::create_dir_all(root.join(path).parent().unwrap()).unwrap();
-        std::fs::write(root.join(path), "x\n").unwrap();
-    }
+    ]);
+    let root = dir.path();
     let dirs_of = |glob: &str| {
         let glob = Glob::new(&format!("{}/{glob}", root.display())).unwrap();
         let mut dirs = Vec::new();
@@ -375,18 +382,14 @@ fn a_walk_names_the_directories_a_new_file_could_appear_in() {
 
 #[test]
 fn a_walk_matches_as_the_shell_does_and_stops_at_symbolic_link_loops() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path();
-    for path in [
+    let dir = pod_tree(&[
         "pods/ns_a_1/db/0.log",
         "pods/ns_a_1/db/0.log.20260219-030407",
         "pods/ns_b_2/app/1.log",
         "pods/ns_b_2/app/deeper/2.log",
         "pods/top.log",
-    ] {
-        std::fs::create_dir_all(root.join(path).parent().unwrap()).unwrap();
-        std::fs::write(root.join(path), "x\n").unwrap();
-    }
+    ]);
+    let root = dir.path();
     // Loops: back to a parent, and two links to each other's directory.
     std::os::unix::fs::symlink("..", root.join("pods/ns_a_1/db/up")).unwrap();
     std::os::unix::fs::symlink(root.join("pods/ns_b_2"), root.join("pods/ns_a_1/to-b")).unwrap();
