@@ -127,6 +127,19 @@ vocabulary! {
         NodePressure => "node-pressure",
         /// Hung tasks and soft lockups.
         KernelHang => "kernel-hang",
+        /// A PostgreSQL standby cannot follow or rejoin its primary (WAL
+        /// segment removed, timeline divergence, a different system
+        /// identifier, pg_rewind or pg_basebackup failing).
+        PgReplication => "pg-replication",
+        /// PostgreSQL's data directory is empty, partial or not a cluster.
+        PgDataMissing => "pg-data-missing",
+        /// A log or metrics store cannot write its own data (WAL, index,
+        /// chunks, compaction).
+        LogStoreFailure => "log-store-failure",
+        /// An NFS server does not answer, or a file handle went stale.
+        NfsFailure => "nfs-failure",
+        /// A software RAID array lost a disk and runs degraded.
+        RaidDegraded => "raid-degraded",
         StreamSilent => "stream-silent",
         PipelineUnhealthy => "pipeline-unhealthy",
     }

@@ -112,13 +112,18 @@ pub const KILLS: usize = 64;
 /// `pg-controldata` incident; its alert is named for that).
 pub const HEADLINE_ORDER: &[Class] = &[
     Class::PgControldata,
+    Class::PgDataMissing,
     Class::VolumeReadOnly,
     Class::DiskFull,
     Class::DiskIoError,
     Class::StorageTransport,
+    Class::NfsFailure,
+    Class::RaidDegraded,
     Class::VolumeMount,
+    Class::PgReplication,
     Class::PgWalArchive,
     Class::PgInstanceStatus,
+    Class::LogStoreFailure,
     Class::LogPushFailure,
     Class::PipelineUnhealthy,
     Class::ProbeKill,

@@ -362,30 +362,46 @@ pub fn story(
                     }
                 ),
             };
+            let what: Vec<&str> = crate::incident::HEADLINE_ORDER
+                .iter()
+                .filter(|c| classes.contains(c))
+                .map(|c| node_failure(*c))
+                .collect();
             let summary = format!(
-                "Node {name}: {} storage failures in its kernel log{}{sessions} — since {since}",
+                "Node {name}: {} ({} hits){}{sessions} — since {since}",
+                what.join(", "),
                 incident.hits,
                 if devices.is_empty() {
                     String::new()
                 } else {
-                    format!(" (devices {devices})")
+                    format!("; devices {devices}")
                 }
             );
-            let remediation = format!(
-                "Restore the node's storage path (iSCSI sessions: `iscsiadm -m session -P 3`; the storage array's health), then recover the volumes on it{}. {}",
-                if pvcs.is_empty() {
-                    String::new()
-                } else {
-                    format!(
-                        ": see {}",
-                        pvcs.iter()
-                            .map(|s| s.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )
-                },
-                incident.first_remediation
-            );
+            let storage_path = classes.iter().any(|c| {
+                matches!(
+                    c,
+                    Class::StorageTransport | Class::DiskIoError | Class::VolumeReadOnly
+                )
+            });
+            let remediation = if !storage_path {
+                incident.first_remediation.clone()
+            } else {
+                format!(
+                    "Restore the node's storage path (iSCSI sessions: `iscsiadm -m session -P 3`; the storage array's health), then recover the volumes on it{}. {}",
+                    if pvcs.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            ": see {}",
+                            pvcs.iter()
+                                .map(|s| s.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )
+                    },
+                    incident.first_remediation
+                )
+            };
             (summary, remediation)
         }
         Subject::Pipeline { name } => {
@@ -586,6 +602,23 @@ pub fn story(
             format!("{} — since {since}", incident.first_summary),
             incident.first_remediation.clone(),
         ),
+    }
+}
+
+/// What a node's failures of `class` are, in a node incident's summary.
+fn node_failure(class: Class) -> &'static str {
+    match class {
+        Class::VolumeReadOnly => "file systems gone read-only",
+        Class::DiskIoError => "storage I/O errors",
+        Class::DiskFull => "full file systems",
+        Class::StorageTransport => "storage path (iSCSI/SCSI/NVMe/Ceph) failures",
+        Class::NfsFailure => "NFS server failures",
+        Class::RaidDegraded => "degraded RAID arrays",
+        Class::VolumeMount => "volume mount failures",
+        Class::OomKill => "out-of-memory kills",
+        Class::NodePressure => "resource pressure and evictions",
+        Class::KernelHang => "hung tasks and lockups",
+        _ => "failures",
     }
 }
 

@@ -99,9 +99,29 @@ fn is_storage(class: Class) -> bool {
         Class::VolumeReadOnly
             | Class::DiskFull
             | Class::PgControldata
+            | Class::PgDataMissing
             | Class::DiskIoError
             | Class::PgWalArchive
             | Class::VolumeMount
+    )
+}
+
+/// Classes a node can have on its own: its kernel's, its storage path's,
+/// its resources'. A probe, a restart or a database's trouble is always a
+/// pod's, even when the line that tells it names only the node.
+pub fn is_node_scoped(class: Class) -> bool {
+    matches!(
+        class,
+        Class::VolumeReadOnly
+            | Class::DiskIoError
+            | Class::DiskFull
+            | Class::StorageTransport
+            | Class::NfsFailure
+            | Class::RaidDegraded
+            | Class::VolumeMount
+            | Class::OomKill
+            | Class::NodePressure
+            | Class::KernelHang
     )
 }
 
@@ -175,7 +195,7 @@ pub fn resolve(hit: &Observation, inventory: &Inventory) -> Subject {
             .find(|(n, _)| n == k)
             .map(|(_, v)| v.as_str())
     };
-    if hit.class == Class::LogPushFailure {
+    if matches!(hit.class, Class::LogPushFailure | Class::LogStoreFailure) {
         return Subject::Pipeline {
             name: "loki".into(),
         };
@@ -201,7 +221,7 @@ pub fn resolve(hit: &Observation, inventory: &Inventory) -> Subject {
         _ => by_uid,
     };
     let Some((namespace, pod)) = named else {
-        let Some(node) = label("node") else {
+        let Some(node) = label("node").filter(|_| is_node_scoped(hit.class)) else {
             return Subject::Unknown {
                 signature: hit.signature.into(),
             };

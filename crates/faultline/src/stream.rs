@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use faultline_core::SourceKind;
-use faultline_formats::{Decoder, Format, Labels, line_labels};
+use faultline_formats::{Decoder, Format, Labels, LineView};
 use faultline_matcher::{Hit, Matcher, Scratch};
 
 use crate::cri;
@@ -175,16 +175,22 @@ impl LineStream {
         mtime: Option<i64>,
         on_hit: &mut dyn FnMut(HitRecord),
     ) -> usize {
-        let source = self
-            .source
-            .or_else(|| source_kind(decoder.format, &self.path_labels));
+        // A line that does not decode in the file's format is read on its
+        // own (a kernel line in a CRI file, `kubectl logs --prefix`): its
+        // own source, time and labels.
+        let fixed_source = self.source;
+        let path_labels = &self.path_labels;
+        let source_of = |line: &[u8]| {
+            fixed_source
+                .or_else(|| source_kind(LineView::of(decoder, line).decoder.format, path_labels))
+        };
         let mut counted_to = 0usize;
         let mut index = 0u64;
         let mut count = 0;
         // The time lines inherit at `known_at`: looking back from a hit
         // stops there, so the buffer is looked back through only once.
         let (mut known_at, mut known_ts) = (0, self.carried_ts);
-        matcher.scan(buf, source, scratch, |hit: Hit<'_>| {
+        matcher.scan(buf, source_of, scratch, |hit: Hit<'_>| {
             index += count_lines(&buf[counted_to..hit.line_start()]);
             counted_to = hit.line_start();
             let line_no = match line_map {
@@ -193,9 +199,10 @@ impl LineStream {
             };
             let inherited = last_dated(decoder, buf, known_at, hit.line_start()).or(known_ts);
             (known_at, known_ts) = (hit.line_start(), inherited);
-            let ts = decoder.timestamp(hit.line()).or(inherited).or(mtime);
+            let view = LineView::of(decoder, hit.line());
+            let ts = view.timestamp().or(inherited).or(mtime);
             let mut labels = self.path_labels.clone();
-            for (k, v) in line_labels(decoder.format, hit.line()) {
+            for (k, v) in view.labels() {
                 labels.entry(k).or_insert(v);
             }
             count += 1;
@@ -260,7 +267,7 @@ fn last_dated(decoder: &Decoder, buf: &[u8], from: usize, before: usize) -> Opti
             .strip_suffix(b"\n")
             .unwrap_or(&buf[from..end]);
         let start = memchr::memrchr(b'\n', body).map_or(0, |i| i + 1);
-        if let Some(ts) = decoder.timestamp(&body[start..]) {
+        if let Some(ts) = decoder.line_timestamp(&body[start..]) {
             return Some(ts);
         }
         end = from + start;

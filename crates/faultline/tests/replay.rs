@@ -636,3 +636,26 @@ fn a_stream_that_goes_quiet_for_longer_than_its_limit_is_an_incident() {
         stderr(&out)
     );
 }
+
+/// The speed kit's corpus plants failure lines of several formats (kernel
+/// syslog and klog lines among CRI records, CloudNativePG JSON, logfmt) in
+/// one file: every one is reported, and no healthy line is.
+#[test]
+fn every_planted_failure_of_the_speed_kit_is_found() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/speed-kit");
+    let meta: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("corpus-3M-s20261207.meta.json")).unwrap())
+            .unwrap();
+    let planted = meta["expected_matching_lines"].as_u64().unwrap();
+    let out = replay(&[dir.join("corpus-3M-s20261207.log.gz").to_str().unwrap()]);
+    let (hits, _) = records(&out);
+    let lines: std::collections::BTreeSet<&str> = hits
+        .iter()
+        .map(|h| h["origin"].as_str().unwrap().rsplit_once(':').unwrap().1)
+        .collect();
+    assert_eq!(
+        lines.len() as u64,
+        planted,
+        "planted failure lines reported"
+    );
+}

@@ -3,6 +3,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use std::sync::LazyLock;
+
+use regex::bytes::Regex;
 use serde_json::Value;
 
 /// Label name → value, sorted by name (namespace, pod, container, node, …).
@@ -61,8 +64,12 @@ pub fn path_labels(path: &Path) -> Labels {
 /// * syslog: the host (`node`);
 /// * JSON (a whole line, or the JSON a CRI line carries): CloudNativePG's
 ///   `logging_pod`, kubelet's `pod` (`{"name","namespace"}` or `ns/name`),
-///   and top-level `namespace`, `node`, `container`/`containerName`;
-/// * klog text: kubelet's `pod="ns/name"` and `containerName="…"`.
+///   an Event's `involvedObject` / `regarding` pod, and top-level
+///   `namespace`, `node`, `container`/`containerName`;
+/// * in any format, the pod a kubelet or container runtime line names:
+///   klog's `pod="ns/name"`, `podUID="…"` and `containerName="…"`, the
+///   older `"name_namespace(uid)"` form, and containerd's
+///   `PodSandboxMetadata{Name:…,Uid:…,Namespace:…}`.
 pub fn line_labels(format: crate::Format, line: &[u8]) -> Labels {
     let mut labels = Labels::new();
     match format {
@@ -78,14 +85,7 @@ pub fn line_labels(format: crate::Format, line: &[u8]) -> Labels {
                 labels.insert("node".into(), host.into());
             }
         }
-        crate::Format::Klog => {
-            if let Some(pod) = klog_value(line, b" pod=\"") {
-                insert_pod(&mut labels, &pod);
-            }
-            if let Some(container) = klog_value(line, b" containerName=\"") {
-                labels.insert("container".into(), container);
-            }
-        }
+        crate::Format::Klog => {}
         _ => {
             if let Some(start) = memchr::memchr(b'{', line)
                 && let Some(Value::Object(map)) =
@@ -95,8 +95,60 @@ pub fn line_labels(format: crate::Format, line: &[u8]) -> Labels {
             }
         }
     }
+    if !labels.contains_key("pod") {
+        named_pod(line, &mut labels);
+    }
     labels
 }
+
+/// The pod a kubelet or container runtime line names, in any of the forms
+/// they print it.
+fn named_pod(line: &[u8], labels: &mut Labels) {
+    if let Some(pod) = klog_value(line, b" pod=\"") {
+        insert_pod(labels, &pod);
+        if let Some(uid) = klog_value(line, b" podUID=\"") {
+            labels.insert("pod_uid".into(), uid);
+        }
+        if let Some(container) = klog_value(line, b" containerName=\"") {
+            labels.insert("container".into(), container);
+        }
+    } else if let Some(caps) = POD_NAME_NAMESPACE_UID.captures(line) {
+        for (name, index) in [("pod", 1), ("namespace", 2), ("pod_uid", 3)] {
+            labels.insert(
+                name.into(),
+                String::from_utf8_lossy(&caps[index]).into_owned(),
+            );
+        }
+        if let Some(container) = caps.get(4) {
+            labels.insert(
+                "container".into(),
+                String::from_utf8_lossy(container.as_bytes()).into_owned(),
+            );
+        }
+    } else if let Some(caps) = SANDBOX_METADATA.captures(line) {
+        for (name, index) in [("pod", 1), ("pod_uid", 2), ("namespace", 3)] {
+            labels.insert(
+                name.into(),
+                String::from_utf8_lossy(&caps[index]).into_owned(),
+            );
+        }
+    }
+}
+
+/// The kubelet's older pod naming, `"<name>_<namespace>(<uid>)"`, with the
+/// container after a `:` in probe messages.
+static POD_NAME_NAMESPACE_UID: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r#"\b([a-z0-9][a-z0-9.-]*)_([a-z0-9][a-z0-9-]*)\(([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\)(?::([a-z0-9][a-z0-9-]*))?"#,
+    )
+    .expect("a valid built-in regex")
+});
+
+/// containerd's CRI plugin: `PodSandboxMetadata{Name:…,Uid:…,Namespace:…`.
+static SANDBOX_METADATA: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"PodSandboxMetadata\{Name:([^,}]+),Uid:([^,}]+),Namespace:([^,}]+)")
+        .expect("a valid built-in regex")
+});
 
 fn json_labels(map: &serde_json::Map<String, Value>, labels: &mut Labels) {
     // logcli `--output=jsonl` and Loki API records carry the stream's
@@ -116,6 +168,22 @@ fn json_labels(map: &serde_json::Map<String, Value>, labels: &mut Labels) {
     }
     if let Some(Value::String(host)) = map.get("_HOSTNAME") {
         labels.entry("node".into()).or_insert_with(|| host.clone());
+    }
+    // An Event (core/v1 or events.k8s.io/v1) is about its object.
+    for key in ["involvedObject", "regarding"] {
+        if let Some(Value::Object(object)) = map.get(key)
+            && object.get("kind").and_then(Value::as_str) == Some("Pod")
+        {
+            for (field, label) in [
+                ("name", "pod"),
+                ("namespace", "namespace"),
+                ("uid", "pod_uid"),
+            ] {
+                if let Some(Value::String(value)) = object.get(field) {
+                    labels.insert(label.into(), value.clone());
+                }
+            }
+        }
     }
     match map.get("pod") {
         Some(Value::String(pod)) => insert_pod(labels, pod),
@@ -223,6 +291,42 @@ mod tests {
         assert_eq!(
             line_labels(Format::Cri, cnpg),
             labels(&[("pod", "vitals-db-production-cnpg-v1-2")])
+        );
+    }
+
+    #[test]
+    fn kubelet_and_runtime_lines_name_their_pod_in_any_wrapping() {
+        let klog = br#"I0312 10:00:00.123456    1234 prober.go:107] "Probe failed" probeType="Liveness" pod="media/immich-ml-7d4b9c6f58-6rtdn" podUID="0b7c" containerName="ml" probeResult="failure""#;
+        let want = labels(&[
+            ("namespace", "media"),
+            ("pod", "immich-ml-7d4b9c6f58-6rtdn"),
+            ("pod_uid", "0b7c"),
+            ("container", "ml"),
+        ]);
+        assert_eq!(line_labels(Format::Klog, klog), want);
+        let journald = [b"Mar 12 10:00:00 node-3 kubelet[1846]: ".as_slice(), klog].concat();
+        let mut with_node = want.clone();
+        with_node.insert("node".into(), "node-3".into());
+        assert_eq!(line_labels(Format::Syslog, &journald), with_node);
+        let old = br#"I0601 08:00:00.000000    2291 prober.go:106] Liveness probe for "web-5d8f9_shop(3f2a9c1e-1b2c-4d5e-8f90-123456789abc):nginx" failed (failure): HTTP probe failed with statuscode: 500"#;
+        assert_eq!(
+            line_labels(Format::Klog, old),
+            labels(&[
+                ("namespace", "shop"),
+                ("pod", "web-5d8f9"),
+                ("pod_uid", "3f2a9c1e-1b2c-4d5e-8f90-123456789abc"),
+                ("container", "nginx"),
+            ])
+        );
+        let containerd = br#"time="2024-05-01T10:00:00Z" level=error msg="RunPodSandbox for &PodSandboxMetadata{Name:pg-1,Uid:9d1e,Namespace:db,Attempt:0,} failed""#;
+        assert_eq!(
+            line_labels(Format::Logfmt, containerd),
+            labels(&[("namespace", "db"), ("pod", "pg-1"), ("pod_uid", "9d1e")])
+        );
+        let event = br#"{"kind":"Event","reason":"Unhealthy","involvedObject":{"kind":"Pod","namespace":"db","name":"pg-2","uid":"u-2"},"message":"Liveness probe failed"}"#;
+        assert_eq!(
+            line_labels(Format::Json, event),
+            labels(&[("namespace", "db"), ("pod", "pg-2"), ("pod_uid", "u-2")])
         );
     }
 }

@@ -11,6 +11,8 @@
 //!   file sits (the kubelet's `/var/log/pods` layout and friends);
 //! * [`line_labels`] reads the few labels a line carries itself (a syslog
 //!   host, CloudNativePG's `logging_pod`, kubelet's `pod`);
+//! * [`LineView`] reads one line on its own terms when it is not in its
+//!   file's format (a kernel line in a CRI file, `kubectl logs --prefix`);
 //! * [`kubernetes::document`] turns `kubectl get events -o json` into
 //!   dated records and recognises other API object lists as not logs;
 //! * [`loki::response`] turns a saved Loki `query_range` response into
@@ -24,10 +26,12 @@ pub mod kubernetes;
 mod labels;
 pub mod loki;
 mod time;
+mod view;
 
 pub use detect::{Format, strip_node_prefix};
 pub use labels::{Labels, line_labels, path_labels};
 pub use time::{Decoder, parse_rfc3339};
+pub use view::LineView;
 
 /// `records` as JSON lines, ordered by their keys (a stable sort: equal
 /// keys keep their order). Documents that are not line-based (event lists,

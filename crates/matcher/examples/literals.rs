@@ -49,6 +49,12 @@ fn main() {
         .iter()
         .map(|n| String::from_utf8_lossy(n).into_owned())
         .collect();
+    let literals: Vec<String> = prefilter
+        .literals()
+        .iter()
+        .map(|n| String::from_utf8_lossy(n).into_owned())
+        .collect();
+    println!("literals: {literals:?}");
     println!(
         "{} literals, searched for as {} needles: {needles:?}",
         prefilter.literal_count(),
@@ -56,6 +62,30 @@ fn main() {
     );
     if let Some(corpus) = args.next() {
         let buf = std::fs::read(&corpus).expect("readable corpus");
+        if path == "--builtin" {
+            let library = faultline_signatures::Library::builtin().expect("built-in library loads");
+            let matcher = faultline_matcher::Matcher::new(library.signatures()).expect("compiles");
+            let mut scratch = matcher.scratch();
+            let started = std::time::Instant::now();
+            let mut hits = 0u64;
+            matcher.scan(&buf, |_| None, &mut scratch, |_| hits += 1);
+            let seconds = started.elapsed().as_secs_f64();
+            println!(
+                "matcher: {hits} hits in {seconds:.3} s ({:.0} MB/s)",
+                buf.len() as f64 / seconds / 1e6
+            );
+        }
+        let started = std::time::Instant::now();
+        let mut lines = 0u64;
+        prefilter.for_each_candidate(&buf, |_, _| {
+            lines += 1;
+            true
+        });
+        let seconds = started.elapsed().as_secs_f64();
+        println!(
+            "prefilter alone: {lines} candidate lines in {seconds:.3} s ({:.0} MB/s)",
+            buf.len() as f64 / seconds / 1e6
+        );
         let mut per_literal = vec![0u64; prefilter.needles().len()];
         let mut candidates = 0u64;
         prefilter.for_each_candidate(&buf, |start, end| {
@@ -69,7 +99,7 @@ fn main() {
         });
         println!("{candidates} candidate lines");
         let mut top: Vec<_> = prefilter
-            .literals()
+            .needles()
             .iter()
             .zip(per_literal)
             .filter(|(_, n)| *n > 0)

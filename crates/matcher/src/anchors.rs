@@ -8,13 +8,18 @@
 //! (a greedy set cover that prefers rare substrings). Lines holding an
 //! anchor are confirmed exactly as before, so the answer never changes;
 //! only the number of lines confirmed grows, gently, with the library.
+//!
+//! Longer anchors are far more selective (`ejecting I/O to` against `ejec`)
+//! while Teddy checks every needle whole after its fingerprint: the widest
+//! substrings that still fit the limit are taken, from [`WIDTHS`].
 
 use std::collections::HashMap;
 
 use crate::rarity::commonness;
 
-/// Bytes per anchor: Teddy's fingerprint width.
-pub const WIDTH: usize = 4;
+/// Anchor widths tried, widest first: the first that covers every literal
+/// within the limit wins.
+pub const WIDTHS: [usize; 4] = [12, 8, 6, 4];
 
 /// How common a gram is likely to be: the sum of its bytes' commonness.
 fn cost(gram: &[u8]) -> u32 {
@@ -22,8 +27,8 @@ fn cost(gram: &[u8]) -> u32 {
 }
 
 /// Up to `limit` anchors such that every literal contains at least one, or
-/// `None` when that many do not suffice. Literals shorter than [`WIDTH`]
-/// are their own anchor.
+/// `None` when that many do not suffice. Literals shorter than an anchor
+/// are their own.
 ///
 /// A greedy weighted cover: each round takes the gram with the best ratio
 /// of literals newly covered to likely frequency in logs, where frequency
@@ -31,12 +36,19 @@ fn cost(gram: &[u8]) -> u32 {
 /// not fit in `limit`, the preference for rarity is relaxed step by step
 /// (down to plain "most literals covered").
 pub fn cover(literals: &[Vec<u8>], limit: usize) -> Option<Vec<Vec<u8>>> {
+    WIDTHS
+        .iter()
+        .find_map(|&width| cover_with(literals, limit, width))
+}
+
+/// [`cover`] with anchors of `width` bytes (shorter literals are their own).
+fn cover_with(literals: &[Vec<u8>], limit: usize, width: usize) -> Option<Vec<Vec<u8>>> {
     let mut holders: HashMap<&[u8], Vec<usize>> = HashMap::new();
     for (i, literal) in literals.iter().enumerate() {
-        let grams: Vec<&[u8]> = if literal.len() <= WIDTH {
+        let grams: Vec<&[u8]> = if literal.len() <= width {
             vec![literal.as_slice()]
         } else {
-            literal.windows(WIDTH).collect()
+            literal.windows(width).collect()
         };
         for gram in grams {
             let list = holders.entry(gram).or_default();
@@ -51,13 +63,21 @@ pub fn cover(literals: &[Vec<u8>], limit: usize) -> Option<Vec<Vec<u8>>> {
         .collect();
     // A fixed order, so that ties always break the same way.
     grams.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(b.0)));
-    for base in [2.0, 1.6, 1.3, 1.1, 1.0] {
-        if let Some(mut anchors) = greedy(&grams, literals.len(), limit, base) {
-            anchors.sort();
-            return Some(anchors);
-        }
-    }
-    None
+    // Plain "most literals covered" (base 1) needs the fewest anchors: if
+    // even it does not fit, no rarer choice will, and the width is given up
+    // at once.
+    let widest = greedy(&grams, literals.len(), limit, 1.0)?;
+    let mut anchors = [2.0, 1.6, 1.3, 1.1]
+        .into_iter()
+        .find_map(|base| greedy(&grams, literals.len(), limit, base))
+        .unwrap_or(widest);
+    anchors.sort();
+    Some(anchors)
+}
+
+/// A gram's width as a float, to weigh costs per 4 bytes whatever the width.
+fn width_of(gram: &[u8]) -> f64 {
+    gram.len().max(1) as f64
 }
 
 /// Greedy weighted set cover: each round takes the gram maximising
@@ -71,14 +91,19 @@ fn greedy(
     let mut covered = vec![false; literals];
     let mut left = literals;
     let mut anchors = Vec::new();
+    // A gram's weight does not change from round to round.
+    let weights: Vec<f64> = grams
+        .iter()
+        .map(|&(gram, cost, _)| base.powf(f64::from(cost) / 2.0 * (4.0 / width_of(gram))))
+        .collect();
     while left > 0 {
         if anchors.len() == limit {
             return None;
         }
         let mut best: Option<(f64, &[u8], &Vec<usize>)> = None;
-        for &(gram, cost, list) in grams {
+        for (&(gram, _, list), weight) in grams.iter().zip(&weights) {
             let gain = list.iter().filter(|&&i| !covered[i]).count();
-            let score = gain as f64 / base.powf(f64::from(cost) / 2.0);
+            let score = gain as f64 / weight;
             if gain > 0 && best.is_none_or(|b| score > b.0) {
                 best = Some((score, gram, list));
             }

@@ -8,12 +8,16 @@
 //!    signatures (found by [`literals::required`]) go into one
 //!    Aho-Corasick automaton that scans whole buffers of many lines, on raw
 //!    bytes, with no per-line work for lines it skips.
-//! 2. **Which signatures**: a candidate line goes through one multi-pattern
-//!    regex (`regex-automata`'s `meta::Regex::new_many`) that reports every
-//!    signature whose `match` holds, on the raw line and, when the line has
-//!    string escapes, on its [unescaped view](unescape::unescape_into).
-//! 3. **Captures**: only then does the one signature's own regex run, with
-//!    reusable capture slots, and its `unless` veto.
+//! 2. **Which signatures**: the literals a candidate line holds name the
+//!    signatures that can match it (one Aho-Corasick pass over the line,
+//!    from each literal to the signatures searched by it); only those are
+//!    tried. A combined multi-pattern regex does not scale to hundreds of
+//!    signatures (its lazy DFA thrashes), this does: the work per line is
+//!    the handful of signatures that share its literals.
+//! 3. **Confirm and capture**: each of them runs its own regex, with
+//!    reusable capture slots, on the line's [unescaped
+//!    view](unescape::unescape_into) (when it has string escapes) and on
+//!    the raw line, then its `unless` veto.
 //!
 //! Everything a scan needs per line lives in a [`Scratch`] that each worker
 //! thread owns (its regex caches, the view buffers, capture slots), so the
@@ -31,7 +35,7 @@
 //! let mut scratch = matcher.scratch();
 //! let buf = b"healthy line\nEXT4-fs (sdb): Remounting filesystem read-only\n";
 //! let mut hits = Vec::new();
-//! matcher.scan(buf, None, &mut scratch, |hit| hits.push(hit.signature().id.clone()));
+//! matcher.scan(buf, |_| None, &mut scratch, |hit| hits.push(hit.signature().id.clone()));
 //! assert!(!hits.is_empty());
 //! ```
 
@@ -45,10 +49,10 @@ pub mod unescape;
 use faultline_core::SourceKind;
 use faultline_signatures::Signature;
 use regex::bytes::CaptureLocations;
+use regex_automata::Input;
 use regex_automata::meta;
 use regex_automata::nfa::thompson::WhichCaptures;
 use regex_automata::util::syntax;
-use regex_automata::{Input, MatchKind, PatternSet};
 use regex_syntax::hir::Hir;
 
 use crate::literals::Alphabet;
@@ -94,40 +98,83 @@ fn parse_all<S: AsRef<str>>(patterns: &[S]) -> Result<Vec<Hir>, BuildError> {
         .collect()
 }
 
-fn build_set(hirs: &[Hir]) -> Result<meta::Regex, BuildError> {
-    meta::Builder::new()
-        .configure(
-            meta::Config::new()
-                // Only which patterns match is asked of the set: without
-                // capture slots its caches stay small with thousands of
-                // patterns (captures come from each signature's own regex).
-                .which_captures(WhichCaptures::None)
-                .match_kind(MatchKind::All)
-                .utf8_empty(false),
-        )
-        .syntax(syntax_config())
-        .build_many_from_hir(hirs)
-        .map_err(|err| BuildError {
-            index: err.pattern().map_or(0, |p| p.as_usize()),
-            message: err.to_string(),
-        })
-}
-
 /// The compiled signature set.
 #[derive(Clone, Debug)]
 pub struct Matcher {
     signatures: Vec<Signature>,
     prefilter: Prefilter,
-    set: meta::Regex,
+    dispatch: Dispatch,
     without_literal: Vec<usize>,
 }
 
-/// Per-thread working state for [`Matcher::scan`]: regex caches, the
-/// unescaped-view buffers and capture slots, reused across lines.
+/// From the literals a candidate line holds to the signatures that can
+/// match it.
+#[derive(Clone, Debug)]
+struct Dispatch {
+    /// Every literal of the prefilter, overlapping (`None` when there are
+    /// none).
+    literals: Option<aho_corasick::AhoCorasick>,
+    /// For each literal, the signatures searched by it, ascending.
+    signatures: Vec<Vec<usize>>,
+    /// Signatures tried on every candidate line (no usable literal).
+    always: Vec<usize>,
+}
+
+impl Dispatch {
+    fn new(prefilter: &Prefilter) -> Dispatch {
+        let literals = prefilter.literals();
+        let mut signatures = vec![Vec::new(); literals.len()];
+        let mut always = Vec::new();
+        for (index, chosen) in prefilter.chosen().iter().enumerate() {
+            match chosen {
+                None => always.push(index),
+                Some(set) => {
+                    for literal in set {
+                        if let Ok(at) = literals.binary_search(literal) {
+                            signatures[at].push(index);
+                        }
+                    }
+                }
+            }
+        }
+        let automaton = (!literals.is_empty()).then(|| {
+            aho_corasick::AhoCorasick::builder()
+                .match_kind(aho_corasick::MatchKind::Standard)
+                .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+                .build(literals)
+                .or_else(|_| {
+                    aho_corasick::AhoCorasick::builder()
+                        .match_kind(aho_corasick::MatchKind::Standard)
+                        .build(literals)
+                })
+                .expect("an Aho-Corasick automaton builds for any set of fewer than 2^31 literals")
+        });
+        Dispatch {
+            literals: automaton,
+            signatures,
+            always,
+        }
+    }
+
+    /// The signatures that can match `line`, ascending, into `out`.
+    fn candidates(&self, line: &[u8], out: &mut Vec<usize>) {
+        out.clear();
+        out.extend_from_slice(&self.always);
+        if let Some(literals) = &self.literals {
+            for found in literals.find_overlapping_iter(line) {
+                out.extend_from_slice(&self.signatures[found.pattern().as_usize()]);
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+    }
+}
+
+/// Per-thread working state for [`Matcher::scan`]: the candidate list,
+/// the unescaped-view buffers and capture slots, reused across lines.
 #[derive(Debug)]
 pub struct Scratch {
-    cache: meta::Cache,
-    which: PatternSet,
+    which: Vec<usize>,
     view: Vec<u8>,
     tmp: Vec<u8>,
     locations: Vec<CaptureLocations>,
@@ -203,8 +250,8 @@ impl Matcher {
             .collect();
         Ok(Matcher {
             signatures: signatures.to_vec(),
+            dispatch: Dispatch::new(&prefilter),
             prefilter,
-            set: build_set(&hirs)?,
             without_literal,
         })
     }
@@ -228,8 +275,7 @@ impl Matcher {
     /// Fresh working state for one thread.
     pub fn scratch(&self) -> Scratch {
         Scratch {
-            cache: self.set.create_cache(),
-            which: PatternSet::new(self.set.pattern_len()),
+            which: Vec::new(),
             view: Vec::new(),
             tmp: Vec::new(),
             locations: self
@@ -242,18 +288,19 @@ impl Matcher {
 
     /// Scans `buf`, a buffer of whole lines separated by `\n`, and calls
     /// `on_hit` for every (line, signature) that matches, in line order.
-    /// `source` is where the buffer's records come from, if known: scoped
-    /// signatures for other sources are skipped. A trailing `\r` is not part
-    /// of a line.
+    /// `source` says where a line's record comes from, if known (asked
+    /// only for candidate lines that a scoped signature matches): scoped
+    /// signatures for other sources are skipped. A trailing `\r` is not
+    /// part of a line.
     pub fn scan(
         &self,
         buf: &[u8],
-        source: Option<SourceKind>,
+        mut source: impl FnMut(&[u8]) -> Option<SourceKind>,
         scratch: &mut Scratch,
         mut on_hit: impl FnMut(Hit<'_>),
     ) {
         self.prefilter.for_each_candidate(buf, |start, end| {
-            self.match_line_at(buf, start, end, source, scratch, &mut on_hit);
+            self.match_line_at(buf, start, end, &mut source, scratch, &mut on_hit);
             true
         });
     }
@@ -266,7 +313,7 @@ impl Matcher {
         scratch: &mut Scratch,
         mut on_hit: impl FnMut(Hit<'_>),
     ) {
-        self.match_line_at(line, 0, line.len(), source, scratch, &mut on_hit);
+        self.match_line_at(line, 0, line.len(), &mut |_| source, scratch, &mut on_hit);
     }
 
     fn match_line_at(
@@ -274,56 +321,66 @@ impl Matcher {
         buf: &[u8],
         start: usize,
         end: usize,
-        source: Option<SourceKind>,
+        source: &mut impl FnMut(&[u8]) -> Option<SourceKind>,
         scratch: &mut Scratch,
         on_hit: &mut impl FnMut(Hit<'_>),
     ) {
         let line = strip_cr(&buf[start..end]);
         let Scratch {
-            cache,
             which,
             view,
             tmp,
             locations,
         } = scratch;
-        let has_view = unescape::unescape_into(line, view, tmp);
-        which.clear();
-        self.set
-            .which_overlapping_matches_with(cache, &Input::new(line), which);
-        if has_view {
-            self.set
-                .which_overlapping_matches_with(cache, &Input::new(&view[..]), which);
+        self.dispatch.candidates(line, which);
+        if which.is_empty() {
+            return;
         }
-        for index in which.iter() {
-            let index = index.as_usize();
-            let signature = &self.signatures[index];
-            if let Some(source) = source
-                && !signature.scope.is_empty()
-                && !signature.scope.contains(&source)
-            {
-                continue;
+        let has_view = unescape::unescape_into(line, view, tmp);
+        // Asked once, and only when a scoped signature needs it.
+        let mut line_source = None;
+        let mut source_of_line = || *line_source.get_or_insert_with(|| source(line));
+        // Specific signatures first; the safety net only on a line none of
+        // them took.
+        let mut specific_hit = false;
+        for fallback in [false, true] {
+            if fallback && specific_hit {
+                break;
             }
-            // The decoded view is what the component printed: prefer it.
-            let both: [&[u8]; 2] = [&view[..], line];
-            let texts = if has_view { &both[..] } else { &both[1..] };
-            let slots = &mut locations[index];
-            let Some(&text) = texts
-                .iter()
-                .find(|t| signature.regex.captures_read(slots, t).is_some())
-            else {
-                continue;
-            };
-            if signature.unless.as_ref().is_some_and(|u| u.is_match(text)) {
-                continue;
+            for &index in which.iter() {
+                let signature = &self.signatures[index];
+                if signature.fallback != fallback {
+                    continue;
+                }
+                if !signature.scope.is_empty()
+                    && let Some(source) = source_of_line()
+                    && !signature.scope.contains(&source)
+                {
+                    continue;
+                }
+                // The decoded view is what the component printed: prefer it.
+                let both: [&[u8]; 2] = [&view[..], line];
+                let texts = if has_view { &both[..] } else { &both[1..] };
+                let slots = &mut locations[index];
+                let Some(&text) = texts
+                    .iter()
+                    .find(|t| signature.regex.captures_read(slots, t).is_some())
+                else {
+                    continue;
+                };
+                if signature.unless.as_ref().is_some_and(|u| u.is_match(text)) {
+                    continue;
+                }
+                specific_hit = true;
+                on_hit(Hit {
+                    signature,
+                    index,
+                    line,
+                    line_start: start,
+                    text,
+                    locations: slots,
+                });
             }
-            on_hit(Hit {
-                signature,
-                index,
-                line,
-                line_start: start,
-                text,
-                locations: slots,
-            });
         }
     }
 }

@@ -74,6 +74,10 @@ struct Info {
     prefix: Set,
     /// Every match ends with one of these (`{""}` when nothing is known).
     suffix: Set,
+    /// Every required set found on the way to `must`, each sound alone:
+    /// the alternatives a prefilter may choose from to share literals
+    /// with other patterns.
+    options: Vec<Set>,
 }
 
 fn unknown() -> Set {
@@ -112,6 +116,30 @@ pub fn required(hir: &Hir, alphabet: Alphabet, preference: Preference) -> Option
     (min_len(&best) >= MIN_LITERAL).then_some(best)
 }
 
+/// Every searchable required set of `hir` (each alone is sound: every
+/// match contains one of its members), the selective best first. A
+/// prefilter with many patterns picks among them the sets it can share.
+pub fn options(hir: &Hir, alphabet: Alphabet) -> Vec<Set> {
+    let goal = Goal {
+        alphabet,
+        preference: Preference::Selective,
+    };
+    let info = analyze(hir, goal);
+    let mut all: Vec<Set> = info.options.clone();
+    if let Some(best) = info.best(Preference::Selective) {
+        all.insert(0, best);
+    }
+    let mut seen = Vec::new();
+    all.retain(|set| {
+        let mut sorted = set.clone();
+        dedup(&mut sorted);
+        let fresh = min_len(set) >= MIN_LITERAL && !seen.contains(&sorted);
+        seen.push(sorted);
+        fresh
+    });
+    all
+}
+
 fn analyze(hir: &Hir, goal: Goal) -> Info {
     match hir.kind() {
         HirKind::Empty | HirKind::Look(_) => Info {
@@ -119,6 +147,7 @@ fn analyze(hir: &Hir, goal: Goal) -> Info {
             must: None,
             prefix: unknown(),
             suffix: unknown(),
+            options: Vec::new(),
         },
         HirKind::Literal(_) => concat(std::slice::from_ref(hir), goal),
         HirKind::Class(class) => {
@@ -129,6 +158,7 @@ fn analyze(hir: &Hir, goal: Goal) -> Info {
                 exact,
                 prefix: edge.clone(),
                 suffix: edge,
+                options: Vec::new(),
             }
         }
         HirKind::Capture(capture) => analyze(&capture.sub, goal),
@@ -148,6 +178,7 @@ fn analyze(hir: &Hir, goal: Goal) -> Info {
                     must: None,
                     prefix: unknown(),
                     suffix: unknown(),
+                    options: Vec::new(),
                 }
             } else {
                 let exact = if rep.min == 1 && rep.max == Some(1) {
@@ -156,11 +187,13 @@ fn analyze(hir: &Hir, goal: Goal) -> Info {
                     None
                 };
                 let (prefix, suffix) = (sub.prefix.clone(), sub.suffix.clone());
+                let options = sub.options.clone();
                 Info {
                     exact,
                     must: sub.best(goal.preference),
                     prefix,
                     suffix,
+                    options,
                 }
             }
         }
@@ -191,6 +224,7 @@ fn analyze(hir: &Hir, goal: Goal) -> Info {
                 must,
                 prefix,
                 suffix,
+                options: Vec::new(),
             }
         }
     }
@@ -224,6 +258,7 @@ fn concat(children: &[Hir], goal: Goal) -> Info {
 
     // What each piece contributes: (exact set, prefixes, suffixes).
     let mut candidates: Vec<Set> = Vec::new();
+    let mut inner_options: Vec<Set> = Vec::new();
     let parts: Vec<(Option<Set>, Set, Set)> = pieces
         .into_iter()
         .map(|piece| match piece {
@@ -238,6 +273,7 @@ fn concat(children: &[Hir], goal: Goal) -> Info {
                 if let Some(must) = info.must {
                     candidates.push(must);
                 }
+                inner_options.extend(info.options);
                 (info.exact, info.prefix, info.suffix)
             }
         })
@@ -271,15 +307,18 @@ fn concat(children: &[Hir], goal: Goal) -> Info {
     }
     let exact = whole_is_exact.then(|| run.clone());
     candidates.push(run);
+    candidates.retain(usable);
+    let mut options = candidates.clone();
+    options.extend(inner_options);
     let must = candidates
         .into_iter()
-        .filter(usable)
         .reduce(|a, b| pick(a, b, goal.preference));
     Info {
         exact,
         must,
         prefix: edge(parts.iter().map(|(e, p, _)| (e, p)), false),
         suffix: edge(parts.iter().rev().map(|(e, _, s)| (e, s)), true),
+        options,
     }
 }
 

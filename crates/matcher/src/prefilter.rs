@@ -38,6 +38,9 @@ pub struct Prefilter {
     literals: Vec<Vec<u8>>,
     /// What the searcher looks for: the literals, or anchors covering them.
     needles: Vec<Vec<u8>>,
+    /// For each pattern, the literal set it is searched by (`None`: every
+    /// line is a candidate for it).
+    chosen: Vec<Option<Vec<Vec<u8>>>>,
 }
 
 /// The literal searcher: SIMD (Teddy) when the needles allow it, else an
@@ -125,6 +128,66 @@ impl Searcher {
     }
 }
 
+/// Least [`rarity::set_rarity`](crate::rarity::set_rarity) of a literal
+/// set chosen to be shared instead of a pattern's own best: about a
+/// distinctive phrase (`EROFS`, `Read-only file system`, `No space left on
+/// device`), never a common word.
+const SHAREABLE_RARITY: i64 = 36;
+
+/// Many patterns, many literals: where a pattern also requires a set of
+/// literals that other patterns can search for too (program-specific
+/// signatures that all end in `Read-only file system`), it searches for
+/// that set instead of its own. Fewer literals keep the searcher on its
+/// fast path (one Teddy group of [`TEDDY_GROUP`]); every set chosen is
+/// still one the pattern requires, so no match is ever missed.
+fn share(patterns: &[Hir], alphabet: Alphabet, chosen: &mut [Option<Vec<Vec<u8>>>]) {
+    let options: Vec<Vec<Vec<Vec<u8>>>> = patterns
+        .iter()
+        .map(|hir| literals::options(hir, alphabet))
+        .collect();
+    // How many patterns could search for each literal.
+    let mut reach: HashMap<&[u8], usize> = HashMap::new();
+    for sets in &options {
+        let mut mine: Vec<&[u8]> = sets.iter().flatten().map(Vec::as_slice).collect();
+        mine.sort_unstable();
+        mine.dedup();
+        for literal in mine {
+            *reach.entry(literal).or_insert(0) += 1;
+        }
+    }
+    let shared = |set: &Vec<Vec<u8>>| {
+        set.iter()
+            .map(|l| reach.get(l.as_slice()).copied().unwrap_or(0))
+            .min()
+            .unwrap_or(0)
+    };
+    for (slot, sets) in chosen.iter_mut().zip(&options) {
+        let Some(current) = slot.as_ref() else {
+            continue;
+        };
+        // Shared by the most patterns, then the fewest members (a digit
+        // class multiplies a literal tenfold), then the rarest.
+        let key = |set: &Vec<Vec<u8>>| {
+            (
+                shared(set),
+                std::cmp::Reverse(set.len()),
+                crate::rarity::set_rarity(set),
+            )
+        };
+        let best = sets
+            .iter()
+            .filter(|set| set.len() <= current.len().max(4))
+            .filter(|set| crate::rarity::set_rarity(set) >= SHAREABLE_RARITY)
+            .max_by_key(|set| key(set));
+        if let Some(best) = best
+            && key(best) > key(current)
+            && (shared(best) > shared(current) || best.len() < current.len())
+        {
+            *slot = Some(best.clone());
+        }
+    }
+}
+
 /// The distinct literals of all chosen sets, sorted.
 fn distinct(sets: &[Option<Vec<Vec<u8>>>]) -> Vec<Vec<u8>> {
     let mut all: Vec<Vec<u8>> = sets.iter().flatten().flatten().cloned().collect();
@@ -143,6 +206,9 @@ impl Prefilter {
             .collect();
         let has_literal: Vec<bool> = selective.iter().map(Option::is_some).collect();
         let mut chosen = selective.clone();
+        if distinct(&chosen).len() > TEDDY_GROUP {
+            share(patterns, alphabet, &mut chosen);
+        }
         // How many chosen sets hold each literal, to know the distinct
         // count as sets change without recounting everything.
         let mut uses: HashMap<Vec<u8>, usize> = HashMap::new();
@@ -184,6 +250,7 @@ impl Prefilter {
             every_line,
             literals,
             needles,
+            chosen,
         };
         (prefilter, has_literal)
     }
@@ -202,6 +269,13 @@ impl Prefilter {
     /// How many distinct literals are searched for.
     pub fn literal_count(&self) -> usize {
         self.literals.len()
+    }
+
+    /// For each pattern, the literal set it is searched by: a line that
+    /// holds none of them cannot match it. `None`: it has no usable
+    /// literal, every line is a candidate.
+    pub fn chosen(&self) -> &[Option<Vec<Vec<u8>>>] {
+        &self.chosen
     }
 
     /// Calls `on_line(start, end)` for every candidate line of `buf`, in

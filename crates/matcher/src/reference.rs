@@ -15,8 +15,9 @@ pub type Found = (usize, usize, Vec<(String, Vec<u8>)>);
 
 /// The hits of `signatures` in `buf` (whole lines separated by `\n`, a
 /// trailing `\r` not part of a line), line by line and, within a line, by
-/// signature index — the order [`Matcher::scan`](crate::Matcher::scan)
-/// reports them in.
+/// signature index, the specific signatures first and the safety net
+/// (`fallback`) only on a line none of them took — the order
+/// [`Matcher::scan`](crate::Matcher::scan) reports them in.
 pub fn scan(signatures: &[Signature], buf: &[u8]) -> Vec<Found> {
     let mut found = Vec::new();
     let mut start = 0;
@@ -25,7 +26,16 @@ pub fn scan(signatures: &[Signature], buf: &[u8]) -> Vec<Found> {
         let line = raw.strip_suffix(b"\n").unwrap_or(raw);
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         let has_view = unescape::unescape_into(line, &mut view, &mut tmp);
-        for (index, signature) in signatures.iter().enumerate() {
+        let specific = found.len();
+        let by_kind = signatures
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| !s.fallback)
+            .chain(signatures.iter().enumerate().filter(|(_, s)| s.fallback));
+        for (index, signature) in by_kind {
+            if signature.fallback && found.len() > specific {
+                break;
+            }
             let texts: &[&[u8]] = if has_view {
                 &[&view[..], line]
             } else {
@@ -59,13 +69,18 @@ pub fn scan(signatures: &[Signature], buf: &[u8]) -> Vec<Found> {
 pub fn fast(matcher: &crate::Matcher, buf: &[u8]) -> Vec<Found> {
     let mut scratch = matcher.scratch();
     let mut found = Vec::new();
-    matcher.scan(buf, None, &mut scratch, |hit| {
-        let captures = hit
-            .captures()
-            .map(|(name, value)| (name.to_string(), value.to_vec()))
-            .collect();
-        found.push((hit.line_start(), hit.signature_index(), captures));
-    });
+    matcher.scan(
+        buf,
+        |_| None,
+        &mut scratch,
+        |hit| {
+            let captures = hit
+                .captures()
+                .map(|(name, value)| (name.to_string(), value.to_vec()))
+                .collect();
+            found.push((hit.line_start(), hit.signature_index(), captures));
+        },
+    );
     found
 }
 
@@ -86,6 +101,7 @@ pub fn signature(
         regex,
         unless,
         scope: Vec::new(),
+        fallback: false,
         summary: text.clone(),
         remediation: text,
         examples: Vec::new(),

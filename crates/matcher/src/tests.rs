@@ -45,13 +45,18 @@ type Found = Vec<(String, usize, Vec<(String, String)>)>;
 fn hits(matcher: &Matcher, buf: &[u8], source: Option<SourceKind>) -> Found {
     let mut scratch = matcher.scratch();
     let mut out = Vec::new();
-    matcher.scan(buf, source, &mut scratch, |hit| {
-        let caps = hit
-            .captures()
-            .map(|(n, v)| (n.to_string(), String::from_utf8_lossy(v).into_owned()))
-            .collect();
-        out.push((hit.signature().id.clone(), hit.line_start(), caps));
-    });
+    matcher.scan(
+        buf,
+        |_| source,
+        &mut scratch,
+        |hit| {
+            let caps = hit
+                .captures()
+                .map(|(n, v)| (n.to_string(), String::from_utf8_lossy(v).into_owned()))
+                .collect();
+            out.push((hit.signature().id.clone(), hit.line_start(), caps));
+        },
+    );
     out
 }
 
@@ -197,4 +202,70 @@ fn thousands_of_patterns_go_through_the_automaton_and_count_exactly() {
         ),
         1
     );
+}
+
+const NET: &str = r#"
+  - id: net-erofs
+    class: volume-read-only
+    severity: warning
+    fallback: true
+    title: net
+    match: 'Read-only file system'
+    summary: 'x'
+    remediation: 'x'
+    examples:
+      match:
+        - line: 'touch: x: Read-only file system'
+"#;
+
+#[test]
+fn the_safety_net_speaks_only_where_no_specific_signature_did() {
+    let matcher = Matcher::new(&library(&format!("{SIGS}{NET}"))).unwrap();
+    let specific = b"could not open file \"a\": Read-only file system\n";
+    let ids: Vec<String> = hits(&matcher, specific, None)
+        .into_iter()
+        .map(|h| h.0)
+        .collect();
+    assert_eq!(ids, ["pg-ro"]);
+    let unknown = b"touch: /data/x: Read-only file system\n";
+    let ids: Vec<String> = hits(&matcher, unknown, None)
+        .into_iter()
+        .map(|h| h.0)
+        .collect();
+    assert_eq!(ids, ["net-erofs"]);
+    // A specific match vetoed by its `unless` leaves the line to the net.
+    let vetoed = b"could not open file \"a\": Read-only file system, quoted by a rule\n";
+    let ids: Vec<String> = hits(&matcher, vetoed, None)
+        .into_iter()
+        .map(|h| h.0)
+        .collect();
+    assert_eq!(ids, ["net-erofs"]);
+}
+
+#[test]
+fn each_line_is_scoped_by_its_own_source() {
+    let matcher = Matcher::new(&library(SIGS)).unwrap();
+    let buf = b"2026-02-16T03:04:05Z stderr F EXT4-fs (sdb): Remounting filesystem read-only\nFeb 16 03:04:05 n1 kernel: EXT4-fs (sdc): Remounting filesystem read-only\n";
+    let mut scratch = matcher.scratch();
+    let mut asked = 0;
+    let mut devices = Vec::new();
+    matcher.scan(
+        buf,
+        |line| {
+            asked += 1;
+            if line.starts_with(b"2026") {
+                Some(SourceKind::Pod)
+            } else {
+                Some(SourceKind::Kernel)
+            }
+        },
+        &mut scratch,
+        |hit| devices.push(String::from_utf8_lossy(hit.capture("device").unwrap()).into_owned()),
+    );
+    assert_eq!(
+        devices,
+        ["sdc"],
+        "the kernel-scoped signature skips the pod's line only"
+    );
+    assert_eq!(asked, 2, "the source is asked once per candidate line");
 }

@@ -20,6 +20,7 @@
 //! assert!(library.signatures().len() >= 40);
 //! ```
 
+mod captures;
 mod load;
 mod problem;
 mod template;
@@ -94,6 +95,10 @@ pub struct Signature {
     pub unless: Option<regex::bytes::Regex>,
     /// The record sources the signature applies to; empty means any.
     pub scope: Vec<SourceKind>,
+    /// A safety net: reported only on a line that no specific (non-fallback)
+    /// signature matches, so a storage errno no signature knows is never
+    /// silently missed and a known failure is reported once, specifically.
+    pub fallback: bool,
     /// What happened, filled from captures and labels.
     pub summary: Template,
     /// What to do about it.

@@ -21,6 +21,7 @@ const SIGNATURE_FIELDS: &[&str] = &[
     "match",
     "unless",
     "scope",
+    "fallback",
     "summary",
     "remediation",
     "examples",
@@ -346,26 +347,22 @@ fn parse_signature(
         None => Some(None),
     };
     let scope = parse_scope(map, prefix, report);
+    let fallback = bool_field(map, "fallback", prefix, report);
     let capture_names: BTreeSet<String> = regex
         .as_ref()
         .map(|r| r.capture_names().flatten().map(str::to_string).collect())
         .unwrap_or_default();
-    let summary = template_field(
-        map,
-        "summary",
-        prefix,
-        &capture_names,
-        regex.is_some(),
-        report,
-    );
-    let remediation = template_field(
-        map,
-        "remediation",
-        prefix,
-        &capture_names,
-        regex.is_some(),
-        report,
-    );
+    let always = pattern
+        .as_ref()
+        .map(|(p, _)| crate::captures::always_taken(p))
+        .unwrap_or_default();
+    let captures = Captures {
+        names: &capture_names,
+        always: &always,
+        known: regex.is_some(),
+    };
+    let summary = template_field(map, "summary", prefix, &captures, report);
+    let remediation = template_field(map, "remediation", prefix, &captures, report);
     let (examples, near_misses) =
         parse_examples(map, prefix, &capture_names, regex.is_some(), report);
 
@@ -378,6 +375,7 @@ fn parse_signature(
         regex: regex?,
         unless: unless?,
         scope: scope?,
+        fallback: fallback?,
         summary: summary?,
         remediation: remediation?,
         examples: examples?,
@@ -387,6 +385,27 @@ fn parse_signature(
             line,
         },
     })
+}
+
+/// An optional boolean field: `Some(false)` when absent, `None` when it
+/// is not a boolean (reported).
+fn bool_field(
+    map: &MarkedMappingNode,
+    key: &str,
+    prefix: &str,
+    report: &mut Report,
+) -> Option<bool> {
+    let Some(node) = map.get_node(key) else {
+        return Some(false);
+    };
+    match node.as_scalar().map(|s| s.as_str()) {
+        Some("true") => Some(true),
+        Some("false") => Some(false),
+        _ => {
+            report.add(line_of(node), &join(prefix, key), "must be true or false");
+            None
+        }
+    }
 }
 
 fn parsed_field<T: std::str::FromStr<Err = faultline_core::UnknownName>>(
@@ -459,12 +478,20 @@ fn parse_scope(
     ok.then_some(kinds)
 }
 
+/// What a template may name: the captures of `match`, and which of them
+/// take part in every match.
+struct Captures<'a> {
+    names: &'a BTreeSet<String>,
+    always: &'a BTreeSet<String>,
+    /// False when `match` did not compile: nothing is known of it.
+    known: bool,
+}
+
 fn template_field(
     map: &MarkedMappingNode,
     key: &str,
     prefix: &str,
-    captures: &BTreeSet<String>,
-    captures_known: bool,
+    captures: &Captures,
     report: &mut Report,
 ) -> Option<Template> {
     let (text, at) = string_field(map, key, prefix, true, report)?;
@@ -472,20 +499,47 @@ fn template_field(
     let template = Template::parse(&text)
         .map_err(|err| report.add(at, &field, err))
         .ok()?;
+    if !captures.known {
+        return Some(template);
+    }
     let mut ok = true;
     for name in template.fields() {
-        if captures_known && !captures.contains(name) && !LABEL_NAMES.contains(&name) {
+        if !captures.names.contains(name) && !LABEL_NAMES.contains(&name) {
             report.add(
                 at,
                 &field,
                 format!(
                     "placeholder {{{name}}} is neither a capture of `match` ({}) nor a label ({})",
-                    list_or_none(captures.iter().map(String::as_str)),
+                    list_or_none(captures.names.iter().map(String::as_str)),
                     LABEL_NAMES.join(", ")
                 ),
             );
             ok = false;
         }
+    }
+    // A value that can be missing needs words to show in its place, or
+    // the reader would see a raw `{name}`.
+    let mut unworded: Vec<&str> = template
+        .fields_without_wording()
+        .filter(|name| captures.names.contains(*name) || LABEL_NAMES.contains(name))
+        .filter(|name| !captures.always.contains(*name))
+        .collect();
+    unworded.sort_unstable();
+    unworded.dedup();
+    for name in unworded {
+        let why = if captures.names.contains(name) {
+            "is a capture that does not take part in every match"
+        } else {
+            "is a label a record may not have"
+        };
+        report.add(
+            at,
+            &field,
+            format!(
+                "placeholder {{{name}}} {why}: give the words to show without it, as {{{name}|the {name}}}"
+            ),
+        );
+        ok = false;
     }
     ok.then_some(template)
 }

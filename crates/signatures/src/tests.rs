@@ -14,7 +14,7 @@ const GOOD: &str = r#"signatures:
     title: Demo
     match: 'could not open file "(?P<path>[^"]+)": Read-only file system'
     unless: 'transaction'
-    summary: 'cannot open {path} in {pod}'
+    summary: 'cannot open {path} in {pod|the pod}'
     remediation: 'remount {path}'
     examples:
       match:
@@ -47,6 +47,45 @@ fn a_valid_file_loads_every_field() {
     assert_eq!(sig.near_misses[0].why.as_deref(), Some("not a volume"));
     assert!(sig.unless.is_some());
     assert!(sig.scope.is_empty());
+    assert!(!sig.fallback);
+}
+
+#[test]
+fn a_placeholder_that_can_be_missing_must_say_what_to_show() {
+    let unworded = GOOD.replace("{pod|the pod}", "{pod}");
+    let err = Library::from_sources(&[file("a.yaml", &unworded)], &[]).unwrap_err();
+    assert_eq!(
+        err.0[0].to_string(),
+        "a.yaml:8: signatures[0].summary: placeholder {pod} is a label a record may not have: give the words to show without it, as {pod|the pod}"
+    );
+    let optional = GOOD
+        .replace(
+            r#"(?P<path>[^"]+)": Read"#,
+            r#"(?P<path>[^"]+)"(?: in (?P<db>\w+))?: Read"#,
+        )
+        .replace("remount {path}", "remount {path} of {db}");
+    let err = Library::from_sources(&[file("a.yaml", &optional)], &[]).unwrap_err();
+    assert!(
+        err.0[0]
+            .message
+            .contains("placeholder {db} is a capture that does not take part in every match"),
+        "{err}"
+    );
+    let worded = optional.replace("of {db}", "of {db|the database}");
+    assert!(Library::from_sources(&[file("a.yaml", &worded)], &[]).is_ok());
+}
+
+#[test]
+fn fallback_is_a_boolean() {
+    let net = GOOD.replace("    unless:", "    fallback: true\n    unless:");
+    let lib = Library::from_sources(&[file("a.yaml", &net)], &[]).unwrap();
+    assert!(lib.get("demo-read-only").unwrap().fallback);
+    let bad = GOOD.replace("    unless:", "    fallback: sometimes\n    unless:");
+    let err = Library::from_sources(&[file("a.yaml", &bad)], &[]).unwrap_err();
+    assert_eq!(
+        err.0[0].to_string(),
+        "a.yaml:7: signatures[0].fallback: must be true or false"
+    );
 }
 
 #[test]

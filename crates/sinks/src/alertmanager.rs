@@ -55,6 +55,11 @@ pub struct Alert {
 /// The `alertname` of each class an incident is known by.
 const ALERTNAMES: &[(Class, &str)] = &[
     (Class::PgControldata, "FaultlinePostgresControlData"),
+    (Class::PgDataMissing, "FaultlinePostgresDataMissing"),
+    (Class::PgReplication, "FaultlinePostgresReplication"),
+    (Class::LogStoreFailure, "FaultlineLogStoreFailing"),
+    (Class::NfsFailure, "FaultlineNFSFailure"),
+    (Class::RaidDegraded, "FaultlineRaidDegraded"),
     (Class::VolumeReadOnly, "FaultlineVolumeReadOnly"),
     (Class::DiskFull, "FaultlineDiskFull"),
     (Class::DiskIoError, "FaultlineDiskIOError"),

@@ -1,0 +1,55 @@
+//! Which named captures of a pattern take part in every match: the ones a
+//! template may name without wording for a missing value.
+
+use std::collections::BTreeSet;
+
+use regex_syntax::hir::{Hir, HirKind};
+
+/// The names of the captures of `pattern` that every match sets. An
+/// unparsable pattern has none (its error is reported elsewhere).
+pub fn always_taken(pattern: &str) -> BTreeSet<String> {
+    regex_syntax::ParserBuilder::new()
+        .utf8(false)
+        .build()
+        .parse(pattern)
+        .map(|hir| taken(&hir))
+        .unwrap_or_default()
+}
+
+fn taken(hir: &Hir) -> BTreeSet<String> {
+    match hir.kind() {
+        HirKind::Capture(capture) => {
+            let mut names = taken(&capture.sub);
+            names.extend(capture.name.as_deref().map(str::to_string));
+            names
+        }
+        HirKind::Concat(parts) => parts.iter().flat_map(taken).collect(),
+        HirKind::Alternation(branches) => {
+            let mut branches = branches.iter().map(taken);
+            let first = branches.next().unwrap_or_default();
+            branches.fold(first, |all, next| {
+                all.intersection(&next).cloned().collect()
+            })
+        }
+        HirKind::Repetition(repetition) if repetition.min > 0 => taken(&repetition.sub),
+        _ => BTreeSet::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(pattern: &str) -> Vec<String> {
+        always_taken(pattern).into_iter().collect()
+    }
+
+    #[test]
+    fn optional_and_alternative_captures_are_not_always_taken() {
+        assert_eq!(names(r"(?P<a>x) (?P<b>y)?"), ["a"]);
+        assert_eq!(names(r"(?:(?P<a>x)|(?P<b>y))"), Vec::<String>::new());
+        assert_eq!(names(r"(?:(?P<a>x) )+(?P<b>\d*)"), ["a", "b"]);
+        assert_eq!(names(r"(?P<outer>a(?P<inner>b)?)"), ["outer"]);
+        assert_eq!(names(r"(unclosed"), Vec::<String>::new());
+    }
+}
