@@ -25,7 +25,7 @@ const USER_SIGNATURE: &str = r#"signatures:
     title: The disk is on fire
     match: 'disk (?P<device>sd[a-z]+) is on fire'
     summary: '{device} burns'
-    remediation: 'call the fire brigade for {device} on {node}'
+    remediation: 'call the fire brigade for {device} on {node|the node}'
     examples:
       match:
         - line: 'kernel: disk sdb is on fire'
