@@ -659,3 +659,39 @@ fn every_planted_failure_of_the_speed_kit_is_found() {
         "planted failure lines reported"
     );
 }
+
+/// A kubelet line that names a pod belongs to the pod's workload, in every
+/// wrapping the node's log arrives in — never to the node.
+#[test]
+fn kubelet_lines_that_name_a_pod_are_the_pods_in_any_wrapping() {
+    let dir = tempfile::tempdir().unwrap();
+    let klog = r#"I0312 10:00:00.123456    1846 prober.go:107] "Probe failed" probeType="Liveness" pod="media/immich-ml-7d4b9c6f58-6rtdn" podUID="0b7c11aa-1b2c-4d5e-8f90-123456789abc" containerName="ml" probeResult="failure" output="HTTP probe failed with statuscode: 500""#;
+    let inputs = [
+        ("klog.log", klog.to_string()),
+        ("journald.log", format!("Mar 12 10:00:00 node-3 kubelet[1846]: {klog}")),
+        (
+            "structured.log",
+            r#"{"ts":1773309600000.5,"caller":"prober/prober.go:107","msg":"Probe failed","probeType":"Liveness","pod":{"name":"immich-ml-7d4b9c6f58-6rtdn","namespace":"media"},"containerName":"ml","probeResult":"failure","output":"HTTP probe failed with statuscode: 500","v":0}"#
+                .to_string(),
+        ),
+    ];
+    for (name, line) in inputs {
+        std::fs::write(dir.path().join(name), format!("{line}\n")).unwrap();
+        let out = replay(&["--year", "2026", dir.path().join(name).to_str().unwrap()]);
+        let records: Vec<Value> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let keys: Vec<&str> = records
+            .iter()
+            .filter(|r| r["type"] == "incident")
+            .map(|r| r["key"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            keys,
+            ["workload/media/Deployment/immich-ml"],
+            "{name}: {records:?}"
+        );
+    }
+}

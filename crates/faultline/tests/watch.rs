@@ -407,13 +407,27 @@ fn the_real_kernel_log_is_followed_with_the_nodes_name() {
         return;
     };
     let watch = Watch::start(&["--kmsg", "--node", "talos-519-vmy"]);
-    // Let faultline open the device and skip what is already there.
-    std::thread::sleep(Duration::from_millis(500));
     let marker = format!("faultline-test-{}", std::process::id());
-    // One write is one record.
+    // One write is one record. faultline skips what the device holds when
+    // it opens it, and its start takes a while on a loaded machine: write
+    // the record again until it is read.
     let record = format!("<3>{marker}: EXT4-fs (loop7): Remounting filesystem read-only\n");
-    kmsg.write_all(record.as_bytes()).unwrap();
+    let read = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let read = read.clone();
+        std::thread::spawn(move || {
+            for _ in 0..100 {
+                if read.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                kmsg.write_all(record.as_bytes()).unwrap();
+                std::thread::sleep(Duration::from_millis(300));
+            }
+        })
+    };
     let hit = watch.next(|r| is_hit(r) && r["line"].as_str().unwrap().contains(&marker));
+    read.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.join().unwrap();
     assert_eq!(hit["signature"], "kernel-ext4-remount-read-only");
     assert_eq!(hit["labels"]["node"], "talos-519-vmy");
     assert_eq!(hit["captures"]["device"], "loop7");
