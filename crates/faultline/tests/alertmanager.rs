@@ -100,7 +100,9 @@ fn a_read_only_pvc_pages_both_alertmanagers_survives_a_restart_and_resolves() {
             Command::new(env!("CARGO_BIN_EXE_faultline"))
                 .args(["watch", "--format", "json", "--poll", "50ms"])
                 .args(["--files", &glob, "--listen", "127.0.0.1:0"])
-                .args(["--state-dir", state.to_str().unwrap()])
+                // The first start reads the log from its start, however
+                // late it comes up; the restart resumes from its checkpoint.
+                .args(["--state-dir", state.to_str().unwrap(), "--read-existing"])
                 .args(["--signatures", rules.to_str().unwrap()])
                 .args(["--alertmanager", &format!("http://127.0.0.1:{first}")])
                 .args(["--alertmanager", &format!("http://127.0.0.1:{second}")])
