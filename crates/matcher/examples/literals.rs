@@ -98,6 +98,9 @@ fn main() {
             true
         });
         println!("{candidates} candidate lines");
+        if path == "--builtin" {
+            per_signature(&buf, &prefilter);
+        }
         let mut top: Vec<_> = prefilter
             .needles()
             .iter()
@@ -108,5 +111,34 @@ fn main() {
         for (lit, n) in top.iter().take(10) {
             println!("  {n:>8}  {:?}", String::from_utf8_lossy(lit));
         }
+    }
+}
+
+/// Prints, for the signatures whose literals select the most lines of
+/// `buf`, how many lines hold one of its literals: the signatures whose
+/// literals are worth making rarer.
+fn per_signature(buf: &[u8], prefilter: &Prefilter) {
+    let library = faultline_signatures::Library::builtin().expect("built-in library loads");
+    let mut rows: Vec<(u64, String, Vec<String>)> = Vec::new();
+    for (signature, chosen) in library.signatures().iter().zip(prefilter.chosen()) {
+        let Some(set) = chosen else {
+            rows.push((u64::MAX, signature.id.clone(), vec!["(every line)".into()]));
+            continue;
+        };
+        let searcher = aho_corasick::AhoCorasick::new(set).expect("literals build");
+        let lines = buf
+            .split(|&b| b == b'\n')
+            .filter(|line| searcher.is_match(line))
+            .count() as u64;
+        let shown = set
+            .iter()
+            .map(|l| String::from_utf8_lossy(l).into_owned())
+            .collect();
+        rows.push((lines, signature.id.clone(), shown));
+    }
+    rows.sort_by_key(|row| std::cmp::Reverse(row.0));
+    println!("candidate lines per signature (most first):");
+    for (lines, id, set) in rows.iter().take(25) {
+        println!("  {lines:>8}  {id}  {set:?}");
     }
 }

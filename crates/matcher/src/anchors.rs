@@ -15,14 +15,19 @@
 
 use std::collections::HashMap;
 
-use crate::rarity::commonness;
+use crate::rarity::{self, commonness};
 
 /// Anchor widths tried, widest first: the first that covers every literal
 /// within the limit wins.
 pub const WIDTHS: [usize; 4] = [12, 8, 6, 4];
 
-/// How common a gram is likely to be: the sum of its bytes' commonness.
+/// How common a gram is likely to be: the sum of its bytes' commonness,
+/// counting every byte as found everywhere when the gram is a piece of a
+/// word that most log lines hold (`equest`, `onnect`).
 fn cost(gram: &[u8]) -> u32 {
+    if rarity::within_common_word(gram) {
+        return 10 * gram.len() as u32;
+    }
     gram.iter().map(|&b| commonness(b)).sum()
 }
 

@@ -9,9 +9,10 @@
 //!    Aho-Corasick automaton that scans whole buffers of many lines, on raw
 //!    bytes, with no per-line work for lines it skips.
 //! 2. **Which signatures**: the literals a candidate line holds name the
-//!    signatures that can match it (one Aho-Corasick pass over the line,
-//!    from each literal to the signatures searched by it); only those are
-//!    tried. A combined multi-pattern regex does not scale to hundreds of
+//!    signatures that can match it; only those are tried. The prefilter
+//!    reports where each of its needles starts in the line, and the
+//!    literals holding that needle are compared in place, so the line is
+//!    not read again. A combined multi-pattern regex does not scale to hundreds of
 //!    signatures (its lazy DFA thrashes), this does: the work per line is
 //!    the handful of signatures that share its literals.
 //! 3. **Confirm and capture**: each of them runs its own regex, with
@@ -56,7 +57,7 @@ use regex_automata::util::syntax;
 use regex_syntax::hir::Hir;
 
 use crate::literals::Alphabet;
-use crate::prefilter::Prefilter;
+use crate::prefilter::{NeedleAt, Prefilter};
 
 /// A pattern that could not be compiled into the set.
 #[derive(Debug)]
@@ -109,11 +110,27 @@ pub struct Matcher {
 
 /// From the literals a candidate line holds to the signatures that can
 /// match it.
+///
+/// The prefilter tells where each needle of a candidate line starts; a
+/// literal holds a needle at known offsets, so checking those literals in
+/// place (a few byte comparisons) finds every literal of the line without
+/// reading it again. A line whose needles are not known is searched with
+/// an automaton of all literals.
 #[derive(Clone, Debug)]
 struct Dispatch {
     /// Every literal of the prefilter, overlapping (`None` when there are
     /// none).
-    literals: Option<aho_corasick::AhoCorasick>,
+    automaton: Option<aho_corasick::AhoCorasick>,
+    /// The literals, as the prefilter numbers them.
+    literals: Vec<Vec<u8>>,
+    /// The prefilter's needles.
+    needles: Vec<Vec<u8>>,
+    /// For each needle, each literal holding it and where: (literal, offset
+    /// of the needle in it).
+    holders: Vec<Vec<(usize, usize)>>,
+    /// For each needle, the other needles that may start where it does
+    /// (one is a prefix of the other): the prefilter reports one per start.
+    siblings: Vec<Vec<usize>>,
     /// For each literal, the signatures searched by it, ascending.
     signatures: Vec<Vec<usize>>,
     /// Signatures tried on every candidate line (no usable literal).
@@ -149,8 +166,40 @@ impl Dispatch {
                 })
                 .expect("an Aho-Corasick automaton builds for any set of fewer than 2^31 literals")
         });
+        let needles = prefilter.needles().to_vec();
+        let holders = needles
+            .iter()
+            .map(|needle| {
+                let mut held = Vec::new();
+                for (index, literal) in literals.iter().enumerate() {
+                    let mut from = 0;
+                    while let Some(at) = memchr::memmem::find(&literal[from..], needle) {
+                        held.push((index, from + at));
+                        from += at + 1;
+                    }
+                }
+                held
+            })
+            .collect();
+        let siblings = needles
+            .iter()
+            .enumerate()
+            .map(|(index, needle)| {
+                (0..needles.len())
+                    .filter(|&other| {
+                        other != index
+                            && (needles[other].starts_with(needle)
+                                || needle.starts_with(&needles[other]))
+                    })
+                    .collect()
+            })
+            .collect();
         Dispatch {
-            literals: automaton,
+            automaton,
+            literals: literals.to_vec(),
+            needles,
+            holders,
+            siblings,
             signatures,
             always,
         }
@@ -160,9 +209,44 @@ impl Dispatch {
     fn candidates(&self, line: &[u8], out: &mut Vec<usize>) {
         out.clear();
         out.extend_from_slice(&self.always);
-        if let Some(literals) = &self.literals {
-            for found in literals.find_overlapping_iter(line) {
+        if let Some(automaton) = &self.automaton {
+            for found in automaton.find_overlapping_iter(line) {
                 out.extend_from_slice(&self.signatures[found.pattern().as_usize()]);
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+    }
+
+    /// [`Dispatch::candidates`] for the line `buf[start..end]` whose
+    /// needles the prefilter `found`.
+    fn candidates_at(
+        &self,
+        buf: &[u8],
+        (start, end): (usize, usize),
+        found: &[NeedleAt],
+        out: &mut Vec<usize>,
+    ) {
+        out.clear();
+        out.extend_from_slice(&self.always);
+        for &NeedleAt { at, needle } in found {
+            let line_rest = &buf[at..end];
+            let here = std::iter::once(needle).chain(
+                self.siblings[needle]
+                    .iter()
+                    .copied()
+                    .filter(|&other| line_rest.starts_with(&self.needles[other])),
+            );
+            for needle in here {
+                for &(literal, offset) in &self.holders[needle] {
+                    let bytes = &self.literals[literal];
+                    let Some(from) = at.checked_sub(offset).filter(|&from| from >= start) else {
+                        continue;
+                    };
+                    if buf[from..end].starts_with(bytes) {
+                        out.extend_from_slice(&self.signatures[literal]);
+                    }
+                }
             }
         }
         out.sort_unstable();
@@ -170,10 +254,12 @@ impl Dispatch {
     }
 }
 
-/// Per-thread working state for [`Matcher::scan`]: the candidate list,
-/// the unescaped-view buffers and capture slots, reused across lines.
+/// Per-thread working state for [`Matcher::scan`]: the needles of a line,
+/// the candidate list, the unescaped-view buffers and capture slots,
+/// reused across lines.
 #[derive(Debug)]
 pub struct Scratch {
+    needles: Vec<NeedleAt>,
     which: Vec<usize>,
     view: Vec<u8>,
     tmp: Vec<u8>,
@@ -275,6 +361,7 @@ impl Matcher {
     /// Fresh working state for one thread.
     pub fn scratch(&self) -> Scratch {
         Scratch {
+            needles: Vec::new(),
             which: Vec::new(),
             view: Vec::new(),
             tmp: Vec::new(),
@@ -299,10 +386,22 @@ impl Matcher {
         scratch: &mut Scratch,
         mut on_hit: impl FnMut(Hit<'_>),
     ) {
-        self.prefilter.for_each_candidate(buf, |start, end| {
-            self.match_line_at(buf, start, end, &mut source, scratch, &mut on_hit);
-            true
-        });
+        let mut needles = std::mem::take(&mut scratch.needles);
+        self.prefilter
+            .for_each_candidate_with_needles(buf, &mut needles, |start, end, found| {
+                match found {
+                    Some(found) => {
+                        self.dispatch
+                            .candidates_at(buf, (start, end), found, &mut scratch.which)
+                    }
+                    None => self
+                        .dispatch
+                        .candidates(strip_cr(&buf[start..end]), &mut scratch.which),
+                }
+                self.match_line_at(buf, start, end, &mut source, scratch, &mut on_hit);
+                true
+            });
+        scratch.needles = needles;
     }
 
     /// Matches one line (without its `\n`), as [`Matcher::scan`] would.
@@ -313,9 +412,12 @@ impl Matcher {
         scratch: &mut Scratch,
         mut on_hit: impl FnMut(Hit<'_>),
     ) {
+        self.dispatch.candidates(strip_cr(line), &mut scratch.which);
         self.match_line_at(line, 0, line.len(), &mut |_| source, scratch, &mut on_hit);
     }
 
+    /// Tries the signatures in `scratch.which` (ascending) on the line
+    /// `buf[start..end]`.
     fn match_line_at(
         &self,
         buf: &[u8],
@@ -331,8 +433,8 @@ impl Matcher {
             view,
             tmp,
             locations,
+            ..
         } = scratch;
-        self.dispatch.candidates(line, which);
         if which.is_empty() {
             return;
         }

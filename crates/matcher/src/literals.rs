@@ -218,7 +218,11 @@ fn analyze(hir: &Hir, goal: Goal) -> Info {
                 .into_iter()
                 .map(|i| i.best(goal.preference))
                 .collect::<Option<Vec<Set>>>()
-                .and_then(|sets| bounded_union(sets.into_iter()));
+                .and_then(|sets| bounded_union(sets.into_iter()))
+                .map(|mut set| {
+                    minimize(&mut set);
+                    set
+                });
             Info {
                 exact,
                 must,
@@ -308,6 +312,7 @@ fn concat(children: &[Hir], goal: Goal) -> Info {
     let exact = whole_is_exact.then(|| run.clone());
     candidates.push(run);
     candidates.retain(usable);
+    candidates.iter_mut().for_each(minimize);
     let mut options = candidates.clone();
     options.extend(inner_options);
     let must = candidates
@@ -399,6 +404,26 @@ fn dedup(set: &mut Set) {
     set.dedup();
 }
 
+/// Drops from a required set every member that contains another member: a
+/// line holding it holds the shorter one too, so the set requires the same
+/// and finds the same lines with fewer literals (`Out of memory: Kill
+/// process ` goes, `Kill process ` stays). Never applied to an exact set,
+/// whose members are whole strings to concatenate.
+fn minimize(set: &mut Set) {
+    set.sort_by_key(Vec::len);
+    let mut kept: Set = Vec::with_capacity(set.len());
+    for member in set.drain(..) {
+        if !kept
+            .iter()
+            .any(|shorter| memchr::memmem::find(&member, shorter).is_some())
+        {
+            kept.push(member);
+        }
+    }
+    kept.sort();
+    *set = kept;
+}
+
 /// A set is usable as a requirement if none of its strings is empty (the
 /// empty string occurs everywhere, so it requires nothing).
 fn usable(set: &Set) -> bool {
@@ -438,7 +463,12 @@ fn pick(a: Set, b: Set, preference: Preference) -> Set {
     match (searchable(&a), searchable(&b)) {
         (true, false) => a,
         (false, true) => b,
-        _ if crate::rarity::set_rarity(&b) > crate::rarity::set_rarity(&a) => b,
+        // Equally rare by the estimate: the longer literals are the safer bet.
+        _ if (crate::rarity::set_rarity(&b), min_len(&b))
+            > (crate::rarity::set_rarity(&a), min_len(&a)) =>
+        {
+            b
+        }
         _ => a,
     }
 }
@@ -623,10 +653,25 @@ mod tests {
     }
 
     #[test]
+    fn an_optional_prefix_does_not_multiply_the_requirement() {
+        // "Out of memory: Kill process " holds "Kill process ": the
+        // longer variants add nothing but literals.
+        assert_eq!(
+            raw("(?:(?:Out of memory|No available memory): )?[Kk]ill(?:ed)? process [0-9]+"),
+            Some(vec![
+                "Kill process ".into(),
+                "Killed process ".into(),
+                "kill process ".into(),
+                "killed process ".into(),
+            ])
+        );
+    }
+
+    #[test]
     fn a_repeated_group_keeps_its_requirement() {
         assert_eq!(
-            raw("(abc[0-9])+"),
-            Some(vec!["abc".into()]),
+            raw("(abcd[0-9])+"),
+            Some(vec!["abcd".into()]),
             "one literal beats ten one byte longer"
         );
         assert_eq!(

@@ -47,8 +47,10 @@ pub struct Prefilter {
 /// Aho-Corasick automaton.
 #[derive(Clone, Debug)]
 enum Searcher {
-    /// Teddy searchers over groups of at most [`TEDDY_GROUP`] needles.
-    Packed(Vec<packed::Searcher>),
+    /// Teddy searchers over groups of at most [`TEDDY_GROUP`] needles, and
+    /// how many needles each group holds (a group's pattern `p` is needle
+    /// `group * size + p`).
+    Packed(Vec<packed::Searcher>, usize),
     Automaton(AhoCorasick),
 }
 
@@ -62,9 +64,23 @@ const TEDDY_GROUP: usize = 64;
 /// Most Teddy groups: enough for [`FAST_LITERALS`] needles.
 const TEDDY_GROUPS: usize = FAST_LITERALS.div_ceil(TEDDY_GROUP);
 
-/// Where each Teddy group's next needle is, as far as known: `None` before
-/// the group has been searched, `Some(usize::MAX)` once it has no more.
-type GroupCursor = [Option<usize>; TEDDY_GROUPS];
+/// Where each Teddy group's next needle is, as far as known (its start
+/// and its index among all needles): `None` before the group has been
+/// searched, a start of `usize::MAX` once it has no more.
+type GroupCursor = [Option<(usize, usize)>; TEDDY_GROUPS];
+
+/// One needle found in a candidate line: where it starts in the buffer,
+/// and which of [`Prefilter::needles`] it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NeedleAt {
+    pub at: usize,
+    pub needle: usize,
+}
+
+/// Most needles gathered for one line. A line holding more (a hostile or
+/// pathological one) is handed over without them, and its reader looks
+/// for literals in it on its own: the gathering never grows without bound.
+pub const MAX_NEEDLES_PER_LINE: usize = 256;
 
 impl Searcher {
     fn new(needles: &[Vec<u8>]) -> Searcher {
@@ -83,7 +99,7 @@ impl Searcher {
                 })
                 .collect();
             if let Some(packed) = packed {
-                return Searcher::Packed(packed);
+                return Searcher::Packed(packed, size.max(1));
             }
         }
         // A DFA is fastest, but its size grows with the literals: beyond a
@@ -103,27 +119,37 @@ impl Searcher {
         Searcher::Automaton(automaton)
     }
 
-    /// Start of the leftmost needle at or after `at`. `next` remembers
-    /// each Teddy group's last answer, so a group is searched again only
-    /// once `at` has passed it; it starts all `None` for each buffer, and
-    /// `at` never decreases.
-    fn find(&self, buf: &[u8], at: usize, next: &mut GroupCursor) -> Option<usize> {
+    /// The leftmost needle at or after `at`: its start and index. `next`
+    /// remembers each Teddy group's last answer, so a group is searched
+    /// again only once `at` has passed it; it starts all `None` for each
+    /// buffer, and `at` never decreases.
+    fn find(&self, buf: &[u8], at: usize, next: &mut GroupCursor) -> Option<NeedleAt> {
         match self {
-            Searcher::Packed(groups) => {
-                let mut leftmost = usize::MAX;
-                for (group, cached) in groups.iter().zip(next.iter_mut()) {
-                    let position = match *cached {
-                        Some(p) if p >= at => p,
+            Searcher::Packed(groups, size) => {
+                let mut leftmost = (usize::MAX, 0);
+                for (index, (group, cached)) in groups.iter().zip(next.iter_mut()).enumerate() {
+                    let found = match *cached {
+                        Some(found) if found.0 >= at => found,
                         _ => group
                             .find_in(buf, aho_corasick::Span::from(at..buf.len()))
-                            .map_or(usize::MAX, |m| m.start()),
+                            .map_or((usize::MAX, 0), |m| {
+                                (m.start(), index * size + m.pattern().as_usize())
+                            }),
                     };
-                    *cached = Some(position);
-                    leftmost = leftmost.min(position);
+                    *cached = Some(found);
+                    if found.0 < leftmost.0 {
+                        leftmost = found;
+                    }
                 }
-                (leftmost != usize::MAX).then_some(leftmost)
+                (leftmost.0 != usize::MAX).then_some(NeedleAt {
+                    at: leftmost.0,
+                    needle: leftmost.1,
+                })
             }
-            Searcher::Automaton(a) => a.find(Input::new(buf).range(at..)).map(|m| m.start()),
+            Searcher::Automaton(a) => a.find(Input::new(buf).range(at..)).map(|m| NeedleAt {
+                at: m.start(),
+                needle: m.pattern().as_usize(),
+            }),
         }
     }
 }
@@ -215,6 +241,7 @@ impl Prefilter {
         for literal in chosen.iter().flatten().flatten() {
             *uses.entry(literal.clone()).or_insert(0) += 1;
         }
+        let shared = chosen.clone();
         if uses.len() > FAST_LITERALS {
             // Give up selectivity where it costs the most literals first.
             let mut order: Vec<usize> = (0..patterns.len()).collect();
@@ -231,10 +258,19 @@ impl Prefilter {
                         }
                     }
                 }
-                chosen[i] = literals::required(&patterns[i], alphabet, Preference::Few);
+                // A pattern that has no smaller set keeps its own: losing
+                // a set would make its matches invisible.
+                if let Some(few) = literals::required(&patterns[i], alphabet, Preference::Few) {
+                    chosen[i] = Some(few);
+                }
                 for literal in chosen[i].iter().flatten() {
                     *uses.entry(literal.clone()).or_insert(0) += 1;
                 }
+            }
+            // Fewer but still too many for Teddy: the anchors cover them
+            // either way, so keep the selective sets (fewer candidate lines).
+            if uses.len() > FAST_LITERALS {
+                chosen = shared;
             }
         }
         let literals = distinct(&chosen);
@@ -303,12 +339,63 @@ impl Prefilter {
             let Some(found) = searcher.find(buf, at, &mut next) else {
                 return;
             };
-            let start = memchr::memrchr(b'\n', &buf[at..found]).map_or(at, |i| at + i + 1);
-            let end = memchr::memchr(b'\n', &buf[found..]).map_or(buf.len(), |i| found + i);
+            let (start, end) = line_around(buf, at, found.at);
             if !on_line(start, end) {
                 return;
             }
             at = end + 1;
         }
     }
+
+    /// [`Prefilter::for_each_candidate`], also telling `on_line` every
+    /// needle the line holds (each start, one needle per start: others
+    /// starting there are prefixes of it or it of them). `None` instead
+    /// when every line is a candidate (nothing was searched) or the line
+    /// holds more than [`MAX_NEEDLES_PER_LINE`]. `found` is the caller's
+    /// buffer for them, reused from call to call.
+    pub fn for_each_candidate_with_needles(
+        &self,
+        buf: &[u8],
+        found: &mut Vec<NeedleAt>,
+        mut on_line: impl FnMut(usize, usize, Option<&[NeedleAt]>) -> bool,
+    ) {
+        let Some(searcher) = self.searcher.as_ref().filter(|_| !self.every_line) else {
+            self.for_each_candidate(buf, |start, end| on_line(start, end, None));
+            return;
+        };
+        let mut at = 0;
+        let mut next: GroupCursor = [None; TEDDY_GROUPS];
+        while at < buf.len() {
+            let Some(first) = searcher.find(buf, at, &mut next) else {
+                return;
+            };
+            let (start, end) = line_around(buf, at, first.at);
+            found.clear();
+            found.push(first);
+            let mut overflow = false;
+            while let Some(more) = searcher
+                .find(buf, found[found.len() - 1].at + 1, &mut next)
+                .filter(|more| more.at < end)
+            {
+                if found.len() == MAX_NEEDLES_PER_LINE {
+                    overflow = true;
+                    break;
+                }
+                found.push(more);
+            }
+            if !on_line(start, end, (!overflow).then_some(&found[..])) {
+                return;
+            }
+            at = end + 1;
+        }
+    }
+}
+
+/// The line of `buf` that holds byte `found`, searching back no further
+/// than `from` (the start of a line): its start and end (at its `\n`, or
+/// the end of `buf`).
+fn line_around(buf: &[u8], from: usize, found: usize) -> (usize, usize) {
+    let start = memchr::memrchr(b'\n', &buf[from..found]).map_or(from, |i| from + i + 1);
+    let end = memchr::memchr(b'\n', &buf[found..]).map_or(buf.len(), |i| found + i);
+    (start, end)
 }

@@ -63,7 +63,90 @@ const COMMON_WORDS: &[&str] = &[
     "postgresql",
     "startup",
     "no such file or directory",
+    // Words of every access log, database and process table, and the
+    // kubelet's own vocabulary.
+    "connect",
+    "database",
+    "process",
+    "handle",
+    "manager",
+    "post /",
+    "get /",
+    "syncloop",
+    "probetype",
+    "msg",
+    // The verbs and nouns of healthy progress messages, found in most
+    // programs' routine lines.
+    "started",
+    "starting",
+    "complete",
+    "command",
+    "archive",
+    "limit",
+    "success",
+    "update",
+    "create",
+    "delete",
+    "running",
+    "finished",
+    "received",
+    "sending",
+    "loading",
+    "config",
+    "version",
+    "checkpoint",
+    "instance",
+    "initial",
+    "timeout",
+    "attempt",
+    "retry",
+    "closed",
+    "watch",
+    "event",
+    "ready",
+    "write",
+    "index",
+    "table",
+    "query",
+    "transaction",
+    "segment",
+    "chunk",
+    "flush",
+    "upload",
+    "worker",
+    "cluster",
+    "leader",
+    "replica",
+    "primary",
+    "storage",
+    "system",
+    "session",
+    "mount",
+    "device",
+    "memory",
+    "address",
+    "image",
 ];
+
+/// Whether `gram` (an anchor: a few bytes cut from a literal) lies inside
+/// one of the common words, or holds one whole, so that it is no rarer
+/// than that word.
+pub fn within_common_word(gram: &[u8]) -> bool {
+    let trimmed = gram
+        .iter()
+        .position(u8::is_ascii_alphabetic)
+        .zip(gram.iter().rposition(u8::is_ascii_alphabetic))
+        .map_or(&[][..], |(first, last)| &gram[first..=last]);
+    let lower = trimmed.to_ascii_lowercase();
+    if lower.is_empty() {
+        return false;
+    }
+    COMMON_WORDS.iter().any(|word| {
+        let word = word.as_bytes();
+        memchr::memmem::find(word, &lower).is_some()
+            || (word.len() >= 5 && memchr::memmem::find(&lower, word).is_some())
+    })
+}
 
 /// A rarity score: higher is rarer. Grows with length and with uncommon
 /// bytes; a literal that is mostly common words counts only its other bytes.
@@ -83,7 +166,10 @@ pub fn rarity(literal: &[u8]) -> i64 {
         }
     }
     // Common words still filter a little: keep a quarter of their weight.
-    total - common + common / 4
+    let score = total - common + common / 4;
+    // Three bytes (`ata`, `msg`) are in some word of most lines whatever
+    // they are: worth half as much.
+    if literal.len() <= 3 { score / 2 } else { score }
 }
 
 /// The score of searching for a whole set: its weakest member, less a

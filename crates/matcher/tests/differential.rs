@@ -199,3 +199,60 @@ fn the_builtin_library_agrees_with_the_naive_reference_on_its_own_examples() {
     );
     assert_eq!(found, naive(signatures, &buf));
 }
+
+/// Three hundred signatures: more literals than the SIMD searcher takes,
+/// so the prefilter searches for anchors that cover them and the matcher
+/// finds each line's literals from where the anchors start.
+fn many_signatures() -> Vec<Signature> {
+    (0..300)
+        .map(|i| {
+            let word = regex::escape(WORDS[i % WORDS.len()]);
+            let pattern = format!(r"{word} code{i:03} (?P<c0>[a-z0-9]+)");
+            signature(i, &pattern, (i % 7 == 0).then_some("ok"))
+        })
+        .collect()
+}
+
+/// Lines of words and `codeNNN` tokens, some holding hundreds of them.
+fn coded_buffer() -> impl Strategy<Value = Vec<u8>> {
+    let token = prop_oneof![
+        3 => prop::sample::select(WORDS).prop_map(str::to_string),
+        3 => (0u32..320).prop_map(|n| format!("code{n:03}")),
+        1 => Just("x1".to_string()),
+    ];
+    let line = (prop::collection::vec(token, 0..16), 0u8..8).prop_map(|(tokens, shape)| {
+        let line = tokens.join(" ");
+        if shape == 0 {
+            // More needles than the prefilter gathers for one line.
+            std::iter::repeat_n(line.as_str(), 60)
+                .collect::<Vec<_>>()
+                .join(" ")
+        } else {
+            line
+        }
+    });
+    prop::collection::vec(line, 0..30).prop_map(|lines| {
+        let mut buf = Vec::new();
+        for line in lines {
+            buf.extend_from_slice(line.as_bytes());
+            buf.push(b'\n');
+        }
+        buf
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 300,
+        .. ProptestConfig::default()
+    })]
+
+    #[test]
+    fn past_the_fast_literal_limit_the_matcher_still_reports_exactly_what_the_reference_does(
+        buf in coded_buffer(),
+    ) {
+        let signatures = many_signatures();
+        let matcher = Matcher::new(&signatures).expect("valid patterns compile");
+        prop_assert_eq!(fast(&matcher, &buf), naive(&signatures, &buf));
+    }
+}

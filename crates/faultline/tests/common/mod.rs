@@ -191,14 +191,23 @@ impl Watch {
         kept: &mut Vec<Value>,
         wanted: impl Fn(&Value) -> bool,
     ) -> Value {
+        self.try_next_within(patience, kept, wanted)
+            .unwrap_or_else(|| panic!("faultline watch reports in time; so far: {kept:#?}"))
+    }
+
+    /// [`Watch::next_within`], or `None` once no record came for
+    /// `patience`.
+    pub fn try_next_within(
+        &self,
+        patience: Duration,
+        kept: &mut Vec<Value>,
+        wanted: impl Fn(&Value) -> bool,
+    ) -> Option<Value> {
         loop {
-            let record = self
-                .records
-                .recv_timeout(patience)
-                .unwrap_or_else(|_| panic!("faultline watch reports in time; so far: {kept:#?}"));
+            let record = self.records.recv_timeout(patience).ok()?;
             kept.push(record.clone());
             if wanted(&record) {
-                return record;
+                return Some(record);
             }
         }
     }
