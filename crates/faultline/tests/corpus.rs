@@ -36,9 +36,9 @@ const FLOORS: &[(&str, f64)] = &[
     ("data-missing", 0.0),
     ("disk-full", 0.97),
     ("io-error", 0.96),
-    ("kernel-node", 0.93),
+    ("kernel-node", 0.98),
     ("log-pipeline", 0.8),
-    ("pg-recovery", 0.86),
+    ("pg-recovery", 0.88),
     ("probes", 0.92),
     ("read-only", 0.97),
 ];

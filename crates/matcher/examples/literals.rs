@@ -64,7 +64,9 @@ fn main() {
         let buf = std::fs::read(&corpus).expect("readable corpus");
         if path == "--builtin" {
             let library = faultline_signatures::Library::builtin().expect("built-in library loads");
+            let started = std::time::Instant::now();
             let matcher = faultline_matcher::Matcher::new(library.signatures()).expect("compiles");
+            println!("matcher built in {:.3} s", started.elapsed().as_secs_f64());
             let mut scratch = matcher.scratch();
             let started = std::time::Instant::now();
             let mut hits = 0u64;

@@ -13,7 +13,8 @@
 //! while Teddy checks every needle whole after its fingerprint: the widest
 //! substrings that still fit the limit are taken, from [`WIDTHS`].
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 
 use crate::rarity::{self, commonness};
 
@@ -86,7 +87,12 @@ fn width_of(gram: &[u8]) -> f64 {
 }
 
 /// Greedy weighted set cover: each round takes the gram maximising
-/// `gain / base^cost`. `None` if more than `limit` grams are needed.
+/// `gain / base^cost` (ties: the first in `grams`' order). `None` if more
+/// than `limit` grams are needed.
+///
+/// Lazily evaluated: a gram's gain only shrinks as literals get covered,
+/// so its last score is an upper bound; a gram is re-scored only when it
+/// reaches the top of the heap, and taken if it stays there.
 fn greedy(
     grams: &[(&[u8], u32, &Vec<usize>)],
     literals: usize,
@@ -96,24 +102,29 @@ fn greedy(
     let mut covered = vec![false; literals];
     let mut left = literals;
     let mut anchors = Vec::new();
-    // A gram's weight does not change from round to round.
-    let weights: Vec<f64> = grams
+    let mut heap: BinaryHeap<(Score, Reverse<usize>)> = grams
         .iter()
-        .map(|&(gram, cost, _)| base.powf(f64::from(cost) / 2.0 * (4.0 / width_of(gram))))
+        .enumerate()
+        .map(|(index, &(gram, cost, list))| {
+            let weight = base.powf(f64::from(cost) / 2.0 * (4.0 / width_of(gram)));
+            (Score(list.len() as f64 / weight, weight), Reverse(index))
+        })
         .collect();
     while left > 0 {
         if anchors.len() == limit {
             return None;
         }
-        let mut best: Option<(f64, &[u8], &Vec<usize>)> = None;
-        for (&(gram, _, list), weight) in grams.iter().zip(&weights) {
-            let gain = list.iter().filter(|&&i| !covered[i]).count();
-            let score = gain as f64 / weight;
-            if gain > 0 && best.is_none_or(|b| score > b.0) {
-                best = Some((score, gram, list));
-            }
+        let (Score(_, weight), Reverse(index)) = heap.pop()?;
+        let (gram, _, list) = grams[index];
+        let gain = list.iter().filter(|&&i| !covered[i]).count();
+        if gain == 0 {
+            continue;
         }
-        let (_, gram, list) = best?;
+        let now = (Score(gain as f64 / weight, weight), Reverse(index));
+        if heap.peek().is_some_and(|top| *top > now) {
+            heap.push(now);
+            continue;
+        }
         for &i in list {
             if !covered[i] {
                 covered[i] = true;
@@ -123,6 +134,30 @@ fn greedy(
         anchors.push(gram.to_vec());
     }
     Some(anchors)
+}
+
+/// A gram's score (gain per weight) and its weight, ordered by score.
+#[derive(Clone, Copy, Debug)]
+struct Score(f64, f64);
+
+impl PartialEq for Score {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.total_cmp(&other.0).is_eq()
+    }
+}
+
+impl Eq for Score {}
+
+impl PartialOrd for Score {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Score {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&other.0)
+    }
 }
 
 #[cfg(test)]

@@ -7,6 +7,10 @@
 //! `volume`, `error`, …), so a literal that is little more than one of them
 //! is a poor filter however long it is.
 
+use std::sync::LazyLock;
+
+use aho_corasick::AhoCorasick;
+
 /// How common a byte is in log text, from 2 (rare) to 10 (everywhere).
 pub fn commonness(byte: u8) -> u32 {
     match byte {
@@ -128,6 +132,16 @@ const COMMON_WORDS: &[&str] = &[
     "image",
 ];
 
+/// The common words, searched for all at once (rarity is asked for
+/// every literal and anchor candidate of the library at every start).
+static WORDS: LazyLock<AhoCorasick> = LazyLock::new(|| {
+    AhoCorasick::new(COMMON_WORDS).expect("a few dozen short words build an automaton")
+});
+
+/// The common words one after the other, to find a gram inside any of them
+/// with one search.
+static WORDS_JOINED: LazyLock<String> = LazyLock::new(|| COMMON_WORDS.join("\n"));
+
 /// Whether `gram` (an anchor: a few bytes cut from a literal) lies inside
 /// one of the common words, or holds one whole, so that it is no rarer
 /// than that word.
@@ -138,14 +152,11 @@ pub fn within_common_word(gram: &[u8]) -> bool {
         .zip(gram.iter().rposition(u8::is_ascii_alphabetic))
         .map_or(&[][..], |(first, last)| &gram[first..=last]);
     let lower = trimmed.to_ascii_lowercase();
-    if lower.is_empty() {
-        return false;
-    }
-    COMMON_WORDS.iter().any(|word| {
-        let word = word.as_bytes();
-        memchr::memmem::find(word, &lower).is_some()
-            || (word.len() >= 5 && memchr::memmem::find(&lower, word).is_some())
-    })
+    !lower.is_empty()
+        && (memchr::memmem::find(WORDS_JOINED.as_bytes(), &lower).is_some()
+            || WORDS
+                .find_overlapping_iter(&lower)
+                .any(|word| word.len() >= 5))
 }
 
 /// A rarity score: higher is rarer. Grows with length and with uncommon
@@ -153,18 +164,15 @@ pub fn within_common_word(gram: &[u8]) -> bool {
 pub fn rarity(literal: &[u8]) -> i64 {
     let total: i64 = literal.iter().map(|&b| 11 - i64::from(commonness(b))).sum();
     let lower = literal.to_ascii_lowercase();
-    let mut common = 0i64;
-    for word in COMMON_WORDS {
-        let mut from = 0;
-        while let Some(at) = memchr::memmem::find(&lower[from..], word.as_bytes()) {
-            let start = from + at;
-            common += literal[start..start + word.len()]
+    let common: i64 = WORDS
+        .find_overlapping_iter(&lower)
+        .map(|word| {
+            literal[word.range()]
                 .iter()
                 .map(|&b| 11 - i64::from(commonness(b)))
-                .sum::<i64>();
-            from = start + word.len();
-        }
-    }
+                .sum::<i64>()
+        })
+        .sum();
     // Common words still filter a little: keep a quarter of their weight.
     let score = total - common + common / 4;
     // Three bytes (`ata`, `msg`) are in some word of most lines whatever
