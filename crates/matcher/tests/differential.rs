@@ -213,6 +213,13 @@ fn many_signatures() -> Vec<Signature> {
         .collect()
 }
 
+/// [`many_signatures`] and their matcher, built once for all cases.
+static MANY: std::sync::LazyLock<(Vec<Signature>, Matcher)> = std::sync::LazyLock::new(|| {
+    let signatures = many_signatures();
+    let matcher = Matcher::new(&signatures).expect("valid patterns compile");
+    (signatures, matcher)
+});
+
 /// Lines of words and `codeNNN` tokens, some holding hundreds of them.
 fn coded_buffer() -> impl Strategy<Value = Vec<u8>> {
     let token = prop_oneof![
@@ -251,8 +258,7 @@ proptest! {
     fn past_the_fast_literal_limit_the_matcher_still_reports_exactly_what_the_reference_does(
         buf in coded_buffer(),
     ) {
-        let signatures = many_signatures();
-        let matcher = Matcher::new(&signatures).expect("valid patterns compile");
-        prop_assert_eq!(fast(&matcher, &buf), naive(&signatures, &buf));
+        let (signatures, matcher) = &*MANY;
+        prop_assert_eq!(fast(matcher, &buf), naive(signatures, &buf));
     }
 }
