@@ -193,10 +193,10 @@ fn explain_miss(matcher: &Matcher, scratch: &mut Scratch, sig: &Signature, line:
         } else {
             vec![line.as_bytes()]
         };
-    let matched = texts.iter().find(|t| sig.regex.is_match(t));
+    let matched = texts.iter().find(|t| sig.regex.get().is_match(t));
     let reason = match matched {
         None => "`match` does not match it (nor its unescaped view)".to_string(),
-        Some(text) if sig.unless.as_ref().is_some_and(|u| u.is_match(text)) => {
+        Some(text) if sig.unless.as_ref().is_some_and(|u| u.get().is_match(text)) => {
             "`unless` rejects it".to_string()
         }
         Some(_) => {

@@ -263,7 +263,8 @@ pub struct Scratch {
     which: Vec<usize>,
     view: Vec<u8>,
     tmp: Vec<u8>,
-    locations: Vec<CaptureLocations>,
+    /// Per signature, made when it is first tried.
+    locations: Vec<Option<CaptureLocations>>,
 }
 
 /// One line that matched one signature.
@@ -302,6 +303,7 @@ impl<'a> Hit<'a> {
         let index = self
             .signature
             .regex
+            .get()
             .capture_names()
             .position(|n| n == Some(name))?;
         let (start, end) = self.locations.get(index)?;
@@ -312,6 +314,7 @@ impl<'a> Hit<'a> {
     pub fn captures(&self) -> impl Iterator<Item = (&'a str, &'a [u8])> + '_ {
         self.signature
             .regex
+            .get()
             .capture_names()
             .enumerate()
             .filter_map(move |(i, name)| {
@@ -365,11 +368,7 @@ impl Matcher {
             which: Vec::new(),
             view: Vec::new(),
             tmp: Vec::new(),
-            locations: self
-                .signatures
-                .iter()
-                .map(|s| s.regex.capture_locations())
-                .collect(),
+            locations: vec![None; self.signatures.len()],
         }
     }
 
@@ -463,14 +462,19 @@ impl Matcher {
                 // The decoded view is what the component printed: prefer it.
                 let both: [&[u8]; 2] = [&view[..], line];
                 let texts = if has_view { &both[..] } else { &both[1..] };
-                let slots = &mut locations[index];
+                let regex = signature.regex.get();
+                let slots = locations[index].get_or_insert_with(|| regex.capture_locations());
                 let Some(&text) = texts
                     .iter()
-                    .find(|t| signature.regex.captures_read(slots, t).is_some())
+                    .find(|t| regex.captures_read(slots, t).is_some())
                 else {
                     continue;
                 };
-                if signature.unless.as_ref().is_some_and(|u| u.is_match(text)) {
+                if signature
+                    .unless
+                    .as_ref()
+                    .is_some_and(|u| u.get().is_match(text))
+                {
                     continue;
                 }
                 specific_hit = true;

@@ -43,15 +43,20 @@ pub fn scan(signatures: &[Signature], buf: &[u8]) -> Vec<Found> {
             };
             let Some((text, captures)) = texts
                 .iter()
-                .find_map(|t| signature.regex.captures(t).map(|c| (*t, c)))
+                .find_map(|t| signature.regex.get().captures(t).map(|c| (*t, c)))
             else {
                 continue;
             };
-            if signature.unless.as_ref().is_some_and(|u| u.is_match(text)) {
+            if signature
+                .unless
+                .as_ref()
+                .is_some_and(|u| u.get().is_match(text))
+            {
                 continue;
             }
             let named = signature
                 .regex
+                .get()
                 .capture_names()
                 .enumerate()
                 .filter_map(|(i, name)| {
@@ -98,8 +103,8 @@ pub fn signature(
         severity: Severity::Warning,
         title: "generated".into(),
         pattern: regex.as_str().to_string(),
-        regex,
-        unless,
+        regex: regex.into(),
+        unless: unless.map(Into::into),
         scope: Vec::new(),
         fallback: false,
         summary: text.clone(),

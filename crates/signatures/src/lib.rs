@@ -22,6 +22,7 @@
 
 mod captures;
 mod load;
+mod pattern;
 mod problem;
 mod template;
 
@@ -31,6 +32,7 @@ use std::path::{Path, PathBuf};
 use faultline_core::{Class, Rule, Severity, SourceKind};
 
 pub use load::parse_duration;
+pub use pattern::{Compile, LazyRegex};
 pub use problem::{Problem, Problems};
 pub use template::Template;
 
@@ -89,10 +91,10 @@ pub struct Signature {
     pub title: String,
     /// The `match` regular expression, as written.
     pub pattern: String,
-    /// `match`, compiled.
-    pub regex: regex::bytes::Regex,
-    /// `unless`, compiled: a line matching it is not a hit.
-    pub unless: Option<regex::bytes::Regex>,
+    /// `match`, compiled (on first use for the built-in library).
+    pub regex: LazyRegex,
+    /// `unless`, compiled likewise: a line matching it is not a hit.
+    pub unless: Option<LazyRegex>,
     /// The record sources the signature applies to; empty means any.
     pub scope: Vec<SourceKind>,
     /// A safety net: reported only on a line that no specific (non-fallback)
@@ -154,7 +156,7 @@ impl Library {
             .collect();
         let mut problems = Vec::new();
         let user = read_user_files(dirs, &mut problems);
-        let library = Library::from_sources(&builtin, &user);
+        let library = Library::assemble(&builtin, Compile::OnFirstUse, &user);
         match library {
             Ok(library) if problems.is_empty() => Ok(library),
             Ok(_) => Err(Problems(problems)),
@@ -165,14 +167,24 @@ impl Library {
         }
     }
 
-    /// Builds a library from `base` files overridden by `overrides` files.
+    /// Builds a library from `base` files overridden by `overrides` files,
+    /// every pattern compiled now.
     pub fn from_sources(
         base: &[SourceFile],
         overrides: &[SourceFile],
     ) -> Result<Library, Problems> {
+        Library::assemble(base, Compile::Now, overrides)
+    }
+
+    /// [`Library::from_sources`], compiling `base`'s patterns as told.
+    fn assemble(
+        base: &[SourceFile],
+        base_compile: Compile,
+        overrides: &[SourceFile],
+    ) -> Result<Library, Problems> {
         let mut problems = Vec::new();
-        let (base, base_rules) = parse_unique(base, &mut problems);
-        let (overrides, mut rules) = parse_unique(overrides, &mut problems);
+        let (base, base_rules) = parse_unique(base, base_compile, &mut problems);
+        let (overrides, mut rules) = parse_unique(overrides, Compile::Now, &mut problems);
         rules.extend(base_rules);
         if !problems.is_empty() {
             return Err(Problems(problems));
@@ -216,12 +228,16 @@ impl Library {
 
 /// Parses `files`, reporting ids used twice among them; returns their
 /// signatures and their rules.
-fn parse_unique(files: &[SourceFile], problems: &mut Vec<Problem>) -> (Vec<Signature>, Vec<Rule>) {
+fn parse_unique(
+    files: &[SourceFile],
+    compile: Compile,
+    problems: &mut Vec<Problem>,
+) -> (Vec<Signature>, Vec<Rule>) {
     let mut out: Vec<Signature> = Vec::new();
     let mut rules = Vec::new();
     let mut first_seen: BTreeMap<String, Location> = BTreeMap::new();
     for file in files {
-        let parsed = load::parse_file(&file.name, &file.text, problems);
+        let parsed = load::parse_file(&file.name, &file.text, compile, problems);
         rules.extend(parsed.rules);
         for sig in parsed.signatures {
             if let Some(first) = first_seen.get(&sig.id) {

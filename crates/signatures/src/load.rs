@@ -9,6 +9,7 @@ use std::collections::BTreeSet;
 use faultline_core::{Class, LABEL_NAMES, Rule, Severity, SourceKind};
 use marked_yaml::{LoaderOptions, Node, types::MarkedMappingNode};
 
+use crate::pattern::{Compile, LazyRegex};
 use crate::problem::Problem;
 use crate::template::Template;
 use crate::{Example, Location, NearMiss, Signature};
@@ -47,6 +48,8 @@ const DEFAULT_RESOLVE_AFTER: &str = "1h";
 struct Report<'a> {
     file: &'a str,
     problems: &'a mut Vec<Problem>,
+    /// When the file's patterns are compiled.
+    compile: Compile,
 }
 
 impl Report<'_> {
@@ -139,8 +142,17 @@ pub(crate) struct Parsed {
 
 /// Parses the file `file` holding `text`; appends its problems to `problems`.
 /// Returns the signatures and rules that were complete and valid.
-pub(crate) fn parse_file(file: &str, text: &str, problems: &mut Vec<Problem>) -> Parsed {
-    let mut report = Report { file, problems };
+pub(crate) fn parse_file(
+    file: &str,
+    text: &str,
+    compile: Compile,
+    problems: &mut Vec<Problem>,
+) -> Parsed {
+    let mut report = Report {
+        file,
+        problems,
+        compile,
+    };
     let options = LoaderOptions::default().error_on_duplicate_keys(true);
     let root = match marked_yaml::parse_yaml_with_options(0, text, options) {
         Ok(root) => root,
@@ -348,9 +360,10 @@ fn parse_signature(
     };
     let scope = parse_scope(map, prefix, report);
     let fallback = bool_field(map, "fallback", prefix, report);
-    let capture_names: BTreeSet<String> = regex
+    let capture_names: BTreeSet<String> = pattern
         .as_ref()
-        .map(|r| r.capture_names().flatten().map(str::to_string).collect())
+        .filter(|_| regex.is_some())
+        .map(|(p, _)| crate::captures::names(p))
         .unwrap_or_default();
     let always = pattern
         .as_ref()
@@ -425,13 +438,13 @@ fn compile(
     at: Option<usize>,
     field: &str,
     report: &mut Report,
-) -> Option<regex::bytes::Regex> {
-    match regex::bytes::Regex::new(pattern) {
+) -> Option<LazyRegex> {
+    match LazyRegex::new(pattern, report.compile) {
         Ok(regex) => Some(regex),
         Err(err) => {
             // The regex crate's message spans several lines with a caret
             // under the error; keep it, indented, so it stays readable.
-            let message = err.to_string().replace('\n', "\n    ");
+            let message = err.replace('\n', "\n    ");
             report.add(
                 at,
                 field,

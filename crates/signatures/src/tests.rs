@@ -233,6 +233,19 @@ fn the_builtin_library_loads() {
     assert!(!lib.signatures().is_empty());
 }
 
+/// The built-in library is compiled on first use: every pattern must
+/// compile, or the first line that needs it would stop faultline.
+#[test]
+fn every_builtin_pattern_compiles() {
+    let lib = Library::builtin().unwrap();
+    for sig in lib.signatures() {
+        for pattern in std::iter::once(&sig.regex).chain(&sig.unless) {
+            regex::bytes::Regex::new(pattern.as_str())
+                .unwrap_or_else(|err| panic!("{}: {err}", sig.id));
+        }
+    }
+}
+
 #[test]
 fn rules_load_with_defaults_and_user_rules_come_first() {
     let builtin = "rules:\n  - severity: critical\n    fire_after: 1\n  - fire_after: never\n";
