@@ -1,46 +1,39 @@
-//! Which named captures of a pattern take part in every match: the ones a
-//! template may name without wording for a missing value.
+//! A pattern's named captures, and which of them take part in every
+//! match: the ones a template may name without wording for a missing value.
 
 use std::collections::BTreeSet;
 
 use regex_syntax::hir::{Hir, HirKind};
 
-/// The names of every named capture of `pattern` (none when it does not
-/// parse: its error is reported elsewhere).
-pub fn names(pattern: &str) -> BTreeSet<String> {
-    fn walk(hir: &Hir, out: &mut BTreeSet<String>) {
-        match hir.kind() {
-            HirKind::Capture(capture) => {
-                out.extend(capture.name.as_deref().map(str::to_string));
-                walk(&capture.sub, out);
-            }
-            HirKind::Concat(parts) | HirKind::Alternation(parts) => {
-                parts.iter().for_each(|part| walk(part, out));
-            }
-            HirKind::Repetition(repetition) => walk(&repetition.sub, out),
-            _ => {}
-        }
-    }
-    let mut out = BTreeSet::new();
-    if let Some(hir) = parse(pattern) {
-        walk(&hir, &mut out);
-    }
-    out
-}
-
-/// `pattern` parsed as the regex crate parses a bytes pattern.
-fn parse(pattern: &str) -> Option<Hir> {
+/// The names of every named capture of `pattern`, and those of them that
+/// every match sets (the ones a template may name without wording for a
+/// missing value). Both empty when it does not parse: its error is
+/// reported elsewhere.
+pub fn of(pattern: &str) -> (BTreeSet<String>, BTreeSet<String>) {
     regex_syntax::ParserBuilder::new()
         .utf8(false)
         .build()
         .parse(pattern)
-        .ok()
+        .map(|hir| {
+            let mut all = BTreeSet::new();
+            named(&hir, &mut all);
+            (all, taken(&hir))
+        })
+        .unwrap_or_default()
 }
 
-/// The names of the captures of `pattern` that every match sets. An
-/// unparsable pattern has none (its error is reported elsewhere).
-pub fn always_taken(pattern: &str) -> BTreeSet<String> {
-    parse(pattern).map(|hir| taken(&hir)).unwrap_or_default()
+fn named(hir: &Hir, out: &mut BTreeSet<String>) {
+    match hir.kind() {
+        HirKind::Capture(capture) => {
+            out.extend(capture.name.as_deref().map(str::to_string));
+            named(&capture.sub, out);
+        }
+        HirKind::Concat(parts) | HirKind::Alternation(parts) => {
+            parts.iter().for_each(|part| named(part, out));
+        }
+        HirKind::Repetition(repetition) => named(&repetition.sub, out),
+        _ => {}
+    }
 }
 
 fn taken(hir: &Hir) -> BTreeSet<String> {
@@ -68,7 +61,7 @@ mod tests {
     use super::*;
 
     fn names(pattern: &str) -> Vec<String> {
-        always_taken(pattern).into_iter().collect()
+        of(pattern).1.into_iter().collect()
     }
 
     #[test]
@@ -82,7 +75,8 @@ mod tests {
 
     #[test]
     fn every_named_capture_is_listed() {
-        let all: Vec<String> = super::names(r"(?P<a>x)(?:(?P<b>y)|z)*(q)(?P<c>(?P<d>w))?")
+        let all: Vec<String> = of(r"(?P<a>x)(?:(?P<b>y)|z)*(q)(?P<c>(?P<d>w))?")
+            .0
             .into_iter()
             .collect();
         assert_eq!(all, ["a", "b", "c", "d"]);

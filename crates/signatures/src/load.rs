@@ -360,14 +360,10 @@ fn parse_signature(
     };
     let scope = parse_scope(map, prefix, report);
     let fallback = bool_field(map, "fallback", prefix, report);
-    let capture_names: BTreeSet<String> = pattern
+    let (capture_names, always): (BTreeSet<String>, BTreeSet<String>) = pattern
         .as_ref()
         .filter(|_| regex.is_some())
-        .map(|(p, _)| crate::captures::names(p))
-        .unwrap_or_default();
-    let always = pattern
-        .as_ref()
-        .map(|(p, _)| crate::captures::always_taken(p))
+        .map(|(p, _)| crate::captures::of(p))
         .unwrap_or_default();
     let captures = Captures {
         names: &capture_names,

@@ -310,11 +310,27 @@ pub enum Target {
 }
 
 impl Target {
-    /// The URL alerts go to (a metric label).
+    /// The URL alerts go to.
     pub fn url(&self) -> &str {
         match self {
             Target::Alertmanager(url) => url,
             Target::Webhook(hook) => &hook.url,
+        }
+    }
+
+    /// The target as a metric label: its URL's scheme, host and port only,
+    /// so that credentials (`user:pass@`) and tokens in the path or query
+    /// never reach `/metrics`.
+    pub fn label(&self) -> String {
+        match reqwest::Url::parse(self.url()) {
+            Ok(url) => {
+                let host = url.host_str().unwrap_or_default();
+                match url.port() {
+                    Some(port) => format!("{}://{host}:{port}", url.scheme()),
+                    None => format!("{}://{host}", url.scheme()),
+                }
+            }
+            Err(_) => "unparsable-url".to_string(),
         }
     }
 
@@ -340,7 +356,8 @@ impl Target {
 /// alert firing forever.
 #[derive(Debug)]
 pub struct Alerting {
-    urls: Vec<String>,
+    /// Each target as a metric label, in the senders' order.
+    target_labels: Vec<String>,
     senders: Vec<Sender>,
     options: AlertOptions,
     /// Firing incidents by key: resent every interval.
@@ -369,7 +386,7 @@ impl Alerting {
     /// Alerting to every one of `targets` (each gets every alert).
     pub fn new(targets: &[Target], options: AlertOptions) -> Alerting {
         Alerting {
-            urls: targets.iter().map(|t| t.url().to_string()).collect(),
+            target_labels: targets.iter().map(Target::label).collect(),
             senders: targets.iter().cloned().map(Sender::start).collect(),
             options,
             firing: BTreeMap::new(),
@@ -444,9 +461,10 @@ impl Alerting {
         &self.senders
     }
 
-    /// The targets' URLs, in the senders' order.
-    pub fn urls(&self) -> &[String] {
-        &self.urls
+    /// The targets as metric labels ([`Target::label`]), in the senders'
+    /// order.
+    pub fn target_labels(&self) -> &[String] {
+        &self.target_labels
     }
 
     /// Incidents that changed at `now`: fired ones are sent and kept for

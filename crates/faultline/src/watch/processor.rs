@@ -232,11 +232,11 @@ impl<W: Write> Processor<W> {
             return;
         };
         self.alert_counts.resize(alerting.senders().len(), [0; 3]);
-        for ((sender, last), url) in alerting
+        for ((sender, last), target) in alerting
             .senders()
             .iter()
             .zip(&mut self.alert_counts)
-            .zip(alerting.urls())
+            .zip(alerting.target_labels())
         {
             let counters = &sender.counters;
             let now = [
@@ -254,13 +254,13 @@ impl<W: Write> Processor<W> {
             .zip(now)
             {
                 metric
-                    .with_label_values(&[url])
+                    .with_label_values(&[target])
                     .inc_by(is.saturating_sub(*was));
                 *was = is;
             }
             self.metrics
                 .alert_queue
-                .with_label_values(&[url])
+                .with_label_values(&[target])
                 .set(i64::try_from(sender.waiting()).unwrap_or(i64::MAX));
         }
     }

@@ -156,3 +156,22 @@ async fn firing_alerts_survive_a_restart_and_resolve_when_their_time_comes() {
     assert_eq!(saved.trim(), "{}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_target_is_labelled_without_credentials_path_or_query() {
+    let label = |url: &str| Target::Alertmanager(url.to_string()).label();
+    assert_eq!(
+        label("https://admin:s3cret@am.example.com:9443/t0k3n/api?key=abc"),
+        "https://am.example.com:9443"
+    );
+    assert_eq!(
+        label("http://user@alertmanager.monitoring:9093"),
+        "http://alertmanager.monitoring:9093"
+    );
+    assert_eq!(
+        label("https://hooks.example.com/services/T000/B000/XXXX"),
+        "https://hooks.example.com"
+    );
+    assert_eq!(label("http://[::1]:9093/"), "http://[::1]:9093");
+    assert_eq!(label("not a url"), "unparsable-url");
+}
