@@ -424,7 +424,13 @@ pub fn run(args: &WatchArgs, matches: Option<&clap::ArgMatches>) -> Result<ExitC
     }
     let targets = targets(args)?;
     let checkpoints = match &args.state_dir {
-        Some(dir) => Checkpoints::load(dir)?,
+        Some(dir) => {
+            let (checkpoints, warning) = Checkpoints::load(dir)?;
+            if let Some(warning) = warning {
+                eprintln!("faultline: {warning}");
+            }
+            checkpoints
+        }
         None => Checkpoints::default(),
     };
     let format = args.format.unwrap_or(if io::stdout().is_terminal() {
@@ -609,7 +615,13 @@ pub fn run(args: &WatchArgs, matches: Option<&clap::ArgMatches>) -> Result<ExitC
                         },
                     );
                     Some(match state {
-                        Some(dir) => alerting.with_state(dir)?,
+                        Some(dir) => {
+                            let (alerting, warning) = alerting.with_state(dir)?;
+                            if let Some(warning) = warning {
+                                eprintln!("faultline: {warning}");
+                            }
+                            alerting
+                        }
                         None => alerting,
                     })
                 }

@@ -113,6 +113,42 @@ fn followed_pod_logs_page_and_a_restart_resumes_without_repeating() {
     let (status, rest) = watch.stop();
     assert!(status.success());
     assert!(!rest.iter().any(is_hit), "nothing read twice: {rest:?}");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(state.join("checkpoints.json"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "state is its owner's only");
+    }
+
+    // A damaged state file (emptied, as on a full disk) does not keep
+    // faultline from starting: it is moved aside with a warning, and the
+    // files are followed afresh.
+    std::fs::write(state.join("checkpoints.json"), "").unwrap();
+    let watch = Watch::start(&args);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !watch.stderr().iter().any(|l| l.contains("moved to")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no warning: {:?}",
+            watch.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        watch
+            .stderr()
+            .iter()
+            .any(|l| l.contains("checkpoints.json is empty")),
+        "{:?}",
+        watch.stderr()
+    );
+    append_line(&log, &cri(&FAILURE.replace("[25]", "[27]")));
+    let hit = watch.next(is_hit);
+    assert!(hit["line"].as_str().unwrap().contains("[27]"), "{hit}");
+    let (status, _) = watch.stop();
+    assert!(status.success());
 }
 
 #[test]

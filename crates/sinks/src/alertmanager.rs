@@ -408,30 +408,21 @@ impl Alerting {
     }
 
     /// Saves firing alerts in `dir`, and takes up those saved there by the
-    /// previous run. A file that cannot be read is an error naming it.
-    pub fn with_state(mut self, dir: &std::path::Path) -> std::io::Result<Alerting> {
-        let path = dir.join(STATE_FILE);
-        self.restored = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|err| {
-                std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!("{}: not saved alerts: {err}", path.display()),
-                )
-            })?,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
-            Err(err) => {
-                return Err(std::io::Error::new(
-                    err.kind(),
-                    format!("{}: {err}", path.display()),
-                ));
-            }
-        };
+    /// previous run. A file that cannot be understood is moved aside (the
+    /// warning to print comes back) and no alert is taken up; one that
+    /// cannot be read is an error naming it.
+    pub fn with_state(
+        mut self,
+        dir: &std::path::Path,
+    ) -> std::io::Result<(Alerting, Option<String>)> {
+        let (restored, warning) =
+            faultline_state::load(dir, STATE_FILE, faultline_state::now_secs())?.into_parts();
+        self.restored = restored.unwrap_or_default();
         self.state_dir = Some(dir.to_path_buf());
-        Ok(self)
+        Ok((self, warning))
     }
 
-    /// Saves the firing alerts, atomically (a temporary file renamed over
-    /// the old one).
+    /// Saves the firing alerts, atomically and durably.
     fn save(&self, now: i64) -> std::io::Result<()> {
         let Some(dir) = &self.state_dir else {
             return Ok(());
@@ -450,10 +441,7 @@ impl Alerting {
                 },
             );
         }
-        std::fs::create_dir_all(dir)?;
-        let temporary = dir.join(format!(".{STATE_FILE}.tmp"));
-        std::fs::write(&temporary, serde_json::to_vec_pretty(&saved)?)?;
-        std::fs::rename(&temporary, dir.join(STATE_FILE))
+        faultline_state::save(dir, STATE_FILE, &saved)
     }
 
     /// The senders, for their counters.

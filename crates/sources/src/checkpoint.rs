@@ -3,13 +3,15 @@
 //! A checkpoint names the file by path, device and inode, and by a
 //! fingerprint of its first bytes: a path reused by a new file (rotation)
 //! or a file rewritten from the start (copytruncate) does not match and is
-//! read from its start instead. The file is written atomically (a
-//! temporary file renamed over it), so a crash leaves the previous one.
+//! read from its start instead. The file is saved with
+//! [`faultline_state`]: atomically and durably, and a damaged one is
+//! moved aside rather than keeping faultline from starting.
 
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use faultline_state as state;
 use serde::{Deserialize, Serialize};
 
 /// File name of the checkpoints in the state directory.
@@ -50,38 +52,18 @@ pub struct Checkpoints {
 }
 
 impl Checkpoints {
-    /// Reads the checkpoints in `dir`; none when there is no file yet.
-    /// A file that is not valid JSON is an error naming it.
-    pub fn load(dir: &Path) -> io::Result<Checkpoints> {
-        let path = dir.join(FILE_NAME);
-        match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|err| {
-                io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("{}: not valid checkpoints: {err}", path.display()),
-                )
-            }),
-            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(Checkpoints::default()),
-            Err(err) => Err(io::Error::new(
-                err.kind(),
-                format!("{}: {err}", path.display()),
-            )),
-        }
+    /// Reads the checkpoints in `dir`; none when there is no file yet. A
+    /// file that cannot be understood is moved aside and none are
+    /// returned, with the warning to print; a file that cannot be read is
+    /// an error naming it.
+    pub fn load(dir: &Path) -> io::Result<(Checkpoints, Option<String>)> {
+        let (checkpoints, warning) = state::load(dir, FILE_NAME, state::now_secs())?.into_parts();
+        Ok((checkpoints.unwrap_or_default(), warning))
     }
 
-    /// Writes them to `dir` atomically.
+    /// Writes them to `dir`, atomically and durably.
     pub fn save(&self, dir: &Path) -> io::Result<()> {
-        std::fs::create_dir_all(dir)?;
-        let path = dir.join(FILE_NAME);
-        let temporary = dir.join(format!(".{FILE_NAME}.tmp"));
-        let bytes = serde_json::to_vec_pretty(self).map_err(io::Error::other)?;
-        {
-            use std::io::Write;
-            let mut file = std::fs::File::create(&temporary)?;
-            file.write_all(&bytes)?;
-            file.sync_all()?;
-        }
-        std::fs::rename(&temporary, &path)
+        state::save(dir, FILE_NAME, self)
     }
 
     /// Records where a file stands.
@@ -130,7 +112,10 @@ mod tests {
     #[test]
     fn checkpoints_round_trip_and_resume_only_the_same_file() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(Checkpoints::load(dir.path()).unwrap().is_empty());
+        assert_eq!(
+            Checkpoints::load(dir.path()).unwrap(),
+            (Checkpoints::default(), None)
+        );
         let mut checkpoints = Checkpoints::default();
         checkpoints.record(Checkpoint {
             path: "/var/log/pods/a/c/0.log".into(),
@@ -140,8 +125,8 @@ mod tests {
             offset: 120,
         });
         checkpoints.save(dir.path()).unwrap();
-        let loaded = Checkpoints::load(dir.path()).unwrap();
-        assert_eq!(loaded, checkpoints);
+        let (loaded, warning) = Checkpoints::load(dir.path()).unwrap();
+        assert_eq!((&loaded, warning), (&checkpoints, None));
         let path = Path::new("/var/log/pods/a/c/0.log");
         let head = b"2026-02-19T03:04:05Z stdout F hello\n2026-02-19T03:04:06Z stdout F more";
         assert_eq!(loaded.resume(path, 1, 42, head), Resume::At(120));
@@ -159,11 +144,14 @@ mod tests {
             loaded.resume(Path::new("/other.log"), 1, 42, head),
             Resume::Unknown
         );
+        // A damaged file does not keep faultline from starting: it is
+        // moved aside, loudly, and every file is read afresh.
         std::fs::write(dir.path().join(FILE_NAME), "{not json").unwrap();
-        let err = Checkpoints::load(dir.path()).unwrap_err();
-        assert!(
-            err.to_string()
-                .contains("checkpoints.json: not valid checkpoints")
-        );
+        let (fresh, warning) = Checkpoints::load(dir.path()).unwrap();
+        assert!(fresh.is_empty());
+        let warning = warning.unwrap();
+        assert!(warning.contains("checkpoints.json: "), "{warning}");
+        assert!(warning.contains("moved to"), "{warning}");
+        assert!(!dir.path().join(FILE_NAME).exists());
     }
 }

@@ -129,7 +129,8 @@ async fn firing_alerts_survive_a_restart_and_resolve_when_their_time_comes() {
         options.clone(),
     )
     .with_state(&dir)
-    .unwrap();
+    .unwrap()
+    .0;
     before
         .changed(std::slice::from_ref(&report), 2 * MINUTE)
         .unwrap();
@@ -140,7 +141,8 @@ async fn firing_alerts_survive_a_restart_and_resolve_when_their_time_comes() {
         options,
     )
     .with_state(&dir)
-    .unwrap();
+    .unwrap()
+    .0;
     after.resend(3 * MINUTE).unwrap();
     let sent = last_queued(&after);
     assert_eq!(sent.labels["pvc"], "db-2");
