@@ -37,7 +37,7 @@ const FLOORS: &[(&str, f64)] = &[
     ("disk-full", 1.0),
     ("io-error", 0.96),
     ("kernel-node", 0.98),
-    ("log-pipeline", 0.8),
+    ("log-pipeline", 0.83),
     ("pg-recovery", 0.88),
     ("probes", 0.92),
     ("read-only", 0.97),
