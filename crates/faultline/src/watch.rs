@@ -426,9 +426,7 @@ pub fn run(args: &WatchArgs, matches: Option<&clap::ArgMatches>) -> Result<ExitC
     let checkpoints = match &args.state_dir {
         Some(dir) => {
             let (checkpoints, warning) = Checkpoints::load(dir)?;
-            if let Some(warning) = warning {
-                eprintln!("faultline: {warning}");
-            }
+            warn(warning);
             checkpoints
         }
         None => Checkpoints::default(),
@@ -617,9 +615,7 @@ pub fn run(args: &WatchArgs, matches: Option<&clap::ArgMatches>) -> Result<ExitC
                     Some(match state {
                         Some(dir) => {
                             let (alerting, warning) = alerting.with_state(dir)?;
-                            if let Some(warning) = warning {
-                                eprintln!("faultline: {warning}");
-                            }
+                            warn(warning);
                             alerting
                         }
                         None => alerting,
@@ -1063,6 +1059,13 @@ impl Clock {
     fn now(&self) -> i64 {
         let elapsed = i64::try_from(self.start.elapsed().as_nanos()).unwrap_or(i64::MAX);
         self.wall.saturating_add(elapsed)
+    }
+}
+
+/// Prints a warning about faultline's own state, if there is one.
+fn warn(warning: Option<String>) {
+    if let Some(warning) = warning {
+        eprintln!("faultline: {warning}");
     }
 }
 

@@ -330,20 +330,8 @@ impl Prefilter {
             }
             return;
         }
-        let Some(searcher) = &self.searcher else {
-            return;
-        };
-        let mut at = 0;
-        let mut next: GroupCursor = [None; TEDDY_GROUPS];
-        while at < buf.len() {
-            let Some(found) = searcher.find(buf, at, &mut next) else {
-                return;
-            };
-            let (start, end) = line_around(buf, at, found.at);
-            if !on_line(start, end) {
-                return;
-            }
-            at = end + 1;
+        if let Some(searcher) = &self.searcher {
+            lines_with_needles(searcher, buf, |_, (start, end), _| on_line(start, end));
         }
     }
 
@@ -363,18 +351,12 @@ impl Prefilter {
             self.for_each_candidate(buf, |start, end| on_line(start, end, None));
             return;
         };
-        let mut at = 0;
-        let mut next: GroupCursor = [None; TEDDY_GROUPS];
-        while at < buf.len() {
-            let Some(first) = searcher.find(buf, at, &mut next) else {
-                return;
-            };
-            let (start, end) = line_around(buf, at, first.at);
+        lines_with_needles(searcher, buf, |first, (start, end), next| {
             found.clear();
             found.push(first);
             let mut overflow = false;
             while let Some(more) = searcher
-                .find(buf, found[found.len() - 1].at + 1, &mut next)
+                .find(buf, found[found.len() - 1].at + 1, next)
                 .filter(|more| more.at < end)
             {
                 if found.len() == MAX_NEEDLES_PER_LINE {
@@ -383,11 +365,32 @@ impl Prefilter {
                 }
                 found.push(more);
             }
-            if !on_line(start, end, (!overflow).then_some(&found[..])) {
-                return;
-            }
-            at = end + 1;
+            on_line(start, end, (!overflow).then_some(&found[..]))
+        });
+    }
+}
+
+/// Calls `on_line(first, (start, end), cursor)` for every line of `buf`
+/// that holds a needle, in order: `first` is its leftmost needle, and
+/// `cursor` lets `on_line` search on within the line (never past `end`
+/// of a line it has not been given). Stops early when `on_line` returns
+/// `false`.
+fn lines_with_needles(
+    searcher: &Searcher,
+    buf: &[u8],
+    mut on_line: impl FnMut(NeedleAt, (usize, usize), &mut GroupCursor) -> bool,
+) {
+    let mut at = 0;
+    let mut next: GroupCursor = [None; TEDDY_GROUPS];
+    while at < buf.len() {
+        let Some(first) = searcher.find(buf, at, &mut next) else {
+            return;
+        };
+        let (start, end) = line_around(buf, at, first.at);
+        if !on_line(first, (start, end), &mut next) {
+            return;
         }
+        at = end + 1;
     }
 }
 

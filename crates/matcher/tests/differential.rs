@@ -149,14 +149,17 @@ fn line() -> impl Strategy<Value = Vec<u8>> {
 }
 
 fn buffer() -> impl Strategy<Value = Vec<u8>> {
-    prop::collection::vec(line(), 0..40).prop_map(|lines| {
-        let mut buf = Vec::new();
-        for line in lines {
-            buf.extend_from_slice(&line);
-            buf.push(b'\n');
-        }
-        buf
-    })
+    prop::collection::vec(line(), 0..40).prop_map(joined)
+}
+
+/// `lines`, each ended by `\n`, as one buffer.
+fn joined<L: AsRef<[u8]>>(lines: Vec<L>) -> Vec<u8> {
+    let mut buf = Vec::new();
+    for line in lines {
+        buf.extend_from_slice(line.as_ref());
+        buf.push(b'\n');
+    }
+    buf
 }
 
 proptest! {
@@ -238,14 +241,7 @@ fn coded_buffer() -> impl Strategy<Value = Vec<u8>> {
             line
         }
     });
-    prop::collection::vec(line, 0..30).prop_map(|lines| {
-        let mut buf = Vec::new();
-        for line in lines {
-            buf.extend_from_slice(line.as_bytes());
-            buf.push(b'\n');
-        }
-        buf
-    })
+    prop::collection::vec(line, 0..30).prop_map(joined)
 }
 
 proptest! {
