@@ -122,6 +122,13 @@ pub struct WatchArgs {
     /// caught up with query_range.
     #[arg(long)]
     loki_tail: bool,
+    /// How late an entry may reach Loki — after newer entries of other
+    /// streams, as shippers batch and retry — and still be read: every
+    /// poll reads this far back again (more costs more reading, and about
+    /// 40 bytes per entry remembered, a million at most). The tail brings
+    /// later entries too; they are counted in faultline_late_entries_total.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    loki_late: Duration,
     /// Loki whose newest entry is older than this is unhealthy: it answers
     /// but nothing reaches it.
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
@@ -473,11 +480,19 @@ pub fn run(args: &WatchArgs, matches: Option<&clap::ArgMatches>) -> Result<ExitC
                 stop_tx.subscribe(),
             ));
         }
-        let marks = Marks::default();
+        let marks = Marks::with_lateness(args.loki_late);
         let loki_position = Arc::new(AtomicI64::new(Clock::start().now()));
         let (health_tx, health) = watch::channel(Health::Healthy);
         if let Some(url) = &args.loki {
             let lookback = args.loki_lookback.unwrap_or_default();
+            let saved = match &args.state_dir {
+                Some(dir) => {
+                    let (saved, warning) = loki::saved_start(dir)?;
+                    warn(warning);
+                    saved
+                }
+                None => None,
+            };
             let config = loki::LokiConfig {
                 url: url.clone(),
                 selector: args.selector.clone(),
@@ -486,10 +501,13 @@ pub fn run(args: &WatchArgs, matches: Option<&clap::ArgMatches>) -> Result<ExitC
                 poll: args.loki_poll,
                 limit: 5000,
                 timeout: Duration::from_secs(10),
-                start_ns: Clock::start()
-                    .now()
-                    .saturating_sub(i64::try_from(lookback.as_nanos()).unwrap_or(i64::MAX)),
-                cursor_file: args.state_dir.as_ref().map(|d| d.join("loki-cursor")),
+                start_ns: saved.unwrap_or_else(|| {
+                    Clock::start()
+                        .now()
+                        .saturating_sub(i64::try_from(lookback.as_nanos()).unwrap_or(i64::MAX))
+                }),
+                late: args.loki_late,
+                state_dir: args.state_dir.clone(),
                 max_lag: Some(args.loki_max_lag),
                 marks: marks.clone(),
                 position: loki_position.clone(),
@@ -976,6 +994,7 @@ fn restart_only_changes(old: &WatchArgs, new: &WatchArgs) -> Vec<&'static str> {
         loki_poll,
         loki_lookback,
         loki_tail,
+        loki_late,
         loki_max_lag,
         kubernetes,
         kubeconfig,

@@ -71,6 +71,7 @@ pub(crate) async fn follow(
             lines,
             checkpoint: None,
             truncated: false,
+            late: 0,
         };
         if outputs.batches.send(batch).await.is_err() {
             return;

@@ -531,6 +531,7 @@ impl Followed {
             lines,
             checkpoint: self.checkpoint(),
             truncated,
+            late: 0,
         });
         Ok((batch, at_end))
     }
@@ -602,6 +603,7 @@ impl Followed {
             lines,
             checkpoint: self.checkpoint(),
             truncated: false,
+            late: 0,
         })
     }
 

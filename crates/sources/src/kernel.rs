@@ -44,6 +44,7 @@ fn one_line(stream: &Arc<Stream>, mut line: Vec<u8>) -> Batch {
         lines: line,
         checkpoint: None,
         truncated: false,
+        late: 0,
     }
 }
 

@@ -14,6 +14,7 @@ pub mod loki;
 pub mod overlap;
 pub mod push;
 pub mod stdin;
+pub mod window;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -46,6 +47,9 @@ pub struct Batch {
     pub checkpoint: Option<Checkpoint>,
     /// A line in it was longer than [`MAX_LINE`] and was cut there.
     pub truncated: bool,
+    /// Entries in it that came later than the source's window of allowed
+    /// lateness (passed on all the same).
+    pub late: usize,
 }
 
 /// Longest line passed on; a longer one is cut here (its head is matched)

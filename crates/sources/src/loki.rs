@@ -1,16 +1,21 @@
 //! Reading from Loki: `watch --loki URL --selector '{…}'`.
 //!
 //! Follows a LogQL stream selector by paging `GET /loki/api/v1/query_range`
-//! forward from where it stands (the start, then the newest entry seen),
-//! every poll interval — or, with `tail`, catches up that way and then
-//! follows Loki's `/loki/api/v1/tail` websocket, whose frames arrive as
-//! entries are pushed; a tail that ends (Loki closes it, the connection
-//! drops, entries are dropped for a slow reader) is a failure, and
-//! reading goes on from the newest entry with `query_range`. Entries that share the newest timestamp are
-//! remembered so the next page, which starts at that timestamp, does not
-//! repeat them (Loki's `start` is inclusive, and stepping past it by a
-//! nanosecond could drop entries). Each stream becomes a batch of
+//! forward, every poll interval — or, with `tail`, catches up that way and
+//! then follows Loki's `/loki/api/v1/tail` websocket, whose frames arrive
+//! as entries are pushed; a tail that ends (Loki closes it, the connection
+//! drops, entries are dropped for a slow reader) is a failure, and reading
+//! goes on with `query_range`. Each stream becomes a batch of
 //! `<RFC 3339 time> <line>` lines with the stream's labels.
+//!
+//! Entries reach Loki late and out of order (shippers batch and retry;
+//! nodes are not in step), so every pass starts `late` before the newest
+//! entry seen, not at it, and a [`Window`] remembers what was passed on
+//! over that span: each entry is passed on once, however often a pass or
+//! the tail brings it. The tail delivers entries as they are pushed, so
+//! it also brings entries later than the window: they are passed on and
+//! counted in [`Batch::late`]. With polling, an entry that reaches Loki
+//! more than `late` after newer ones is not read.
 //!
 //! Loki's health is judged on every request: an HTTP error status (5xx,
 //! 429), a timeout or a refused connection is a failure, and so is an
@@ -22,7 +27,7 @@
 //! channel, so `watch` can raise the `pipeline/loki` incident (and fall
 //! back to other sources) while Loki is down.
 
-use std::collections::HashSet;
+use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
@@ -31,6 +36,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::Batch;
 use crate::overlap::{ContainerKey, Marks};
+use crate::window::{Verdict, Window};
 use faultline_core::Backoff;
 
 use crate::push::{Pushed, labelled_batch};
@@ -55,12 +61,17 @@ pub struct LokiConfig {
     pub limit: usize,
     /// Per-request timeout.
     pub timeout: Duration,
-    /// Where to start, UTC ns, unless `cursor_file` says where it stopped.
+    /// Where to start, UTC ns ([`saved_start`] after a restart).
     pub start_ns: i64,
-    /// Where the newest timestamp read is kept, so a restart catches up
-    /// from there with `query_range` (the entries at that timestamp are
-    /// read again, and matched twice at most).
-    pub cursor_file: Option<std::path::PathBuf>,
+    /// How late an entry may reach Loki — after newer entries of other
+    /// streams — and still be read: each pass reads this far back again,
+    /// and entries seen are told apart by (stream, time, line).
+    pub late: Duration,
+    /// Where the cursor ([`CURSOR_FILE`]) is kept, so a restart catches up
+    /// from there with `query_range`: the window of lateness is read
+    /// again, and what the last run passed on in it is matched twice at
+    /// most.
+    pub state_dir: Option<std::path::PathBuf>,
     /// Loki is lagging — unhealthy — when the newest entry of the
     /// selector is older than this.
     pub max_lag: Option<Duration>,
@@ -101,11 +112,63 @@ pub enum Health {
     Unhealthy(String),
 }
 
-/// Where reading stands: the newest timestamp seen and the entries at it.
-#[derive(Debug)]
-struct Cursor {
-    at: i64,
-    seen_at: HashSet<(String, String)>,
+/// The state file holding where reading starts again after a restart.
+pub const CURSOR_FILE: &str = "loki-cursor";
+
+/// Entries remembered at most to tell late entries from repeated ones
+/// (about 40 MB); at a higher rate the window of lateness shrinks.
+pub const MAX_WINDOW: usize = 1_000_000;
+
+/// How often, at most, the cursor is saved while reading.
+const SAVE_EVERY: Duration = Duration::from_secs(5);
+
+/// Where reading starts again after a restart, as the previous run saved
+/// it in `dir` (UTC ns); none when there is no file. A file that cannot be
+/// understood is moved aside, with the warning to print.
+pub fn saved_start(dir: &std::path::Path) -> std::io::Result<(Option<i64>, Option<String>)> {
+    Ok(faultline_state::load(dir, CURSOR_FILE, faultline_state::now_secs())?.into_parts())
+}
+
+/// Where reading stands: the entries seen over the window of lateness,
+/// where the next page starts, and when the cursor was saved.
+struct Reader {
+    window: Window,
+    hasher: RandomState,
+    /// Where the next `query_range` page starts: the window's floor at the
+    /// start of a pass, the newest entry of a full page within one.
+    page_at: i64,
+    saved: Option<(i64, std::time::Instant)>,
+}
+
+impl Reader {
+    /// A reader from `start` (ns) that allows entries `late` ns late.
+    fn new(late: i64, start: i64) -> Reader {
+        Reader {
+            window: Window::new(late, MAX_WINDOW, start),
+            hasher: RandomState::new(),
+            page_at: start,
+            saved: None,
+        }
+    }
+
+    /// Saves where reading starts again — the window's floor, so a
+    /// restart reads the window again and misses nothing late (what it
+    /// had passed on is matched twice at most) — every [`SAVE_EVERY`] at
+    /// most, or at once with `now`.
+    fn save(&mut self, config: &LokiConfig, now: bool) {
+        let Some(dir) = &config.state_dir else {
+            return;
+        };
+        let floor = self.window.floor().min(self.page_at);
+        let due = match self.saved {
+            None => true,
+            Some((at, when)) => at != floor && (now || when.elapsed() >= SAVE_EVERY),
+        };
+        // A failed save only costs a longer catch-up after a restart.
+        if due && faultline_state::save(dir, CURSOR_FILE, &floor).is_ok() {
+            self.saved = Some((floor, std::time::Instant::now()));
+        }
+    }
 }
 
 /// Follows `config.selector` until `stop` turns true, sending batches on
@@ -114,7 +177,7 @@ pub async fn follow(
     config: LokiConfig,
     tx: mpsc::Sender<Batch>,
     health: watch::Sender<Health>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
     let client = match reqwest::Client::builder().timeout(config.timeout).build() {
         Ok(client) => client,
@@ -125,16 +188,22 @@ pub async fn follow(
             return;
         }
     };
-    let saved = config
-        .cursor_file
-        .as_deref()
-        .and_then(|f| std::fs::read_to_string(f).ok())
-        .and_then(|text| text.trim().parse::<i64>().ok());
-    let mut cursor = Cursor {
-        at: saved.unwrap_or(config.start_ns),
-        seen_at: HashSet::new(),
-    };
-    config.position.store(cursor.at, Ordering::Relaxed);
+    let late = i64::try_from(config.late.as_nanos()).unwrap_or(i64::MAX);
+    let mut reader = Reader::new(late, config.start_ns);
+    config.position.store(reader.window.newest(), Ordering::Relaxed);
+    read(&client, &config, &mut reader, &tx, &health, stop).await;
+    reader.save(&config, true);
+}
+
+/// Reads until `stop` turns true or the batches are no longer wanted.
+async fn read(
+    client: &reqwest::Client,
+    config: &LokiConfig,
+    reader: &mut Reader,
+    tx: &mpsc::Sender<Batch>,
+    health: &watch::Sender<Health>,
+    mut stop: watch::Receiver<bool>,
+) {
     let started = now_ns();
     let mut backoff = Backoff::new();
     let mut failures = 0u32;
@@ -152,19 +221,25 @@ pub async fn follow(
     };
     loop {
         let end = now_ns();
-        let wait = match query_range(&client, &config, cursor.at, end).await {
+        let wait = match query_range(client, config, reader.page_at, end).await {
             Ok(streams) => {
                 backoff.reset();
                 let returned: usize = streams.iter().map(|s| s.entries.len()).sum();
-                let before = cursor.at;
-                for batch in fresh(&mut cursor, streams, &config.marks) {
+                let page_newest = streams
+                    .iter()
+                    .flat_map(|s| s.entries.iter().map(|(ts, _)| *ts))
+                    .max();
+                for batch in fresh(reader, streams, &config.marks, false) {
                     if tx.send(batch).await.is_err() {
                         return;
                     }
                 }
-                config.position.store(cursor.at, Ordering::Relaxed);
+                config
+                    .position
+                    .store(reader.window.newest(), Ordering::Relaxed);
                 let lag = Duration::from_nanos(
-                    u64::try_from(end.saturating_sub(cursor.at.max(started))).unwrap_or(0),
+                    u64::try_from(end.saturating_sub(reader.window.newest().max(started)))
+                        .unwrap_or(0),
                 );
                 match config.max_lag.filter(|&max| lag > max) {
                     Some(max) => fail(
@@ -183,24 +258,35 @@ pub async fn follow(
                         });
                     }
                 }
-                if cursor.at != before {
-                    save_cursor(&config, cursor.at);
-                }
-                // A full page means more is waiting: ask again at once.
                 if returned >= config.limit {
-                    Duration::ZERO
-                } else if config.tail && failures == 0 {
-                    let ended = tokio::select! {
-                        ended = tail(&config, &mut cursor, &tx) => ended,
-                        _ = stop.changed() => return,
+                    // A full page means more is waiting: the next page at
+                    // once, from this one's newest entry (a page all at
+                    // one time steps past it).
+                    let newest = page_newest.unwrap_or(reader.page_at);
+                    reader.page_at = if newest > reader.page_at {
+                        newest
+                    } else {
+                        newest.saturating_add(1)
                     };
-                    match ended {
-                        Err(Gone) => return,
-                        Ok(reason) => fail(&mut failures, reason),
-                    }
-                    backoff.next_wait()
+                    reader.save(config, false);
+                    Duration::ZERO
                 } else {
-                    config.poll
+                    // The pass is done: the next one reads the window again.
+                    reader.page_at = reader.window.floor();
+                    reader.save(config, false);
+                    if config.tail && failures == 0 {
+                        let ended = tokio::select! {
+                            ended = tail(config, reader, tx) => ended,
+                            _ = stop.changed() => return,
+                        };
+                        match ended {
+                            Err(Gone) => return,
+                            Ok(reason) => fail(&mut failures, reason),
+                        }
+                        backoff.next_wait()
+                    } else {
+                        config.poll
+                    }
                 }
             }
             Err(reason) => {
@@ -221,15 +307,17 @@ pub async fn follow(
 /// The batches are no longer wanted.
 struct Gone;
 
-/// Follows the tail websocket from the cursor until it ends: why it ended.
+/// Follows the tail websocket from the window's floor until it ends: why
+/// it ended. Loki sends what it holds from there, then entries as they
+/// are pushed — late ones too, in the order they arrive.
 async fn tail(
     config: &LokiConfig,
-    cursor: &mut Cursor,
+    reader: &mut Reader,
     tx: &mpsc::Sender<Batch>,
 ) -> Result<String, Gone> {
     use futures_util::StreamExt;
     use tokio_tungstenite::tungstenite::Message;
-    let request = match tail_request(config, cursor.at) {
+    let request = match tail_request(config, reader.window.floor()) {
         Ok(request) => request,
         Err(reason) => return Ok(reason),
     };
@@ -293,38 +381,29 @@ async fn tail(
             Ok(frame) => frame,
             Err(reason) => return Ok(reason),
         };
-        for batch in fresh(cursor, streams, &config.marks) {
+        for batch in fresh(reader, streams, &config.marks, true) {
             tx.send(batch).await.map_err(|_| Gone)?;
         }
+        config
+            .position
+            .store(reader.window.newest(), Ordering::Relaxed);
+        reader.page_at = reader.window.floor();
         if let Some(&oldest) = dropped.iter().min() {
             // Read again from the oldest entry Loki dropped: query_range
-            // brings it back (the marks drop what was passed on already).
-            cursor.at = cursor.at.min(oldest);
-            cursor.seen_at.clear();
-            config.position.store(cursor.at, Ordering::Relaxed);
-            save_cursor(config, cursor.at);
+            // brings it back (the window drops what was passed on).
+            reader.page_at = reader.page_at.min(oldest);
+            reader.save(config, true);
             return Ok(format!(
                 "the tail dropped {} entries (faultline read too slowly)",
                 dropped.len()
             ));
         }
-        config.position.store(cursor.at, Ordering::Relaxed);
-        save_cursor(config, cursor.at);
+        reader.save(config, false);
     }
 }
 
 /// How long a tail may stay silent before it is taken for dead.
 const TAIL_QUIET: Duration = Duration::from_secs(60);
-
-/// Saves where reading stands, so a restart catches up from there (what
-/// is sent is processed, or drained at a clean stop).
-fn save_cursor(config: &LokiConfig, at: i64) {
-    if let Some(file) = &config.cursor_file {
-        let temporary = file.with_extension("tmp");
-        let _ = std::fs::write(&temporary, at.to_string())
-            .and_then(|()| std::fs::rename(&temporary, file));
-    }
-}
 
 /// The websocket request for the tail from `start` (ns), with the
 /// tenant and credentials.
@@ -441,17 +520,14 @@ impl LooseStream {
     }
 }
 
-/// The streams' entries not seen yet — by this reader, or by another road
-/// (`marks`) — as batches, advancing the cursor.
-fn fresh(cursor: &mut Cursor, mut streams: Vec<Pushed>, marks: &Marks) -> Vec<Batch> {
-    let newest = streams
-        .iter()
-        .flat_map(|s| s.entries.iter().map(|(ts, _)| *ts))
-        .max();
-    let mut at_newest = HashSet::new();
+/// The streams' entries not passed on yet — by this reader, or by another
+/// road (`marks`) — as batches, in time order per stream. An entry older
+/// than the window is passed on too (it cannot be told from a new one);
+/// from the tail (`live`) it is counted as late.
+fn fresh(reader: &mut Reader, mut streams: Vec<Pushed>, marks: &Marks, live: bool) -> Vec<Batch> {
     // Every entry as (time, stream, index), in time order across streams:
     // one container's stdout and stderr are often two streams, and the
-    // marks must see the container's entries in time order.
+    // window and the marks see the container's entries in time order.
     let mut order: Vec<(i64, usize, usize)> = streams
         .iter()
         .enumerate()
@@ -472,35 +548,31 @@ fn fresh(cursor: &mut Cursor, mut streams: Vec<Pushed>, marks: &Marks) -> Vec<Ba
         .iter()
         .map(|s| vec![false; s.entries.len()])
         .collect();
+    let mut late = vec![0usize; streams.len()];
     for (ts, s, e) in order {
         let (key, container) = &keys[s];
         let line = &streams[s].entries[e].1;
-        let entry = (key.clone(), line.clone());
-        if Some(ts) == newest {
-            at_newest.insert(entry.clone());
-        }
-        keep[s][e] = (ts > cursor.at || (ts == cursor.at && !cursor.seen_at.contains(&entry)))
-            && container
+        let hash = reader.hasher.hash_one((key.as_str(), line.as_str()));
+        keep[s][e] = match reader.window.check(ts, hash) {
+            Verdict::New => container
                 .as_ref()
-                .is_none_or(|container| marks.admit(container, ts, line));
+                .is_none_or(|container| marks.admit(container, ts, line)),
+            Verdict::Again => false,
+            Verdict::Late => {
+                late[s] += usize::from(live);
+                true
+            }
+        };
     }
     let mut batches = Vec::new();
-    for (stream, keep) in streams.iter_mut().zip(keep) {
+    for ((mut stream, keep), late) in streams.drain(..).zip(keep).zip(late) {
         let mut kept = keep.into_iter();
         stream.entries.retain(|_| kept.next().unwrap_or(false));
         stream.entries.sort_by_key(|(ts, _)| *ts);
-    }
-    for stream in streams {
         if !stream.entries.is_empty() {
-            batches.push(labelled_batch("loki", stream));
-        }
-    }
-    if let Some(newest) = newest {
-        if newest == cursor.at {
-            cursor.seen_at.extend(at_newest);
-        } else if newest > cursor.at {
-            cursor.at = newest;
-            cursor.seen_at = at_newest;
+            let mut batch = labelled_batch("loki", stream);
+            batch.late = late;
+            batches.push(batch);
         }
     }
     batches

@@ -1,18 +1,21 @@
 //! One container's log can reach faultline by two roads: through Loki,
 //! and straight from the Kubernetes API while Loki is down. [`Marks`]
-//! remembers, per container, the newest entry passed on (its time, and
-//! the lines at that time), so that an entry arriving by the other road —
-//! or again after a reconnect — is passed on once only.
+//! remembers, per container, the entries passed on over the last
+//! `late` (a [`Window`]: their times and line hashes), so that an entry
+//! arriving by the other road — or again after a reconnect, or late and
+//! out of order from another of the container's streams — is passed on
+//! once only.
 //!
-//! The rule is the one Loki's own paging needs: an entry older than the
-//! container's mark was passed on; one at the mark was if its line was
-//! among those at the mark; a newer one was not. Entries of one container
-//! come in time order on each road (Loki returns them sorted, the kubelet
-//! writes them in order), so nothing new is taken for old.
+//! An entry older than the container's window counts as passed on: each
+//! road brings a container's entries in time order from where the window
+//! starts ([`Marks::resume_from`]), so nothing older is new.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use crate::window::{Verdict, Window};
 
 /// A container: (namespace, pod, container).
 pub type ContainerKey = (String, String, String);
@@ -21,11 +24,16 @@ pub type ContainerKey = (String, String, String);
 /// hundredth is forgotten (a forgotten container's next entry is new).
 pub const MAX_MARKS: usize = 100_000;
 
-#[derive(Debug, Default)]
+/// Entries remembered per container at most (its window shrinks beyond).
+pub const MAX_MARKED_PER_CONTAINER: usize = 1_024;
+
+/// Entries remembered in all at most; beyond, the least recently seen
+/// containers are forgotten.
+pub const MAX_MARKED: usize = 1_000_000;
+
+#[derive(Debug)]
 struct Mark {
-    at: i64,
-    /// Hashes of the lines at `at`.
-    seen_at: HashSet<u64>,
+    window: Window,
     /// When it was last used (a counter).
     used: u64,
 }
@@ -33,8 +41,28 @@ struct Mark {
 #[derive(Debug, Default)]
 struct Table {
     marks: HashMap<ContainerKey, Mark>,
+    /// Entries remembered across all windows.
+    entries: usize,
     clock: u64,
+    late: i64,
     hasher: RandomState,
+}
+
+impl Table {
+    /// Forgets the least recently seen hundredth of the containers.
+    fn forget_oldest(&mut self) {
+        let mut ages: Vec<(u64, ContainerKey)> = self
+            .marks
+            .iter()
+            .map(|(k, m)| (m.used, k.clone()))
+            .collect();
+        ages.sort_unstable();
+        for (_, old) in ages.into_iter().take((self.marks.len() / 100).max(1)) {
+            if let Some(mark) = self.marks.remove(&old) {
+                self.entries -= mark.window.len();
+            }
+        }
+    }
 }
 
 /// Per-container marks, shared by the sources that can carry the same
@@ -43,6 +71,14 @@ struct Table {
 pub struct Marks(Arc<Mutex<Table>>);
 
 impl Marks {
+    /// Marks that take entries up to `late` older than a container's
+    /// newest for new (the lateness the sources allow).
+    pub fn with_lateness(late: Duration) -> Marks {
+        let marks = Marks::default();
+        marks.table().late = i64::try_from(late.as_nanos()).unwrap_or(i64::MAX);
+        marks
+    }
+
     /// The container a stream's labels name (`namespace`, `pod`,
     /// `container`), if they name one.
     pub fn key(labels: &[(String, String)]) -> Option<ContainerKey> {
@@ -67,42 +103,38 @@ impl Marks {
         let hash = table.hasher.hash_one(line);
         table.clock += 1;
         let used = table.clock;
-        if !table.marks.contains_key(key) && table.marks.len() >= MAX_MARKS {
-            let mut ages: Vec<(u64, ContainerKey)> = table
-                .marks
-                .iter()
-                .map(|(k, m)| (m.used, k.clone()))
-                .collect();
-            ages.sort_unstable();
-            for (_, old) in ages.into_iter().take(MAX_MARKS / 100) {
-                table.marks.remove(&old);
-            }
+        while !table.marks.is_empty()
+            && ((!table.marks.contains_key(key) && table.marks.len() >= MAX_MARKS)
+                || table.entries >= MAX_MARKED)
+        {
+            table.forget_oldest();
         }
+        let late = table.late;
         let mark = table.marks.entry(key.clone()).or_insert_with(|| Mark {
-            at: i64::MIN,
-            ..Mark::default()
+            window: Window::new(late, MAX_MARKED_PER_CONTAINER, i64::MIN),
+            used,
         });
         mark.used = used;
-        if ts < mark.at {
-            false
-        } else if ts == mark.at {
-            mark.seen_at.insert(hash)
-        } else {
-            mark.at = ts;
-            mark.seen_at.clear();
-            mark.seen_at.insert(hash);
-            true
-        }
+        let before = mark.window.len();
+        let verdict = mark.window.check(ts, hash);
+        let after = mark.window.len();
+        table.entries = table.entries + after - before;
+        verdict == Verdict::New
     }
 
-    /// The time of the newest entry of `key` passed on.
-    pub fn at(&self, key: &ContainerKey) -> Option<i64> {
-        self.table().marks.get(key).map(|m| m.at)
+    /// Where a road that reads `key` from the start of its window should
+    /// start (ns): entries from here on are told apart, older ones count
+    /// as passed on. `None` for a container not seen.
+    pub fn resume_from(&self, key: &ContainerKey) -> Option<i64> {
+        self.table().marks.get(key).map(|m| m.window.floor())
     }
 
     /// Forgets a container (its pod is gone).
     pub fn forget(&self, key: &ContainerKey) {
-        self.table().marks.remove(key);
+        let mut table = self.table();
+        if let Some(mark) = table.marks.remove(key) {
+            table.entries -= mark.window.len();
+        }
     }
 }
 
@@ -126,12 +158,39 @@ mod tests {
         assert!(!marks.admit(&db, 20, "b"));
         assert!(!marks.admit(&db, 20, "c"));
         assert!(marks.admit(&db, 30, "d"));
-        assert_eq!(marks.at(&db), Some(30));
+        assert_eq!(marks.resume_from(&db), Some(30));
         // Containers are apart.
         assert!(marks.admit(&key("sidecar"), 10, "a"));
         marks.forget(&db);
-        assert_eq!(marks.at(&db), None);
+        assert_eq!(marks.resume_from(&db), None);
         assert!(marks.admit(&db, 10, "a"), "forgotten: new again");
+    }
+
+    #[test]
+    fn a_late_entry_from_another_of_the_containers_streams_is_new_once() {
+        let marks = Marks::with_lateness(Duration::from_nanos(10));
+        let db = key("postgres");
+        assert!(marks.admit(&db, 20, "a line on stdout"));
+        assert!(marks.admit(&db, 15, "a line on stderr, ingested late"));
+        assert!(!marks.admit(&db, 15, "a line on stderr, ingested late"));
+        assert!(!marks.admit(&db, 5, "older than the window: passed on"));
+        assert_eq!(marks.resume_from(&db), Some(10));
+    }
+
+    #[test]
+    fn the_entries_remembered_are_bounded() {
+        let marks = Marks::with_lateness(Duration::from_secs(3600));
+        for i in 0..MAX_MARKED / MAX_MARKED_PER_CONTAINER + 10 {
+            for ts in 0..MAX_MARKED_PER_CONTAINER as i64 + 5 {
+                marks.admit(&key(&i.to_string()), ts, "x");
+            }
+        }
+        let table = marks.table();
+        assert!(table.entries <= MAX_MARKED);
+        assert_eq!(
+            table.entries,
+            table.marks.values().map(|m| m.window.len()).sum::<usize>()
+        );
     }
 
     #[test]
@@ -165,6 +224,9 @@ mod tests {
         }
         assert!(marks.table().marks.len() <= MAX_MARKS);
         // The most recent is kept.
-        assert_eq!(marks.at(&key(&(MAX_MARKS + 9).to_string())), Some(1));
+        assert_eq!(
+            marks.resume_from(&key(&(MAX_MARKS + 9).to_string())),
+            Some(1)
+        );
     }
 }

@@ -326,6 +326,7 @@ pub fn labelled_batch(source: &'static str, pushed: Pushed) -> Batch {
         lines,
         checkpoint: None,
         truncated: false,
+        late: 0,
     }
 }
 

@@ -52,6 +52,7 @@ pub async fn read(input: impl AsyncRead + Unpin, tx: mpsc::Sender<Batch>) -> std
                     lines: std::mem::take(&mut lines),
                     checkpoint: None,
                     truncated: std::mem::take(&mut truncated),
+                    late: 0,
                 };
                 if tx.send(batch).await.is_err() {
                     return Ok(());
@@ -69,6 +70,7 @@ pub async fn read(input: impl AsyncRead + Unpin, tx: mpsc::Sender<Batch>) -> std
                 lines,
                 checkpoint: None,
                 truncated,
+                late: 0,
             })
             .await;
     }

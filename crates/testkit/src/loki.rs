@@ -186,7 +186,9 @@ async fn tail(
     upgrade.on_upgrade(move |socket| tail_socket(loki, socket, query, start))
 }
 
-/// Sends the entries from `start` on as they arrive, a frame every 20 ms.
+/// Sends the entries it holds from `start` on, then every entry as it is
+/// pushed — of any time, late ones too, as Loki's tailer does — a frame
+/// every 20 ms.
 async fn tail_socket(
     loki: Arc<TestLoki>,
     mut socket: axum::extract::ws::WebSocket,
@@ -196,6 +198,8 @@ async fn tail_socket(
     use axum::extract::ws::{CloseFrame, Message};
     let mut next = 0;
     let mut frames = 0;
+    // Rounds so far: the first sends what Loki held from `start` on.
+    let mut rounds = 0;
     loop {
         match loki.mode() {
             Mode::Failing => {
@@ -214,12 +218,13 @@ async fn tail_socket(
             let found = entries[next..]
                 .iter()
                 .filter(|(labels, ts, _)| {
-                    *ts >= start
+                    (rounds > 0 || *ts >= start)
                         && crate::selector_matches(&query, &|name| labels.get(name).cloned())
                 })
                 .cloned()
                 .collect();
             next = entries.len();
+            rounds += 1;
             found
         };
         if !found.is_empty() {

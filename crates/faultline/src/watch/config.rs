@@ -51,6 +51,7 @@ const SETTINGS: &[(&str, Kind)] = &[
     ("loki_password", Kind::Text),
     ("loki_poll", Kind::Text),
     ("loki_lookback", Kind::Text),
+    ("loki_late", Kind::Text),
     ("loki_max_lag", Kind::Text),
     ("loki_tail", Kind::Bool),
     ("kubernetes", Kind::Bool),

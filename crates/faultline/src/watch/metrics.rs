@@ -27,6 +27,9 @@ pub struct Metrics {
     pub bytes: IntCounterVec,
     /// Lines cut at the line-length cap.
     pub truncated: IntCounter,
+    /// Entries that came later than the source's window of lateness, by
+    /// source kind (passed on all the same).
+    pub late: IntCounterVec,
     /// Streams let go to keep their number bounded.
     pub streams_evicted: IntCounter,
     /// Incidents let go to keep their number bounded.
@@ -123,6 +126,11 @@ impl Metrics {
             lines: counter("faultline_lines_total", "Lines read.", &["source"]),
             bytes: counter("faultline_bytes_total", "Bytes read.", &["source"]),
             truncated,
+            late: counter(
+                "faultline_late_entries_total",
+                "Entries that came later than the window of lateness (--loki-late) and were read all the same.",
+                &["source"],
+            ),
             streams_evicted,
             incidents_evicted,
             files_unfollowed,

@@ -158,6 +158,12 @@ impl<W: Write> Processor<W> {
         if batch.truncated {
             self.metrics.truncated.inc();
         }
+        if batch.late > 0 {
+            self.metrics
+                .late
+                .with_label_values(&[source])
+                .inc_by(batch.late as u64);
+        }
         if std::str::from_utf8(&batch.lines).is_err() {
             let invalid = batch
                 .lines

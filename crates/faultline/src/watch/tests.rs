@@ -49,6 +49,7 @@ fn batch(path: &str, lines: &str) -> Batch {
         lines: lines.as_bytes().to_vec(),
         checkpoint: None,
         truncated: false,
+        late: 0,
     }
 }
 

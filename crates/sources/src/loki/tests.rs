@@ -49,43 +49,39 @@ fn lines(batches: &[Batch]) -> Vec<String> {
 
 #[test]
 fn pages_that_start_at_the_newest_timestamp_repeat_nothing() {
-    let mut cursor = Cursor {
-        at: 0,
-        seen_at: HashSet::new(),
-    };
+    let mut reader = Reader::new(0, 0);
     // Page 1 ends with two entries at t=20 (one from each stream)…
     let first = fresh(
-        &mut cursor,
+        &mut reader,
         vec![
             stream("a", &[(10, "a1"), (20, "a2")]),
             stream("b", &[(20, "b1")]),
         ],
         &Marks::default(),
+        false,
     );
     assert_eq!(lines(&first).len(), 3);
-    assert_eq!(cursor.at, 20);
+    assert_eq!(reader.window.newest(), 20);
     // …page 2 starts at t=20 (inclusive) and repeats them, plus a third.
     let second = fresh(
-        &mut cursor,
+        &mut reader,
         vec![
             stream("a", &[(20, "a2"), (30, "a3")]),
             stream("b", &[(20, "b1"), (20, "b2")]),
         ],
         &Marks::default(),
+        false,
     );
     let second = lines(&second);
     assert_eq!(second.len(), 2, "{second:?}");
     assert!(second[0].ends_with(" a3") || second[1].ends_with(" a3"));
     assert!(second.iter().any(|l| l.ends_with(" b2")));
-    assert_eq!(cursor.at, 30);
+    assert_eq!(reader.window.newest(), 30);
 }
 
 #[test]
 fn entries_another_road_passed_on_are_not_repeated() {
-    let mut cursor = Cursor {
-        at: 0,
-        seen_at: HashSet::new(),
-    };
+    let mut reader = Reader::new(0, 0);
     let marks = Marks::default();
     let labels: Vec<(String, String)> = [("container", "db"), ("namespace", "n"), ("pod", "p")]
         .iter()
@@ -100,10 +96,10 @@ fn entries_another_road_passed_on_are_not_repeated() {
         labels,
         entries: vec![(30, "three".into()), (10, "one".into()), (20, "two".into())],
     };
-    let got = lines(&fresh(&mut cursor, vec![pushed], &marks));
+    let got = lines(&fresh(&mut reader, vec![pushed], &marks, false));
     assert_eq!(got.len(), 1, "{got:?}");
     assert!(got[0].ends_with(" three"));
-    assert_eq!(marks.at(&container), Some(30));
+    assert_eq!(marks.resume_from(&container), Some(30));
 }
 
 #[test]
@@ -139,10 +135,7 @@ fn tail_frames_parse_with_their_dropped_entries() {
 
 #[test]
 fn a_containers_stdout_and_stderr_streams_are_both_passed_on() {
-    let mut cursor = Cursor {
-        at: 0,
-        seen_at: HashSet::new(),
-    };
+    let mut reader = Reader::new(0, 0);
     let marks = Marks::default();
     let labels = |stream: &str| -> Vec<(String, String)> {
         [
@@ -164,6 +157,62 @@ fn a_containers_stdout_and_stderr_streams_are_both_passed_on() {
         labels: labels("stderr"),
         entries: vec![(50, "err 1".into())],
     };
-    let got = lines(&fresh(&mut cursor, vec![stdout, stderr], &marks));
+    let got = lines(&fresh(&mut reader, vec![stdout, stderr], &marks, false));
     assert_eq!(got.len(), 3, "{got:?}");
+}
+
+#[test]
+fn each_pass_reads_the_window_again_and_passes_late_entries_on_once() {
+    let mut reader = Reader::new(15, 0);
+    let first = fresh(
+        &mut reader,
+        vec![stream("a", &[(10, "a1")]), stream("b", &[(20, "b1")])],
+        &Marks::default(),
+        false,
+    );
+    assert_eq!(lines(&first).len(), 2);
+    // The next pass starts 15 before the newest entry…
+    assert_eq!(reader.window.floor(), 5);
+    // …and brings what it brought before, and an entry of stream c that
+    // reached Loki after b1 although it is older.
+    let second = fresh(
+        &mut reader,
+        vec![
+            stream("a", &[(10, "a1")]),
+            stream("b", &[(20, "b1")]),
+            stream("c", &[(12, "c1")]),
+        ],
+        &Marks::default(),
+        false,
+    );
+    let second = lines(&second);
+    assert_eq!(second.len(), 1, "{second:?}");
+    assert!(second[0].ends_with(" c1"));
+    // The same line in another stream is another entry.
+    let other = fresh(
+        &mut reader,
+        vec![stream("d", &[(12, "c1")])],
+        &Marks::default(),
+        false,
+    );
+    assert_eq!(lines(&other).len(), 1);
+}
+
+#[test]
+fn the_tail_passes_on_entries_later_than_the_window_and_counts_them() {
+    let mut reader = Reader::new(15, 0);
+    fresh(
+        &mut reader,
+        vec![stream("a", &[(100, "a1")])],
+        &Marks::default(),
+        true,
+    );
+    let late = fresh(
+        &mut reader,
+        vec![stream("b", &[(50, "b1"), (90, "b2")])],
+        &Marks::default(),
+        true,
+    );
+    assert_eq!(lines(&late).len(), 2, "nothing is lost");
+    assert_eq!(late[0].late, 1, "b1 came later than the window");
 }
