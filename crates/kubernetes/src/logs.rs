@@ -105,7 +105,10 @@ async fn request(
     sink: &Sink,
     previous: bool,
 ) -> Result<Result<usize, String>, Stop> {
-    let from = sink.marks.resume_from(&container.key).unwrap_or(container.since_ns);
+    let from = sink
+        .marks
+        .resume_from(&container.key)
+        .unwrap_or(container.since_ns);
     // sinceTime counts in whole seconds: start at the second before.
     let since = jiff::Timestamp::from_second(from.div_euclid(1_000_000_000)).ok();
     let params = LogParams {

@@ -190,7 +190,9 @@ pub async fn follow(
     };
     let late = i64::try_from(config.late.as_nanos()).unwrap_or(i64::MAX);
     let mut reader = Reader::new(late, config.start_ns);
-    config.position.store(reader.window.newest(), Ordering::Relaxed);
+    config
+        .position
+        .store(reader.window.newest(), Ordering::Relaxed);
     read(&client, &config, &mut reader, &tx, &health, stop).await;
     reader.save(&config, true);
 }
