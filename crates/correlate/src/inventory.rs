@@ -349,17 +349,32 @@ impl Inventory {
     }
 
     /// Adds one run of container `namespace/pod/container`, as its log
-    /// file shows it; the latest [`RUNS_KEPT`] runs are kept.
+    /// file shows it (a run with the same start replaces the one known: it
+    /// is the same run, seen further); the latest [`RUNS_KEPT`] runs are
+    /// kept.
     pub fn add_run(&mut self, namespace: &str, pod: &str, container: &str, run: ContainerRun) {
         let runs = self
             .runs
             .entry((namespace.into(), pod.into(), container.into()))
             .or_default();
+        // The same run seen again, longer (a log still being written):
+        // replaced, not added.
+        if let Some(known) = runs.iter_mut().find(|r| r.started == run.started) {
+            *known = run;
+            return;
+        }
         let at = runs.partition_point(|r| r.started <= run.started);
         runs.insert(at, run);
         if runs.len() > RUNS_KEPT {
             runs.remove(0);
         }
+    }
+
+    /// Forgets the runs of container `namespace/pod/container` (its log is
+    /// no longer followed).
+    pub fn forget_runs(&mut self, namespace: &str, pod: &str, container: &str) {
+        self.runs
+            .remove(&(namespace.into(), pod.into(), container.into()));
     }
 
     /// The runs known of container `namespace/pod/container`, by start.

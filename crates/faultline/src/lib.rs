@@ -3,6 +3,7 @@
 //! benches and tests drive [`replay::replay`] directly.
 
 mod cri;
+mod facts;
 pub mod replay;
 mod setup;
 mod stream;

@@ -27,6 +27,7 @@ use faultline_sinks::alertmanager::{AlertOptions, Alerting, Target};
 use faultline_sinks::webhook::{Webhook, WebhookAuth};
 use faultline_sources::loki::{self, Health};
 use faultline_sources::overlap::Marks;
+use faultline_sources::watermark::Watermarks;
 use faultline_sources::{Batch, Checkpoints, files, kernel, push, stdin};
 use std::sync::atomic::{AtomicI64, Ordering};
 use tokio::sync::{mpsc, watch};
@@ -35,6 +36,7 @@ use crate::replay::output::use_color;
 use crate::replay::silence::SilenceRule;
 
 pub mod config;
+mod held;
 mod metrics;
 mod processor;
 
@@ -454,6 +456,7 @@ pub fn run(args: &WatchArgs, matches: Option<&clap::ArgMatches>) -> Result<ExitC
         let (errors_tx, errors) = mpsc::channel::<String>(CHANNEL);
         let (stop_tx, stop) = watch::channel(false);
         let files_unfollowed = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let watermarks = Watermarks::default();
         if !args.files.is_empty() {
             let config = files::FileConfig {
                 globs: args.files.clone(),
@@ -462,6 +465,7 @@ pub fn run(args: &WatchArgs, matches: Option<&clap::ArgMatches>) -> Result<ExitC
                 checkpoints: checkpoints.clone(),
                 max_files: open_file_room(args.max_files, &errors_tx).await,
                 unfollowed: files_unfollowed.clone(),
+                watermark: watermarks.holding(),
             };
             tokio::spawn(files::follow(config, tx.clone(), errors_tx.clone(), stop));
         }
@@ -512,6 +516,7 @@ pub fn run(args: &WatchArgs, matches: Option<&clap::ArgMatches>) -> Result<ExitC
                 marks: marks.clone(),
                 position: loki_position.clone(),
                 tail: args.loki_tail,
+                watermark: watermarks.holding(),
             };
             tokio::spawn(loki::follow(
                 config,
@@ -620,6 +625,9 @@ pub fn run(args: &WatchArgs, matches: Option<&clap::ArgMatches>) -> Result<ExitC
             unsent: Default::default(),
             silence: args.silence.clone(),
             extra_labels: args.labels.iter().cloned().collect(),
+            held: Default::default(),
+            clock: i64::MIN,
+            observed_to: i64::MIN,
             alerting: match (targets.is_empty(), &args.state_dir) {
                 (true, _) => None,
                 (false, state) => {
@@ -658,6 +666,7 @@ pub fn run(args: &WatchArgs, matches: Option<&clap::ArgMatches>) -> Result<ExitC
             kube_stats: args.kubernetes.then_some(kube_stats),
             push_rejected: (push_rejected, 0),
             files_unfollowed,
+            watermarks,
         };
         let result = drive(
             processor,
@@ -740,6 +749,8 @@ struct Inputs {
     push_rejected: (Arc<std::sync::atomic::AtomicU64>, u64),
     /// Files matching --files not followed for --max-files.
     files_unfollowed: Arc<std::sync::atomic::AtomicU64>,
+    /// How far in event time each source has delivered.
+    watermarks: Watermarks,
 }
 
 /// Pod logs read from the Kubernetes API while Loki is unhealthy: from
@@ -837,11 +848,18 @@ async fn drive(
                 }
             }
             _ = tick.tick() => {
+                // The watermarks first, then what the channel holds: every
+                // batch a watermark covers is processed before the event
+                // clock passes it.
+                let event_clock = inputs.watermarks.low(clock.now());
+                while let Ok(batch) = inputs.batches.try_recv() {
+                    processor.batch(&batch, clock.now())?;
+                }
                 inputs.export(&processor.metrics, clock.now());
                 if let Some(told) = inputs.fallback.as_mut().and_then(|f| f.tick(clock.now())) {
                     eprintln!("faultline: {told}");
                 }
-                processor.tick(clock.now())?;
+                processor.tick(event_clock, clock.now())?;
             }
             _ = save.tick() => processor.save(state_dir)?,
             _ = resend.tick() => processor.resend(clock.now()),
@@ -872,7 +890,7 @@ async fn drive(
     while let Some(batch) = inputs.batches.recv().await {
         processor.batch(&batch, clock.now())?;
     }
-    processor.tick(clock.now())?;
+    processor.finish(inputs.watermarks.low(clock.now()), clock.now())?;
     processor.save(state_dir)
 }
 

@@ -325,6 +325,8 @@ const FAILING_EVERY: usize = 5;
 /// Deployment's pods are, and with a UID) with one line naming its UID;
 /// every [`FAILING_EVERY`]th pod's line is a failure.
 fn push_of_pods(first: usize, pods: usize) -> Vec<u8> {
+    // Written now: incidents are correlated on the time in the log.
+    let now = i64::try_from(jiff::Timestamp::now().as_nanosecond()).unwrap();
     let streams: Vec<Value> = (first..first + pods)
         .map(|n| {
             let uid = format!("3f6d2a1c-7b4e-4c1d-9a8f-{n:012x}");
@@ -342,7 +344,7 @@ fn push_of_pods(first: usize, pods: usize) -> Vec<u8> {
                     "container": "app",
                     "pod_uid": uid,
                 },
-                "values": [[format!("{}", 1_771_470_247_000_000_000_i64 + n as i64), line]],
+                "values": [[format!("{}", now + n as i64), line]],
             })
         })
         .collect();

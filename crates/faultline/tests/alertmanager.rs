@@ -11,10 +11,10 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Running, append_line, free_port, http_get, missing};
+use common::{Running, append_line, cri_now, free_port, http_get, missing};
 use serde_json::Value;
 
-const FAILURE: &str = r#"2026-02-19T03:04:07.000000000Z stderr F 2026-02-19 03:04:07.123 UTC [25] FATAL:  could not open file "global/pg_control": Read-only file system"#;
+const FAILURE: &str = r#"2026-02-19 03:04:07.123 UTC [25] FATAL:  could not open file "global/pg_control": Read-only file system"#;
 
 /// The Alertmanager binary, if installed.
 fn alertmanager_binary() -> Option<&'static str> {
@@ -114,7 +114,7 @@ fn a_read_only_pvc_pages_both_alertmanagers_survives_a_restart_and_resolves() {
     };
     let running = watch();
     std::thread::sleep(Duration::from_millis(500));
-    append_line(&log, FAILURE);
+    append_line(&log, &cri_now(FAILURE));
 
     wait_for(|| !alerts(first).is_empty());
     let alert = &alerts(first)[0];
@@ -211,7 +211,7 @@ fn two_replicas_page_once_because_their_alerts_are_identical() {
         metric(metrics_a, "faultline_queue_depth").is_some()
             && metric(metrics_b, "faultline_queue_depth").is_some()
     });
-    append_line(&log, FAILURE);
+    append_line(&log, &cri_now(FAILURE));
     let sent = format!("faultline_alerts_sent_total{{alertmanager=\"http://127.0.0.1:{port}\"}}");
     // Both replicas delivered the alert…
     wait_for(|| {

@@ -7,7 +7,7 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Running, append_line, free_port, http_get, missing};
+use common::{Running, append_line, cri_now, free_port, http_get, missing};
 use serde_json::Value;
 
 #[test]
@@ -68,7 +68,9 @@ fn prometheus_scrapes_the_hits_per_signature() {
         .join("var/log/pods/vitals-prod_vitals-db-production-cnpg-v1-2_0b7c/postgres/0.log");
     append_line(
         &log,
-        r#"2026-02-19T03:04:07.000000000Z stderr F 2026-02-19 03:04:07.123 UTC [25] FATAL:  could not open file "global/pg_control": Read-only file system"#,
+        &cri_now(
+            r#"2026-02-19 03:04:07.123 UTC [25] FATAL:  could not open file "global/pg_control": Read-only file system"#,
+        ),
     );
     let query = "/api/v1/query?query=faultline_hits_total";
     loop {
@@ -89,14 +91,18 @@ fn prometheus_scrapes_the_hits_per_signature() {
         }
         std::thread::sleep(Duration::from_millis(250));
     }
-    // The firing incident is a state: its gauge says so.
-    let (_, metrics) = http_get(metrics_port, "/metrics").unwrap();
-    assert!(
-        metrics.contains(
-            r#"faultline_incidents_firing{class="volume-read-only",kind="pvc",severity="critical"} 1"#
-        ),
-        "{metrics}"
-    );
+    // The firing incident is a state: its gauge says so, once the event
+    // clock has passed the line.
+    let firing =
+        r#"faultline_incidents_firing{class="volume-read-only",kind="pvc",severity="critical"} 1"#;
+    let metrics = loop {
+        let (_, metrics) = http_get(metrics_port, "/metrics").unwrap();
+        if metrics.contains(firing) {
+            break metrics;
+        }
+        assert!(Instant::now() < deadline, "{metrics}");
+        std::thread::sleep(Duration::from_millis(250));
+    };
     assert!(
         metrics.contains(r#"faultline_lines_total{source="file"} 1"#),
         "{metrics}"

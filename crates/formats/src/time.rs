@@ -27,6 +27,17 @@ pub struct Decoder {
 }
 
 impl Decoder {
+    /// A decoder of `format` with `year` for the times that print none, no
+    /// boot time and no node prefix.
+    pub fn new(format: Format, year: i16) -> Decoder {
+        Decoder {
+            format,
+            year,
+            boot_ns: None,
+            node_prefixed: false,
+        }
+    }
+
     /// The line's own time, or `None` when it has none (or an unreadable one).
     pub fn timestamp(&self, line: &[u8]) -> Option<i64> {
         let line = line.strip_suffix(b"\r").unwrap_or(line);

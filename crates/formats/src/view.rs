@@ -114,12 +114,7 @@ mod tests {
     use super::*;
 
     fn cri() -> Decoder {
-        Decoder {
-            format: Format::Cri,
-            year: 2026,
-            boot_ns: None,
-            node_prefixed: false,
-        }
+        Decoder::new(Format::Cri, 2026)
     }
 
     #[test]

@@ -485,9 +485,11 @@ impl Alerting {
         }
     }
 
-    /// Sends every firing alert again (call every resend interval); a
-    /// restored alert whose time has come is resolved instead.
-    pub fn resend(&mut self, now: i64) -> std::io::Result<()> {
+    /// Sends every firing alert again at wall-clock `now` (call every
+    /// resend interval); a restored alert whose time has come by the event
+    /// clock `clock` is resolved instead — so one the logs still being
+    /// caught up may yet extend is not resolved early.
+    pub fn resend(&mut self, now: i64, clock: i64) -> std::io::Result<()> {
         let firing: Vec<Report> = self.firing.values().cloned().collect();
         let mut alerts: Vec<Alert> = firing
             .iter()
@@ -496,7 +498,7 @@ impl Alerting {
         let resend = self.options.resend;
         self.restored.retain(|_, saved| {
             let mut alert = saved.alert.clone();
-            let resolved = now >= saved.resolves_at;
+            let resolved = clock >= saved.resolves_at;
             let ends_at = if resolved {
                 saved.resolves_at
             } else {

@@ -48,6 +48,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
 use crate::checkpoint::{self, Checkpoint, Checkpoints, Resume};
+use crate::watermark::Watermark;
 use crate::{Batch, MAX_LINE, Stream};
 
 mod discover;
@@ -82,6 +83,10 @@ pub struct FileConfig {
     /// Set to the number of matching files not followed because
     /// `max_files` are.
     pub unfollowed: Arc<AtomicU64>,
+    /// Held until the files are read to their ends (the backlog of
+    /// `read_existing`, or what was written while faultline was down),
+    /// then follows the clock.
+    pub watermark: Watermark,
 }
 
 /// A file being followed.
@@ -153,6 +158,10 @@ pub async fn follow(
         }
         let batches;
         (batches, behind) = tailer.poll(look, &errors).await;
+        if !batches.is_empty() {
+            // What one round read goes out whole before the clock moves.
+            tailer.config.watermark.hold();
+        }
         for batch in batches {
             // While the consumer is behind, keep finding files: a file that
             // is opened is safe from rotation, one never seen is lost.
@@ -179,6 +188,8 @@ pub async fn follow(
             tokio::task::yield_now().await;
             continue;
         }
+        // Every file is read to its end: what comes next is being written.
+        tailer.config.watermark.live();
         tokio::select! {
             _ = tokio::time::sleep(tailer.config.poll) => {}
             _ = wake.notified() => {

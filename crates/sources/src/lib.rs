@@ -14,6 +14,7 @@ pub mod loki;
 pub mod overlap;
 pub mod push;
 pub mod stdin;
+pub mod watermark;
 pub mod window;
 
 use std::path::PathBuf;

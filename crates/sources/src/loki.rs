@@ -36,6 +36,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::Batch;
 use crate::overlap::{ContainerKey, Marks};
+use crate::watermark::Watermark;
 use crate::window::{Verdict, Window};
 use faultline_core::Backoff;
 
@@ -84,6 +85,10 @@ pub struct LokiConfig {
     pub position: Arc<AtomicI64>,
     /// Once caught up, follow the tail websocket instead of polling.
     pub tail: bool,
+    /// How far in event time everything has been read: the end of the
+    /// last query (or the newest entry of a full page) less `late`; not
+    /// waited for while Loki is unhealthy.
+    pub watermark: Watermark,
 }
 
 /// Credentials for Loki.
@@ -212,6 +217,8 @@ async fn read(
     let fail = |failures: &mut u32, reason: String| {
         *failures += 1;
         if *failures >= FAILURES_TO_UNHEALTHY {
+            // Not waited for while down: what it brings later is late.
+            config.watermark.idle();
             // Told once per change, not once per failed request.
             let unhealthy = Health::Unhealthy(reason);
             health.send_if_modified(|h| {
@@ -259,6 +266,15 @@ async fn read(
                             changed
                         });
                     }
+                }
+                let late = i64::try_from(config.late.as_nanos()).unwrap_or(i64::MAX);
+                let read_to = if returned >= config.limit {
+                    page_newest.unwrap_or(end).min(end)
+                } else {
+                    end
+                };
+                if failures == 0 {
+                    config.watermark.at(read_to.saturating_sub(late));
                 }
                 if returned >= config.limit {
                     // A full page means more is waiting: the next page at
@@ -358,14 +374,24 @@ async fn tail(
         Ok(Err(err)) => return Ok(format!("tail: {err}")),
         Ok(Ok((socket, _))) => socket,
     };
+    let late = i64::try_from(config.late.as_nanos()).unwrap_or(i64::MAX);
+    let mut quiet = Duration::ZERO;
     loop {
+        // The tail brings entries as they are pushed: all but late ones
+        // older than the lateness allowed have come.
+        config.watermark.at(now_ns().saturating_sub(late));
         // A link that died without closing (Loki's node gone) must not
         // hold the tail forever: after a quiet minute, catch up instead.
-        let message = match tokio::time::timeout(TAIL_QUIET, socket.next()).await {
+        let message = match tokio::time::timeout(TAIL_BEAT, socket.next()).await {
             Ok(Some(message)) => message,
             Ok(None) => return Ok("the tail ended".to_string()),
+            Err(_) if quiet + TAIL_BEAT < TAIL_QUIET => {
+                quiet += TAIL_BEAT;
+                continue;
+            }
             Err(_) => return Ok(format!("the tail was silent for {}s", TAIL_QUIET.as_secs())),
         };
+        quiet = Duration::ZERO;
         let text = match message {
             Ok(Message::Text(text)) => text,
             Ok(Message::Close(frame)) => {
@@ -406,6 +432,9 @@ async fn tail(
 
 /// How long a tail may stay silent before it is taken for dead.
 const TAIL_QUIET: Duration = Duration::from_secs(60);
+
+/// How often a silent tail moves the watermark on.
+const TAIL_BEAT: Duration = Duration::from_secs(1);
 
 /// The websocket request for the tail from `start` (ns), with the
 /// tenant and credentials.

@@ -26,6 +26,7 @@ fn config(url: String, state_dir: Option<std::path::PathBuf>) -> LokiConfig {
         marks: Default::default(),
         position: Default::default(),
         tail: false,
+        watermark: Default::default(),
     }
 }
 

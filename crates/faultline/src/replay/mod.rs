@@ -7,12 +7,10 @@
 //! report reads as the cluster lived it, whatever order the files came in.
 
 pub mod input;
-mod iscsi;
 mod lines;
-mod order;
+pub(crate) mod order;
 pub(crate) mod output;
 mod report;
-mod runs;
 pub mod silence;
 
 use std::io::{IsTerminal, Read};
@@ -31,6 +29,7 @@ use faultline_matcher::Matcher;
 
 use self::input::{Input, InputError, Task};
 use self::lines::LineReader;
+use crate::facts::Facts;
 use crate::stream::LineStream;
 
 /// Arguments of `faultline replay`.
@@ -75,6 +74,12 @@ pub struct ReplayArgs {
     /// the shortest matching limit applies.
     #[arg(long, value_name = "LIMIT[@LABEL=VALUE,…]")]
     silence: Vec<silence::SilenceRule>,
+    /// Let time run on to TIME (RFC 3339) after the last line: incidents
+    /// quiet long enough by then resolve, and streams silent since their
+    /// last line count as silent — what `watch` reading the same logs
+    /// shows at TIME. Default: the replay ends at its latest dated line.
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    until: Option<i64>,
 }
 
 /// How `replay` prints what it found.
@@ -136,12 +141,10 @@ pub struct Totals {
 /// What one stream showed besides its hits.
 #[derive(Debug, Default)]
 struct StreamFacts {
-    /// The run of the container whose log this is, when the path says so.
-    run: Option<(ContainerKey, runs::RunTracker)>,
+    /// Its container run and iSCSI sessions.
+    facts: Facts,
     /// When it spoke, when `--silence` watches it: (stream name, activity).
     activity: Option<(String, silence::Activity)>,
-    /// iSCSI sessions and their disks, for a node's kernel log: (node, …).
-    iscsi: Option<(String, iscsi::IscsiTracker)>,
     /// Its latest dated line.
     latest: Option<i64>,
 }
@@ -149,21 +152,15 @@ struct StreamFacts {
 impl StreamFacts {
     /// Continues these facts with `next`, the next part of the same file.
     fn follow(&mut self, next: StreamFacts) {
-        if let (Some((_, run)), Some((_, more))) = (&mut self.run, next.run) {
-            run.follow(more);
-        }
+        self.facts.follow(next.facts);
         if let (Some((_, activity)), Some((_, more))) = (&mut self.activity, next.activity) {
             activity.follow(more);
-        }
-        if let (Some((_, iscsi)), Some((_, more))) = (&mut self.iscsi, next.iscsi) {
-            iscsi.follow(more);
         }
         self.latest = self.latest.max(next.latest);
     }
 }
 
-/// A container: (namespace, pod, container).
-pub type ContainerKey = (String, String, String);
+pub use crate::facts::ContainerKey;
 
 /// How inputs are read, independent of how results are printed.
 #[derive(Clone, Debug)]
@@ -182,6 +179,8 @@ pub struct Options {
     /// they go to sorted runs in temporary files ([`order::DEFAULT_BUDGET`]
     /// by default).
     pub hit_memory: usize,
+    /// Where time ends (UTC ns), when later than the latest dated line.
+    pub until: Option<i64>,
 }
 
 impl Default for Options {
@@ -195,6 +194,7 @@ impl Default for Options {
             threads: 1,
             silence: Vec::new(),
             hit_memory: order::DEFAULT_BUDGET,
+            until: None,
         }
     }
 }
@@ -275,15 +275,16 @@ pub fn replay(
         per_signature: vec![0; matcher.signatures().len()],
         on_hit,
     };
+    let end = totals.latest.max(options.until);
     let silences = silence::events(
         std::mem::take(&mut totals.activities),
-        totals.latest.unwrap_or(i64::MIN),
+        end.unwrap_or(i64::MIN),
     );
     let (incidents, incidents_evicted) = correlate(
         matcher,
         merge,
         &line_offsets,
-        (silences, totals.latest),
+        (silences, end),
         correlator,
         &mut counted,
     )
@@ -381,6 +382,7 @@ pub fn run(args: &ReplayArgs) -> Result<ExitCode> {
             .max(1),
         silence: args.silence.clone(),
         hit_memory: order::DEFAULT_BUDGET,
+        until: args.until,
     };
     let inventory = crate::setup::inventory(&args.inventory)?;
     let format = args.format.unwrap_or(if std::io::stdout().is_terminal() {
@@ -572,17 +574,11 @@ fn stitch(tasks: &[Task], parts: Vec<Option<Part>>) -> (Vec<u64>, Totals, Vec<In
     }
     for facts in streams {
         totals.latest = totals.latest.max(facts.latest);
-        if let Some((key, run)) = facts.run
-            && let Some(run) = run.finish()
-        {
-            totals.runs.push((key, run));
+        if let Some((key, run)) = facts.facts.run() {
+            totals.runs.push((key.clone(), run));
         }
+        totals.iscsi.extend(facts.facts.iscsi());
         totals.activities.extend(facts.activity);
-        if let Some((node, iscsi)) = facts.iscsi {
-            for (session, disks) in iscsi.sessions() {
-                totals.iscsi.push((node.clone(), session, disks));
-            }
-        }
     }
     (offsets, totals, errors)
 }
@@ -836,7 +832,6 @@ impl<'a> FileScan<'a> {
     /// pod log, and its activity when `--silence` watches it (the stream
     /// named `<namespace>/<pod>/<container>`, else by its origin).
     fn facts(&self, origin: &str, path_labels: &Labels) -> StreamFacts {
-        let key = container_key(path_labels);
         let activity = silence::limit_for(&self.options.silence, path_labels).map(|limit| {
             (
                 silence::stream_name(path_labels, origin),
@@ -844,11 +839,8 @@ impl<'a> FileScan<'a> {
             )
         });
         StreamFacts {
-            run: key.map(|key| (key, runs::RunTracker::default())),
+            facts: Facts::of(path_labels, Some(std::path::Path::new(origin))),
             activity,
-            iscsi: path_labels
-                .get("node")
-                .map(|node| (node.clone(), iscsi::IscsiTracker::default())),
             latest: None,
         }
     }
@@ -961,14 +953,7 @@ impl StreamScan<'_> {
                 }
             });
         spool.add(found);
-        if let Some((_, run)) = &mut self.facts.run {
-            run.buffer(decoder, buf);
-        }
-        if let Some((_, iscsi)) = &mut self.facts.iscsi
-            && decoder.format.source_kind() == Some(SourceKind::Kernel)
-        {
-            iscsi.buffer(buf);
-        }
+        self.facts.facts.buffer(decoder, buf);
         if let Some((_, activity)) = &mut self.facts.activity {
             for line in buf.split(|&b| b == b'\n') {
                 if let Some(ts) = decoder.timestamp(line) {
@@ -978,16 +963,6 @@ impl StreamScan<'_> {
         }
         count
     }
-}
-
-/// (namespace, pod, container) when the labels name all three: a pod's
-/// container log in the kubelet layout.
-fn container_key(labels: &Labels) -> Option<ContainerKey> {
-    Some((
-        labels.get("namespace")?.clone(),
-        labels.get("pod")?.clone(),
-        labels.get("container")?.clone(),
-    ))
 }
 
 fn year_of(mtime_ns: Option<i64>) -> i16 {

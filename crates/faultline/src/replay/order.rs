@@ -35,7 +35,7 @@ fn key(hit: &HitRecord) -> Key {
 }
 
 /// Bytes a held hit costs, roughly: its fixed size and its strings.
-fn weight(hit: &HitRecord) -> usize {
+pub(crate) fn weight(hit: &HitRecord) -> usize {
     std::mem::size_of::<HitRecord>()
         + hit.line.len()
         + hit

@@ -54,6 +54,9 @@ pub struct Metrics {
     pub batches_waiting: IntGaugeVec,
     /// How far behind the wall clock a source's newest entry is (Loki).
     pub source_lag: IntGaugeVec,
+    /// How far behind the wall clock the event clock is: how long a hit
+    /// waits before it is correlated.
+    pub event_clock_lag: IntGauge,
     /// 1 while pod logs come from the Kubernetes API because Loki is
     /// unhealthy.
     pub fallback_active: IntGauge,
@@ -102,6 +105,10 @@ impl Metrics {
                 .expect("each metric is registered once");
             metric
         };
+        let event_clock_lag = single_gauge(
+            "faultline_event_clock_lag_seconds",
+            "How far behind the wall clock the event clock (the lowest watermark of the sources) is: how long hits wait before they are correlated.",
+        );
         let fallback_active = single_gauge(
             "faultline_fallback_active",
             "1 while pod logs are read from the Kubernetes API because Loki is unhealthy.",
@@ -179,6 +186,7 @@ impl Metrics {
                 "How far behind the wall clock the newest entry read from the source is.",
                 &["source"],
             ),
+            event_clock_lag,
             fallback_active,
             decode_errors: counter(
                 "faultline_decode_errors_total",

@@ -14,7 +14,9 @@ use faultline_sinks::alertmanager::Alerting;
 use faultline_sources::loki::Health;
 use faultline_sources::{Batch, Checkpoints};
 
+use super::held::Held;
 use super::{WatchFormat, metrics};
+use crate::facts::Facts;
 use crate::replay::output::RecordWriter;
 use crate::replay::silence::{self, SilenceRule};
 use crate::stream::{self, LineStream};
@@ -31,6 +33,8 @@ pub(super) struct Watched {
     active: i64,
     decoder: Option<Decoder>,
     lines: LineStream,
+    /// Its container run and iSCSI sessions, as replay collects them.
+    facts: Facts,
     /// When `--silence` watches it: how long it may be quiet.
     quiet: Option<Quiet>,
 }
@@ -91,11 +95,22 @@ pub(super) struct Processor<W: Write> {
     /// next tick, so lines that arrive together (an ext4 error and the
     /// read-only remount it causes) name the alert together.
     pub unsent: std::collections::BTreeSet<String>,
+    /// Hits waiting for the event clock.
+    pub held: Held,
+    /// The event clock: hits up to it are correlated, and incidents fire
+    /// and resolve on it (`i64::MIN` until the sources first say where
+    /// they stand).
+    pub clock: i64,
+    /// The time the last hit was correlated at: a hit that comes later
+    /// than the clock is correlated now, not back in time.
+    pub observed_to: i64,
 }
 
 impl<W: Write> Processor<W> {
-    /// Matches one batch seen at `now`, prints its hits and what they
-    /// changed, and records the checkpoint it reaches.
+    /// Matches one batch seen at `now` and holds its hits (and the
+    /// checkpoint it reaches) until the event clock passes them: see
+    /// [`Processor::advance`]. A line's time is its own (a line from the
+    /// future is taken as now), else the clock's at its arrival.
     pub(super) fn batch(&mut self, batch: &Batch, now: i64) -> io::Result<()> {
         let origin = &batch.stream.origin;
         if self.streams.len() >= self.max_streams && !self.streams.contains_key(origin) {
@@ -104,7 +119,9 @@ impl<W: Write> Processor<W> {
                 (self.max_streams / 100).max(1),
             );
             for key in idle {
-                self.streams.remove(&key);
+                if let Some(watched) = self.streams.remove(&key) {
+                    watched.facts.withdraw(self.correlator.inventory_mut());
+                }
                 self.metrics.streams_evicted.inc();
             }
         }
@@ -119,6 +136,7 @@ impl<W: Write> Processor<W> {
             let quiet = Quiet::of(&self.silence, &labels, origin, now);
             Watched {
                 active: now,
+                facts: Facts::of(&labels, batch.stream.path.as_deref()),
                 decoder: None,
                 lines: LineStream::new(0, 0, origin.clone(), labels),
                 quiet,
@@ -184,32 +202,110 @@ impl<W: Write> Processor<W> {
             Some(now),
             &mut |hit| hits.push(hit),
         );
-        let records = RecordWriter::new(&self.matcher, self.color);
-        for mut hit in hits {
+        watched.facts.buffer(&decoder, &batch.lines);
+        watched.facts.apply(self.correlator.inventory_mut());
+        let held = self.held.begin_batch();
+        for hit in hits {
             self.metrics
                 .hits
                 .with_label_values(&[&self.matcher.signatures()[hit.signature].id])
                 .inc();
+            let at = hit.ts.unwrap_or(now).min(now);
+            self.held.hold(held, at, hit);
+        }
+        if let Some(checkpoint) = &batch.checkpoint {
+            self.held.checkpoint(held, checkpoint.clone());
+        }
+        // Memory is bounded: past the budget the oldest go at once.
+        while self.held.over_budget()
+            && let Some(oldest) = self.held.oldest()
+        {
+            self.advance(oldest)?;
+        }
+        self.record_settled();
+        Ok(())
+    }
+
+    /// Moves the event clock to `clock` (never back): correlates the hits
+    /// held up to it in time order, prints them and the incidents as they
+    /// made them, lets incidents fire and resolve by the clock (and prints
+    /// those changes), and records the checkpoints whose hits are all
+    /// correlated.
+    pub(super) fn advance(&mut self, clock: i64) -> io::Result<()> {
+        self.clock = self.clock.max(clock);
+        let records = RecordWriter::new(&self.matcher, self.color);
+        while let Some((at, mut hit)) = self.held.pop_due(self.clock) {
+            self.observed_to = self.observed_to.max(at);
             hit.entity = Some(stream::correlate(
                 &mut self.correlator,
                 &self.matcher,
                 &hit,
-                now,
+                self.observed_to,
             ));
             match self.format {
                 WatchFormat::Json => records.json(&mut self.out, &hit)?,
                 WatchFormat::Text => records.text(&mut self.out, &hit)?,
             }
         }
-        if let Some(checkpoint) = &batch.checkpoint {
-            self.checkpoints.record(checkpoint.clone());
+        // What the hits made of the incidents, then what time did: a
+        // backlog's incident that fired and is long over shows both.
+        self.announce()?;
+        if self.clock > i64::MIN {
+            self.correlator.advance(self.clock);
         }
+        self.record_settled();
         self.announce()
     }
 
-    /// Lets time pass to `now`: incidents fire at the end of their `for`
-    /// and resolve when quiet.
-    pub(super) fn tick(&mut self, now: i64) -> io::Result<()> {
+    /// Records the checkpoints whose batches' hits are all correlated.
+    fn record_settled(&mut self) {
+        for checkpoint in self.held.settled() {
+            self.checkpoints.record(checkpoint);
+        }
+    }
+
+    /// At a stop: correlates every hit still held (the clock goes as far
+    /// as the newest of them, or `clock`), sends what changed, and prints
+    /// each incident still firing as it stands — its hits, story and fix
+    /// have grown since it was announced.
+    pub(super) fn finish(&mut self, clock: i64, now: i64) -> io::Result<()> {
+        let newest = self.held.newest().unwrap_or(i64::MIN);
+        // Late hits are due at once: the clock is past them.
+        self.advance(clock.max(newest))?;
+        self.send_changes(now);
+        self.export();
+        let records = RecordWriter::new(&self.matcher, self.color);
+        for report in self.correlator.reports() {
+            if report.incident.state != faultline_correlate::State::Firing {
+                continue;
+            }
+            match self.format {
+                WatchFormat::Json => records.incident_json(&mut self.out, &report)?,
+                WatchFormat::Text => records.incident_text(&mut self.out, &report)?,
+            }
+        }
+        self.out.flush()
+    }
+
+    /// Lets time pass: the event clock to `clock` (the sources' lowest
+    /// watermark) unless that is behind it, streams' silences by the wall
+    /// clock `now`; incidents
+    /// fire at the end of their `for` and resolve when quiet; changes are
+    /// sent.
+    pub(super) fn tick(&mut self, clock: i64, now: i64) -> io::Result<()> {
+        // A watermark behind the clock is a source holding it (half-way
+        // through what it read together, or catching up): nothing moves,
+        // late hits included, until it has delivered.
+        if clock >= self.clock {
+            self.advance(clock)?;
+        }
+        self.metrics
+            .event_clock_lag
+            .set(now.saturating_sub(self.event_time(now)) / 1_000_000_000);
+        self.metrics
+            .batches_waiting
+            .with_label_values(&["hits"])
+            .set(i64::try_from(self.held.len()).unwrap_or(i64::MAX));
         self.send_changes(now);
         self.export();
         for quiet in self.streams.values_mut().filter_map(|w| w.quiet.as_mut()) {
@@ -219,7 +315,6 @@ impl<W: Write> Processor<W> {
                 quiet.silent = true;
             }
         }
-        self.correlator.advance(now);
         self.announce()
     }
 
@@ -271,6 +366,15 @@ impl<W: Write> Processor<W> {
         }
     }
 
+    /// The event clock, or `now` before it is set.
+    fn event_time(&self, now: i64) -> i64 {
+        if self.clock == i64::MIN {
+            now
+        } else {
+            self.clock
+        }
+    }
+
     /// Loki's health changed at `now`: unhealthy is the `pipeline/loki`
     /// incident, healthy again resolves it.
     pub(super) fn loki_health(&mut self, health: &Health, now: i64) -> io::Result<()> {
@@ -281,9 +385,10 @@ impl<W: Write> Processor<W> {
         match health {
             Health::Unhealthy(reason) => {
                 eprintln!("faultline: Loki is unhealthy: {reason}");
-                self.correlator.source_unhealthy("loki", now, reason);
+                self.correlator
+                    .source_unhealthy("loki", self.event_time(now), reason);
             }
-            Health::Healthy => self.correlator.source_healthy("loki", now),
+            Health::Healthy => self.correlator.source_healthy("loki", self.event_time(now)),
         }
         self.announce()
     }
@@ -371,10 +476,11 @@ impl<W: Write> Processor<W> {
         }
     }
 
-    /// Sends the firing alerts again.
+    /// Sends the firing alerts again; alerts taken up from the last run
+    /// resolve by the event clock.
     pub(super) fn resend(&mut self, now: i64) {
         if let Some(alerting) = &mut self.alerting
-            && let Err(err) = alerting.resend(now)
+            && let Err(err) = alerting.resend(now, self.clock)
         {
             eprintln!("faultline: saving alert state: {err}");
         }

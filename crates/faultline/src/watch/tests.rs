@@ -35,6 +35,9 @@ fn processor(library: &Library, silence: Vec<SilenceRule>) -> Processor<Vec<u8>>
         silence,
         extra_labels: Default::default(),
         alerting: None,
+        held: Default::default(),
+        clock: i64::MIN,
+        observed_to: i64::MIN,
     }
 }
 
@@ -53,36 +56,59 @@ fn batch(path: &str, lines: &str) -> Batch {
     }
 }
 
+/// `ns` as a CRI log line's time.
+fn stamp(ns: i64) -> String {
+    format!(
+        "{:.9}",
+        jiff::Timestamp::from_nanosecond(i128::from(ns)).unwrap()
+    )
+}
+
+const POD: &str = "/var/log/pods/vitals-prod_vitals-db-production-cnpg-v1-2_0b7c/postgres/0.log";
+
+/// A healthy line and PostgreSQL finding its data read-only, at `ns`.
+fn read_only_at(ns: i64) -> Batch {
+    let at = stamp(ns);
+    batch(
+        POD,
+        &format!(
+            "{at} stdout F healthy\n\
+             {at} stderr F 2026-02-19 03:04:07.123 UTC [25] FATAL:  could not open file \"global/pg_control\": Read-only file system\n"
+        ),
+    )
+}
+
+fn states(seen: &[Value]) -> Vec<(&str, &str)> {
+    seen.iter()
+        .filter(|r| r["type"] == "incident")
+        .map(|r| (r["key"].as_str().unwrap(), r["state"].as_str().unwrap()))
+        .collect()
+}
+
+const SECOND: i64 = 1_000_000_000;
+
 #[tokio::test(start_paused = true)]
-async fn hits_page_as_they_arrive_and_quiet_incidents_resolve_as_time_passes() {
+async fn hits_wait_for_the_event_clock_and_incidents_fire_and_resolve_on_it() {
     let library = Library::builtin().unwrap();
     let mut processor = processor(&library, Vec::new());
     let clock = Clock::start();
-    let pod = "/var/log/pods/vitals-prod_vitals-db-production-cnpg-v1-2_0b7c/postgres/0.log";
+    let written = clock.now();
     processor
-        .batch(
-            &batch(
-                pod,
-                "2026-02-19T03:04:06.000000000Z stdout F healthy\n\
-                 2026-02-19T03:04:07.000000000Z stderr F 2026-02-19 03:04:07.123 UTC [25] FATAL:  could not open file \"global/pg_control\": Read-only file system\n",
-            ),
-            clock.now(),
-        )
+        .batch(&read_only_at(written), clock.now())
         .unwrap();
+    processor.tick(written - SECOND, clock.now()).unwrap();
+    assert!(
+        processor.out.is_empty(),
+        "a source has not delivered up to it yet"
+    );
+    processor.tick(written, clock.now()).unwrap();
     let seen = records(&processor.out);
     assert_eq!(seen[0]["type"], "hit");
-    assert_eq!(
-        seen[0]["ts"], "2026-02-19T03:04:07.000000000Z",
-        "the line's own time"
-    );
+    assert_eq!(seen[0]["ts"], stamp(written), "the line's own time");
     assert_eq!(seen[0]["labels"]["pod"], "vitals-db-production-cnpg-v1-2");
     // The PVC and its CloudNativePG cluster page at once, each once.
-    let paged: Vec<(&str, &str)> = seen[1..]
-        .iter()
-        .map(|r| (r["key"].as_str().unwrap(), r["state"].as_str().unwrap()))
-        .collect();
     assert_eq!(
-        paged,
+        states(&seen),
         [
             ("cnpg/vitals-prod/vitals-db-production-cnpg-v1", "firing"),
             ("pvc/vitals-prod/vitals-db-production-cnpg-v1-2", "firing")
@@ -91,24 +117,89 @@ async fn hits_page_as_they_arrive_and_quiet_incidents_resolve_as_time_passes() {
     assert_eq!(seen[2]["fired_count"], 1);
     processor.out.clear();
 
-    // Fifty-nine quiet minutes: nothing to say.
-    tokio::time::advance(Duration::from_secs(59 * 60)).await;
-    processor.tick(clock.now()).unwrap();
+    // Fifty-nine quiet minutes of event time: nothing to say.
+    processor
+        .tick(written + 59 * 60 * SECOND, clock.now())
+        .unwrap();
     assert!(processor.out.is_empty());
-    // The hour is up: resolved, once.
-    tokio::time::advance(Duration::from_secs(60)).await;
-    processor.tick(clock.now()).unwrap();
-    processor.tick(clock.now()).unwrap();
-    let seen = records(&processor.out);
-    let resolved: Vec<(&str, &str)> = seen
-        .iter()
-        .map(|r| (r["key"].as_str().unwrap(), r["state"].as_str().unwrap()))
-        .collect();
+    // The hour is up: resolved, once — whatever the wall clock says.
+    processor
+        .tick(written + 60 * 60 * SECOND, clock.now())
+        .unwrap();
+    processor
+        .tick(written + 61 * 60 * SECOND, clock.now())
+        .unwrap();
     assert_eq!(
-        resolved,
+        states(&records(&processor.out)),
         [
             ("cnpg/vitals-prod/vitals-db-production-cnpg-v1", "resolved"),
             ("pvc/vitals-prod/vitals-db-production-cnpg-v1-2", "resolved")
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_backlog_read_late_pages_nothing_that_is_long_over() {
+    let library = Library::builtin().unwrap();
+    let mut processor = processor(&library, Vec::new());
+    let clock = Clock::start();
+    // Written three hours ago, read now (faultline was down).
+    processor
+        .batch(&read_only_at(clock.now() - 3 * 3600 * SECOND), clock.now())
+        .unwrap();
+    processor.tick(clock.now(), clock.now()).unwrap();
+    let seen = records(&processor.out);
+    assert_eq!(seen[0]["type"], "hit", "the hit is reported");
+    // The timeline shows what happened then, and that it is over.
+    assert_eq!(
+        states(&seen),
+        [
+            ("cnpg/vitals-prod/vitals-db-production-cnpg-v1", "firing"),
+            ("pvc/vitals-prod/vitals-db-production-cnpg-v1-2", "firing"),
+            ("cnpg/vitals-prod/vitals-db-production-cnpg-v1", "resolved"),
+            ("pvc/vitals-prod/vitals-db-production-cnpg-v1-2", "resolved")
+        ]
+    );
+    let written = clock.now() - 3 * 3600 * SECOND;
+    assert_eq!(
+        seen.last().unwrap()["resolved_at"],
+        stamp(written + 3600 * SECOND),
+        "resolved an hour after the line, in event time"
+    );
+    // What an alert would carry is the incident as it is now: resolved,
+    // so nothing pages for what was over before it was read.
+    assert!(
+        processor
+            .correlator
+            .reports()
+            .iter()
+            .all(|r| r.incident.state == faultline_correlate::State::Resolved)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hit_later_than_the_clock_is_correlated_now_not_lost() {
+    let library = Library::builtin().unwrap();
+    let mut processor = processor(&library, Vec::new());
+    let clock = Clock::start();
+    let now = clock.now();
+    processor.tick(now, now).unwrap();
+    // Stamped a minute before the clock, delivered after it passed.
+    processor
+        .batch(&read_only_at(now - 60 * SECOND), now)
+        .unwrap();
+    processor.tick(now, now).unwrap();
+    let seen = records(&processor.out);
+    assert_eq!(
+        seen[0]["ts"],
+        stamp(now - 60 * SECOND),
+        "its own time is kept"
+    );
+    assert_eq!(
+        states(&seen),
+        [
+            ("cnpg/vitals-prod/vitals-db-production-cnpg-v1", "firing"),
+            ("pvc/vitals-prod/vitals-db-production-cnpg-v1-2", "firing")
         ]
     );
 }
@@ -124,16 +215,17 @@ async fn a_stream_quiet_past_its_limit_pages_and_resolves_when_it_speaks() {
     processor.batch(&batch(loki, line), clock.now()).unwrap();
     processor.batch(&batch(other, line), clock.now()).unwrap();
     tokio::time::advance(Duration::from_secs(4 * 60)).await;
-    processor.tick(clock.now()).unwrap();
+    processor.tick(clock.now(), clock.now()).unwrap();
     assert!(processor.out.is_empty(), "not quiet long enough");
     tokio::time::advance(Duration::from_secs(2 * 60)).await;
-    processor.tick(clock.now()).unwrap();
+    processor.tick(clock.now(), clock.now()).unwrap();
     let seen = records(&processor.out);
     assert_eq!(seen.len(), 1, "only the watched stream: {seen:?}");
     assert_eq!(seen[0]["key"], "stream/monitoring/loki-0/loki");
     assert_eq!(seen[0]["state"], "firing");
     processor.out.clear();
     processor.batch(&batch(loki, line), clock.now()).unwrap();
+    processor.tick(clock.now(), clock.now()).unwrap();
     let seen = records(&processor.out);
     assert_eq!(seen[0]["key"], "stream/monitoring/loki-0/loki");
     assert_eq!(seen[0]["state"], "resolved");
@@ -162,7 +254,7 @@ async fn an_unhealthy_loki_is_the_pipeline_incident_until_it_answers_again() {
     processor.out.clear();
     // Down for two hours: still firing, nothing new to say.
     tokio::time::advance(Duration::from_secs(2 * 3600)).await;
-    processor.tick(clock.now()).unwrap();
+    processor.tick(clock.now(), clock.now()).unwrap();
     assert!(processor.out.is_empty());
     processor
         .loki_health(&Health::Healthy, clock.now())

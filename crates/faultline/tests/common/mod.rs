@@ -47,6 +47,22 @@ pub fn append_line(path: &std::path::Path, line: &str) {
     writeln!(file, "{line}").unwrap();
 }
 
+/// The JSON records of faultline's `--format json` output, one per line.
+pub fn json_lines(output: &[u8]) -> Vec<Value> {
+    String::from_utf8(output.to_vec())
+        .expect("UTF-8 output")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON record"))
+        .collect()
+}
+
+/// `line` as a container runtime (CRI) log line on stderr, written now:
+/// what a live failure looks like in a pod log (faultline correlates on
+/// the time in the log, so a live test writes the time of its writing).
+pub fn cri_now(line: &str) -> String {
+    format!("{:.9} stderr F {line}", jiff::Timestamp::now())
+}
+
 /// A loopback port free at the time of asking.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -219,7 +235,12 @@ impl Watch {
         let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
         assert!(killed.success());
         let status = self.child.wait().unwrap();
-        (status, self.records.try_iter().collect())
+        // Everything it printed, to the end of its output.
+        let mut rest = Vec::new();
+        while let Ok(record) = self.records.recv_timeout(Duration::from_secs(20)) {
+            rest.push(record);
+        }
+        (status, rest)
     }
 }
 

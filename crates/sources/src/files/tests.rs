@@ -25,6 +25,7 @@ fn start(glob: &str, checkpoints: Checkpoints, read_existing: bool) -> Running {
         checkpoints,
         max_files: DEFAULT_MAX_FILES,
         unfollowed: Arc::default(),
+        watermark: Default::default(),
     };
     let task = tokio::spawn(follow(config, tx, errors, stop_rx));
     Running {
@@ -452,6 +453,7 @@ async fn past_max_files_the_most_recently_written_are_followed_and_the_rest_wait
         checkpoints: Checkpoints::default(),
         max_files: 2,
         unfollowed: unfollowed.clone(),
+        watermark: Default::default(),
     };
     let task = tokio::spawn(follow(config, tx, errors, stop_rx));
     let mut origins = Vec::new();
@@ -496,6 +498,7 @@ async fn a_write_is_seen_at_once_without_waiting_for_the_poll() {
         checkpoints: Checkpoints::default(),
         max_files: DEFAULT_MAX_FILES,
         unfollowed: Arc::default(),
+        watermark: Default::default(),
     };
     let task = tokio::spawn(follow(config, tx, errors, stop_rx));
     // A new directory and file, then a line in it.

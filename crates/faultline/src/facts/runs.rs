@@ -65,13 +65,13 @@ impl RunTracker {
         self.append(next.tail);
     }
 
-    /// The run, if the stream had a dated line.
-    pub fn finish(self) -> Option<ContainerRun> {
+    /// The run so far, if the stream had a dated line.
+    pub fn current(&self) -> Option<ContainerRun> {
         let ended = self.tail.back().map(|(ts, _)| *ts)?;
         Some(ContainerRun {
             started: self.first.unwrap_or(ended),
             ended,
-            tail: self.tail.into(),
+            tail: self.tail.iter().cloned().collect(),
         })
     }
 }
@@ -95,12 +95,7 @@ mod tests {
     use super::*;
 
     fn decoder() -> Decoder {
-        Decoder {
-            format: Format::Cri,
-            year: 2026,
-            boot_ns: None,
-            node_prefixed: false,
-        }
+        Decoder::new(Format::Cri, 2026)
     }
 
     #[test]
@@ -115,7 +110,7 @@ mod tests {
         let mut rest = RunTracker::default();
         rest.buffer(&decoder(), second);
         head.follow(rest);
-        let run = head.finish().unwrap();
+        let run = head.current().unwrap();
         let s = 1_000_000_000;
         assert_eq!(run.started / s, 1_772_235_829);
         assert_eq!((run.ended - run.started) / s, 355);
@@ -135,6 +130,6 @@ mod tests {
     fn a_stream_without_dates_has_no_run() {
         let mut tracker = RunTracker::default();
         tracker.buffer(&decoder(), b"no time here\n");
-        assert!(tracker.finish().is_none());
+        assert!(tracker.current().is_none());
     }
 }

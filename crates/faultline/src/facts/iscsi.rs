@@ -9,7 +9,7 @@
 //! k-th iSCSI host since boot is session k, and its disks are the
 //! session's. The numbering restarts at boot (the kernel banner `Linux
 //! version …`). This holds only for a log that starts at boot, as a
-//! node's `dmesg` does; a DaemonSet reads the same facts from sysfs.
+//! node's `dmesg` does, and `watch --kmsg --read-existing` on the node.
 
 use std::collections::BTreeMap;
 
