@@ -302,3 +302,117 @@ fn a_reload_names_the_changes_it_cannot_apply() {
     assert_eq!(restart_only_changes(&old, &new), ["files", "loki_tail"]);
     assert!(restart_only_changes(&old, &old).is_empty());
 }
+
+/// The streams of the interleaving property: two database pods and Loki.
+const STREAMS: [&str; 3] = [
+    POD,
+    "/var/log/pods/linkding-prod_linkding-db-production-cnpg-v1-2_753c/postgres/3387.log",
+    "/var/log/pods/monitoring_loki-0_cf8a/loki/0.log",
+];
+
+/// Line `kind` of stream `stream` at `ns`, as a CRI line.
+fn line_of(stream: usize, kind: u8, ns: i64) -> String {
+    let at = stamp(ns);
+    let text = match (stream, kind) {
+        (_, 0) => "healthy".to_string(),
+        (2, _) => "level=error caller=wal.go:106 msg=\"error writing to WAL\" err=\"write /var/loki/wal/00001449: read-only file system\"".to_string(),
+        _ => "2026-02-19 03:04:07.123 UTC [25] FATAL:  could not open file \"global/pg_control\": Read-only file system".to_string(),
+    };
+    format!("{at} stderr F {text}\n")
+}
+
+/// The incidents as they stand, as comparable text.
+fn incidents_of(processor: &Processor<Vec<u8>>) -> Vec<String> {
+    processor
+        .correlator
+        .reports()
+        .iter()
+        .map(|r| {
+            let i = &r.incident;
+            format!(
+                "{} {:?} fired {} hits {} seen {}..{} resolved {:?}: {} / {}",
+                r.key,
+                i.state,
+                i.fired_count,
+                i.hits,
+                i.first_seen,
+                i.last_seen,
+                i.resolved_at,
+                r.summary,
+                r.remediation
+            )
+        })
+        .collect()
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(40))]
+    /// However the same lines are cut into batches and interleaved across
+    /// sources — each source in its own order, the event clock at the
+    /// lowest of what they delivered — the incidents are the same.
+    #[test]
+    fn any_interleaving_of_the_same_lines_gives_the_same_incidents(
+        // (stream, minute, kind): three hours of two databases and Loki.
+        entries in proptest::collection::vec((0usize..3, 0i64..180, 0u8..3), 1..60),
+        cuts in proptest::collection::vec(0usize..8, 1..60),
+        order in proptest::collection::vec(0usize..3, 1..200),
+    ) {
+        let library = Library::builtin().unwrap();
+        let start: i64 = 1_790_000_000 * SECOND;
+        // Each stream's lines, in its own order, at distinct times.
+        let mut streams: Vec<Vec<(i64, String)>> = vec![Vec::new(); 3];
+        for (stream, minute, kind) in &entries {
+            let ns = start + minute * 60 * SECOND + *stream as i64;
+            streams[*stream].push((ns, line_of(*stream, *kind, ns)));
+        }
+        for lines in &mut streams {
+            lines.sort();
+            lines.dedup_by_key(|(ns, _)| *ns);
+        }
+        let end = start + 6 * 3600 * SECOND;
+
+        // In time order, in one go.
+        let mut reference = processor(&library, Vec::new());
+        let mut all: Vec<(i64, usize, &String)> = streams
+            .iter()
+            .enumerate()
+            .flat_map(|(s, lines)| lines.iter().map(move |(ns, l)| (*ns, s, l)))
+            .collect();
+        all.sort();
+        for (ns, s, line) in &all {
+            reference.batch(&batch(STREAMS[*s], line), *ns).unwrap();
+        }
+        reference.tick(end, end).unwrap();
+
+        // Cut into batches and interleaved; the clock ticks at the lowest
+        // watermark of the three sources as they go.
+        let mut fed = processor(&library, Vec::new());
+        let mut next = [0usize; 3];
+        let mut delivered = [i64::MIN; 3];
+        let mut cuts = cuts.iter().cycle();
+        let mut order = order.iter().cycle();
+        while (0..3).any(|s| next[s] < streams[s].len()) {
+            // The chosen source, or the next one that has lines left.
+            let chosen = *order.next().unwrap();
+            let Some(s) = (0..3)
+                .map(|i| (chosen + i) % 3)
+                .find(|&s| next[s] < streams[s].len())
+            else {
+                break;
+            };
+            let take = (cuts.next().unwrap() + 1).min(streams[s].len() - next[s]);
+            let chunk = &streams[s][next[s]..next[s] + take];
+            let text: String = chunk.iter().map(|(_, l)| l.as_str()).collect();
+            let arrived = chunk[take - 1].0;
+            fed.batch(&batch(STREAMS[s], &text), arrived).unwrap();
+            next[s] += take;
+            delivered[s] = if next[s] == streams[s].len() { i64::MAX } else { arrived };
+            let watermark = (0..3).map(|s| delivered[s]).min().unwrap();
+            if watermark < i64::MAX {
+                fed.tick(watermark, arrived).unwrap();
+            }
+        }
+        fed.tick(end, end).unwrap();
+        proptest::prop_assert_eq!(incidents_of(&fed), incidents_of(&reference));
+    }
+}
