@@ -28,7 +28,7 @@ use faultline_sinks::webhook::{Webhook, WebhookAuth};
 use faultline_sources::loki::{self, Health};
 use faultline_sources::overlap::Marks;
 use faultline_sources::watermark::Watermarks;
-use faultline_sources::{Batch, Checkpoints, files, kernel, push, stdin};
+use faultline_sources::{Batch, Checkpoints, files, journald, kernel, push, stdin};
 use std::sync::atomic::{AtomicI64, Ordering};
 use tokio::sync::{mpsc, watch};
 
@@ -45,8 +45,9 @@ use processor::{MAX_STREAMS, Processor};
 /// Arguments of `faultline watch`.
 #[derive(Clone, Debug, Args)]
 pub struct WatchArgs {
-    /// Read settings from this YAML file (docs/config.md; the flags
-    /// override it). Check one with `faultline config check FILE`.
+    /// Read settings from this YAML file: every flag, named with `_` for
+    /// `-` (examples/faultline.yaml explains each); the flags override it.
+    /// Check one with `faultline config check FILE`.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Secrets that only a config file can give (never a command line).
@@ -562,14 +563,16 @@ pub fn run(args: &WatchArgs, matches: Option<&clap::ArgMatches>) -> Result<ExitC
             ));
         }
         drop(inventory_tx);
+        let kmsg_lost = Arc::new(std::sync::atomic::AtomicU64::new(0));
         if let Some(path) = args.kmsg.clone() {
             let (tx, errors_tx, node) = (tx.clone(), errors_tx.clone(), node.clone());
-            let lost = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+            let lost = kmsg_lost.clone();
             let from_start = args.read_existing;
-            // A plain thread: a read waits for the next record, and must
-            // not hold up the runtime's shutdown.
+            let watermark = watermarks.holding();
+            // A plain thread: it sleeps between looks for new records, and
+            // must not hold up the runtime's shutdown.
             std::thread::spawn(move || {
-                if let Err(err) = kernel::read_kmsg(path, node, from_start, tx, lost) {
+                if let Err(err) = kernel::read_kmsg(path, node, from_start, tx, lost, watermark) {
                     let _ = errors_tx.blocking_send(format!("kernel log: {err}"));
                 }
             });
@@ -579,7 +582,7 @@ pub fn run(args: &WatchArgs, matches: Option<&clap::ArgMatches>) -> Result<ExitC
             let from_start = args.read_existing;
             let directory = args.journal_directory.clone();
             tokio::spawn(async move {
-                if let Err(err) = kernel::follow_journal(node, from_start, directory, tx).await {
+                if let Err(err) = journald::follow_journal(node, from_start, directory, tx).await {
                     let _ = errors_tx.send(format!("journald: {err}")).await;
                 }
             });
@@ -666,6 +669,7 @@ pub fn run(args: &WatchArgs, matches: Option<&clap::ArgMatches>) -> Result<ExitC
             kube_stats: args.kubernetes.then_some(kube_stats),
             push_rejected: (push_rejected, 0),
             files_unfollowed,
+            kmsg_lost: (kmsg_lost, 0),
             watermarks,
         };
         let result = drive(
@@ -749,6 +753,9 @@ struct Inputs {
     push_rejected: (Arc<std::sync::atomic::AtomicU64>, u64),
     /// Files matching --files not followed for --max-files.
     files_unfollowed: Arc<std::sync::atomic::AtomicU64>,
+    /// Kernel records overwritten before they were read, and how many
+    /// were exported.
+    kmsg_lost: (Arc<std::sync::atomic::AtomicU64>, u64),
     /// How far in event time each source has delivered.
     watermarks: Watermarks,
 }
@@ -903,6 +910,12 @@ impl Inputs {
             .with_label_values(&["push", "malformed-push"])
             .inc_by(rejected.saturating_sub(self.push_rejected.1));
         self.push_rejected.1 = rejected;
+        let lost = self.kmsg_lost.0.load(Ordering::Relaxed);
+        metrics
+            .lost_records
+            .with_label_values(&["kmsg"])
+            .inc_by(lost.saturating_sub(self.kmsg_lost.1));
+        self.kmsg_lost.1 = lost;
         metrics
             .files_unfollowed
             .set(i64::try_from(self.files_unfollowed.load(Ordering::Relaxed)).unwrap_or(i64::MAX));

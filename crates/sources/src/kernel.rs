@@ -1,34 +1,32 @@
-//! The node's own logs: the kernel ring buffer (`/dev/kmsg`) and journald.
+//! The node's kernel log: the ring buffer, `/dev/kmsg`, which a DaemonSet
+//! mounts from the host (privileged). Every record is labelled with the
+//! node's name.
 //!
-//! A DaemonSet mounts the host's `/dev/kmsg` (privileged) and, for the
-//! kubelet and other node services, runs `journalctl`. Every record is
-//! labelled with the node's name.
-//!
-//! * `/dev/kmsg`: each `read` returns one record,
+//! * Each `read` returns one record,
 //!   `<prio>,<seq>,<µs since boot>,<flags>;<message>` followed by
 //!   dictionary lines (` KEY=value`), which are dropped. Reading starts
 //!   after the newest record (or at the oldest one still in the buffer,
-//!   with `from_start`). When the kernel overwrote records before they
-//!   were read, `read` fails with `EPIPE`: the loss is counted and
-//!   reading goes on.
-//! * journald: `journalctl --output=json --follow` (`--lines=0`, or all
-//!   the journal with `from_start`), one JSON object per line.
+//!   with `from_start`, holding the event clock until they are read).
+//!   When the kernel overwrote records before they were read, `read`
+//!   fails with `EPIPE`: the loss is counted and reading goes on.
 
 use std::io::{self, Read, Seek, SeekFrom};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
-use tokio::io::AsyncBufReadExt;
 use tokio::sync::mpsc;
 
+use crate::watermark::Watermark;
 use crate::{Batch, Stream};
 
 /// Largest kmsg record (the kernel's limit is about 1 KiB of message plus
 /// its dictionary).
 const RECORD: usize = 8192;
 
-fn stream(source: &'static str, origin: &str, node: &str) -> Arc<Stream> {
+/// A stream of the node's own logs, labelled with the node's name.
+pub(crate) fn stream(source: &'static str, origin: &str, node: &str) -> Arc<Stream> {
     Arc::new(Stream {
         source,
         origin: origin.to_string(),
@@ -37,7 +35,8 @@ fn stream(source: &'static str, origin: &str, node: &str) -> Arc<Stream> {
     })
 }
 
-fn one_line(stream: &Arc<Stream>, mut line: Vec<u8>) -> Batch {
+/// One line of `stream` as a batch.
+pub(crate) fn one_line(stream: &Arc<Stream>, mut line: Vec<u8>) -> Batch {
     line.push(b'\n');
     Batch {
         stream: stream.clone(),
@@ -48,27 +47,64 @@ fn one_line(stream: &Arc<Stream>, mut line: Vec<u8>) -> Batch {
     }
 }
 
+/// How often a reader that has read every record looks for new ones.
+const KMSG_POLL: Duration = Duration::from_millis(100);
+
+/// `O_NONBLOCK` on Linux: a read of `/dev/kmsg` with no record waiting
+/// fails with `EAGAIN` instead of waiting, which tells the backlog's end.
+const O_NONBLOCK: i32 = 0o4000;
+
 /// Reads kernel records from `path` (`/dev/kmsg`) until the channel
 /// closes; counts records the kernel overwrote before they were read in
-/// `lost`. Runs on a blocking thread: a read waits for the next record.
+/// `lost`. `watermark` holds the event clock while the records already in
+/// the buffer are read (`from_start`), then follows the clock; it is let
+/// go when reading ends. Runs on a blocking thread.
 pub fn read_kmsg(
     path: PathBuf,
     node: String,
     from_start: bool,
     tx: mpsc::Sender<Batch>,
     lost: Arc<AtomicU64>,
+    watermark: Watermark,
 ) -> io::Result<()> {
-    let mut file = std::fs::File::open(&path)
+    let read = read_records(&path, &node, from_start, &tx, &lost, &watermark);
+    watermark.idle();
+    read
+}
+
+fn read_records(
+    path: &Path,
+    node: &str,
+    from_start: bool,
+    tx: &mpsc::Sender<Batch>,
+    lost: &AtomicU64,
+    watermark: &Watermark,
+) -> io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(O_NONBLOCK)
+        .open(path)
         .map_err(|err| io::Error::new(err.kind(), format!("{}: {err}", path.display())))?;
     if !from_start {
         file.seek(SeekFrom::End(0))?;
     }
-    let stream = stream("kmsg", &path.display().to_string(), &node);
+    let stream = stream("kmsg", &path.display().to_string(), node);
     let mut record = vec![0u8; RECORD];
     loop {
         let got = match file.read(&mut record) {
             Ok(0) => return Ok(()),
             Ok(got) => got,
+            // Every record in the buffer is read: what comes next is
+            // being written now.
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                watermark.live();
+                if tx.is_closed() {
+                    return Ok(());
+                }
+                std::thread::sleep(KMSG_POLL);
+                continue;
+            }
             // Records were overwritten before they were read.
             Err(err) if err.raw_os_error() == Some(32) => {
                 lost.fetch_add(1, Ordering::Relaxed);
@@ -94,43 +130,6 @@ pub fn read_kmsg(
     }
 }
 
-/// Follows journald through `journalctl --output=json --follow` — the
-/// system journal, or the journal files in `directory` (a node's
-/// `/var/log/journal` mounted into a DaemonSet) — until it ends or the
-/// channel closes.
-pub async fn follow_journal(
-    node: String,
-    from_start: bool,
-    directory: Option<std::path::PathBuf>,
-    tx: mpsc::Sender<Batch>,
-) -> io::Result<()> {
-    let mut command = tokio::process::Command::new("journalctl");
-    command.args(["--output=json", "--follow"]);
-    if let Some(directory) = directory {
-        command.arg("--directory").arg(directory);
-    }
-    if !from_start {
-        command.arg("--lines=0");
-    }
-    let mut child = command
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|err| io::Error::new(err.kind(), format!("cannot run journalctl: {err}")))?;
-    let stdout = child
-        .stdout
-        .take()
-        .ok_or_else(|| io::Error::other("journalctl has no standard output"))?;
-    let stream = stream("journald", "journald", &node);
-    let mut lines = tokio::io::BufReader::new(stdout).split(b'\n');
-    while let Some(line) = lines.next_segment().await? {
-        if tx.send(one_line(&stream, line)).await.is_err() {
-            break;
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,9 +147,13 @@ mod tests {
         .unwrap();
         let (tx, mut rx) = mpsc::channel(4);
         let lost = Arc::new(AtomicU64::new(0));
+        let watermarks = crate::watermark::Watermarks::default();
+        let watermark = watermarks.holding();
         let reader = {
             let lost = lost.clone();
-            tokio::task::spawn_blocking(move || read_kmsg(path, "n1".into(), true, tx, lost))
+            tokio::task::spawn_blocking(move || {
+                read_kmsg(path, "n1".into(), true, tx, lost, watermark)
+            })
         };
         let batch = rx.recv().await.unwrap();
         assert_eq!(
@@ -164,5 +167,7 @@ mod tests {
         );
         reader.await.unwrap().unwrap();
         assert_eq!(lost.load(Ordering::Relaxed), 0);
+        // Reading ended: the event clock no longer waits for it.
+        assert_eq!(watermarks.low(1_000 * 1_000_000_000), 998 * 1_000_000_000);
     }
 }

@@ -9,6 +9,7 @@
 
 pub mod checkpoint;
 pub mod files;
+pub mod journald;
 pub mod kernel;
 pub mod loki;
 pub mod overlap;

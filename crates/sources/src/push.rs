@@ -43,9 +43,6 @@ use crate::{Batch, Stream};
 /// less per push in practice).
 pub const DEFAULT_MAX_BODY: usize = 16 << 20;
 
-/// How long a push may take to arrive whole.
-pub const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
-
 /// What a push may cost.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {

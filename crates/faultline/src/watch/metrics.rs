@@ -30,6 +30,9 @@ pub struct Metrics {
     /// Entries that came later than the source's window of lateness, by
     /// source kind (passed on all the same).
     pub late: IntCounterVec,
+    /// Records a source lost before faultline could read them (the kernel
+    /// overwrote them in its ring buffer).
+    pub lost_records: IntCounterVec,
     /// Streams let go to keep their number bounded.
     pub streams_evicted: IntCounter,
     /// Incidents let go to keep their number bounded.
@@ -136,6 +139,11 @@ impl Metrics {
             late: counter(
                 "faultline_late_entries_total",
                 "Entries that came later than the window of lateness (--loki-late) and were read all the same.",
+                &["source"],
+            ),
+            lost_records: counter(
+                "faultline_lost_records_total",
+                "Records lost before they could be read: kernel records overwritten in the ring buffer (kmsg).",
                 &["source"],
             ),
             streams_evicted,
