@@ -47,8 +47,10 @@ const SETTINGS: &[(&str, Kind)] = &[
     ("selector", Kind::Text),
     ("loki_org_id", Kind::Text),
     ("loki_token", Kind::Text),
+    ("loki_token_file", Kind::Text),
     ("loki_user", Kind::Text),
     ("loki_password", Kind::Text),
+    ("loki_password_file", Kind::Text),
     ("loki_poll", Kind::Text),
     ("loki_lookback", Kind::Text),
     ("loki_late", Kind::Text),
@@ -67,7 +69,9 @@ const SETTINGS: &[(&str, Kind)] = &[
     ("alertmanager", Kind::List),
     ("webhook", Kind::List),
     ("webhook_token", Kind::Text),
+    ("webhook_token_file", Kind::Text),
     ("webhook_secret", Kind::Text),
+    ("webhook_secret_file", Kind::Text),
     ("resend_interval", Kind::Text),
     ("runbook_base", Kind::Text),
     ("listen", Kind::Text),
@@ -83,6 +87,11 @@ const SETTINGS: &[(&str, Kind)] = &[
     ("silence", Kind::List),
     ("label", Kind::List),
 ];
+
+/// Whether `name` is a setting of the config file.
+pub fn is_setting(name: &str) -> bool {
+    SETTINGS.iter().any(|(n, _)| *n == name)
+}
 
 /// Replaces `${NAME}` with the environment variable NAME; a variable that
 /// is not set is a problem.

@@ -291,6 +291,19 @@ async fn streams_are_bounded_and_the_least_recently_active_go_first() {
 }
 
 #[test]
+fn every_flag_is_a_config_setting() {
+    let command = <WatchCommand as clap::CommandFactory>::command();
+    let missing: Vec<String> = command
+        .get_arguments()
+        .filter_map(|arg| arg.get_long())
+        .filter(|long| *long != "config" && *long != "help")
+        .map(|long| long.replace('-', "_"))
+        .filter(|name| !config::is_setting(name))
+        .collect();
+    assert!(missing.is_empty(), "flags without a config setting: {missing:?}");
+}
+
+#[test]
 fn a_reload_names_the_changes_it_cannot_apply() {
     let parse = |argv: &[&str]| {
         let mut full = vec!["faultline watch"];
