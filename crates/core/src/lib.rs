@@ -140,8 +140,69 @@ vocabulary! {
         NfsFailure => "nfs-failure",
         /// A software RAID array lost a disk and runs degraded.
         RaidDegraded => "raid-degraded",
+        /// A log stream that should speak has been silent past its limit.
         StreamSilent => "stream-silent",
+        /// A log pipeline source (Loki) refuses, fails or ingests nothing.
         PipelineUnhealthy => "pipeline-unhealthy",
+    }
+}
+
+impl Class {
+    /// How bad it is next to the others, 0 the worst: an incident is known
+    /// by its worst class (a PVC that is read-only *and* whose PGDATA is
+    /// gone is a `pg-controldata` incident, and its alert is named so).
+    pub fn headline_rank(self) -> u8 {
+        match self {
+            Class::PgControldata => 0,
+            Class::PgDataMissing => 1,
+            Class::VolumeReadOnly => 2,
+            Class::DiskFull => 3,
+            Class::DiskIoError => 4,
+            Class::StorageTransport => 5,
+            Class::NfsFailure => 6,
+            Class::RaidDegraded => 7,
+            Class::VolumeMount => 8,
+            Class::PgReplication => 9,
+            Class::PgWalArchive => 10,
+            Class::PgInstanceStatus => 11,
+            Class::LogStoreFailure => 12,
+            Class::LogPushFailure => 13,
+            Class::PipelineUnhealthy => 14,
+            Class::ProbeKill => 15,
+            Class::OomKill => 16,
+            Class::RestartLoop => 17,
+            Class::ProbeFailure => 18,
+            Class::NodePressure => 19,
+            Class::KernelHang => 20,
+            Class::StreamSilent => 21,
+        }
+    }
+
+    /// The Alertmanager `alertname` of an incident known by this class.
+    pub fn alert_name(self) -> &'static str {
+        match self {
+            Class::PgControldata => "FaultlinePostgresControlData",
+            Class::PgDataMissing => "FaultlinePostgresDataMissing",
+            Class::PgReplication => "FaultlinePostgresReplication",
+            Class::LogStoreFailure => "FaultlineLogStoreFailing",
+            Class::NfsFailure => "FaultlineNFSFailure",
+            Class::RaidDegraded => "FaultlineRaidDegraded",
+            Class::VolumeReadOnly => "FaultlineVolumeReadOnly",
+            Class::DiskFull => "FaultlineDiskFull",
+            Class::DiskIoError => "FaultlineDiskIOError",
+            Class::StorageTransport => "FaultlineStorageTransport",
+            Class::VolumeMount => "FaultlineVolumeMountFailed",
+            Class::PgWalArchive => "FaultlinePostgresWalArchive",
+            Class::PgInstanceStatus => "FaultlinePostgresInstance",
+            Class::LogPushFailure | Class::PipelineUnhealthy => "FaultlineLogPipelineDown",
+            Class::ProbeKill => "FaultlineProbeRestartLoop",
+            Class::OomKill => "FaultlineOOMKilled",
+            Class::RestartLoop => "FaultlineCrashLoop",
+            Class::ProbeFailure => "FaultlineProbeFailing",
+            Class::NodePressure => "FaultlineNodePressure",
+            Class::KernelHang => "FaultlineKernelHang",
+            Class::StreamSilent => "FaultlineStreamSilent",
+        }
     }
 }
 
@@ -228,6 +289,25 @@ impl Default for Backoff {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_class_has_its_own_rank_and_an_alert_name() {
+        let mut ranks: Vec<u8> = Class::ALL.iter().map(|c| c.headline_rank()).collect();
+        ranks.sort_unstable();
+        ranks.dedup();
+        assert_eq!(ranks.len(), Class::ALL.len(), "ranks are a total order");
+        for class in Class::ALL {
+            let name = class.alert_name();
+            assert!(
+                name.starts_with("Faultline") && name.chars().all(|c| c.is_ascii_alphanumeric()),
+                "{class}: {name}"
+            );
+        }
+        let mut worst_first = Class::ALL.to_vec();
+        worst_first.sort_by_key(|c| c.headline_rank());
+        assert_eq!(worst_first[0], Class::PgControldata);
+        assert_eq!(worst_first.last(), Some(&Class::StreamSilent));
+    }
 
     #[test]
     fn backoff_grows_with_jitter_caps_and_resets() {

@@ -107,42 +107,14 @@ pub const CAPTURE_VALUES: usize = 16;
 /// Probe kills remembered per incident, to measure their rhythm.
 pub const KILLS: usize = 64;
 
-/// Classes from the worst: an incident is known by the first of its
-/// classes here (a PVC that is read-only *and* whose PGDATA is gone is a
-/// `pg-controldata` incident; its alert is named for that).
-pub const HEADLINE_ORDER: &[Class] = &[
-    Class::PgControldata,
-    Class::PgDataMissing,
-    Class::VolumeReadOnly,
-    Class::DiskFull,
-    Class::DiskIoError,
-    Class::StorageTransport,
-    Class::NfsFailure,
-    Class::RaidDegraded,
-    Class::VolumeMount,
-    Class::PgReplication,
-    Class::PgWalArchive,
-    Class::PgInstanceStatus,
-    Class::LogStoreFailure,
-    Class::LogPushFailure,
-    Class::PipelineUnhealthy,
-    Class::ProbeKill,
-    Class::OomKill,
-    Class::RestartLoop,
-    Class::ProbeFailure,
-    Class::NodePressure,
-    Class::KernelHang,
-    Class::StreamSilent,
-];
-
 impl Incident {
-    /// The class the incident is known by: the first of its classes in
-    /// [`HEADLINE_ORDER`].
+    /// The class the incident is known by: the worst of its classes
+    /// ([`Class::headline_rank`]).
     pub fn headline_class(&self) -> Option<Class> {
-        HEADLINE_ORDER
+        self.classes
             .iter()
             .copied()
-            .find(|class| self.classes.contains(class))
+            .min_by_key(|c| c.headline_rank())
     }
 
     /// A new pending incident about `subject`, first seen at `ts`.

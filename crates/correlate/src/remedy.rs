@@ -362,11 +362,9 @@ pub fn story(
                     }
                 ),
             };
-            let what: Vec<&str> = crate::incident::HEADLINE_ORDER
-                .iter()
-                .filter(|c| classes.contains(c))
-                .map(|c| node_failure(*c))
-                .collect();
+            let mut worst_first: Vec<Class> = classes.iter().copied().collect();
+            worst_first.sort_by_key(|c| c.headline_rank());
+            let what: Vec<&str> = worst_first.into_iter().map(node_failure).collect();
             let summary = format!(
                 "Node {name}: {} ({} hits){}{sessions} — since {since}",
                 what.join(", "),

@@ -52,32 +52,6 @@ pub struct Alert {
     pub generator_url: String,
 }
 
-/// The `alertname` of each class an incident is known by.
-const ALERTNAMES: &[(Class, &str)] = &[
-    (Class::PgControldata, "FaultlinePostgresControlData"),
-    (Class::PgDataMissing, "FaultlinePostgresDataMissing"),
-    (Class::PgReplication, "FaultlinePostgresReplication"),
-    (Class::LogStoreFailure, "FaultlineLogStoreFailing"),
-    (Class::NfsFailure, "FaultlineNFSFailure"),
-    (Class::RaidDegraded, "FaultlineRaidDegraded"),
-    (Class::VolumeReadOnly, "FaultlineVolumeReadOnly"),
-    (Class::DiskFull, "FaultlineDiskFull"),
-    (Class::DiskIoError, "FaultlineDiskIOError"),
-    (Class::StorageTransport, "FaultlineStorageTransport"),
-    (Class::VolumeMount, "FaultlineVolumeMountFailed"),
-    (Class::PgWalArchive, "FaultlinePostgresWalArchive"),
-    (Class::PgInstanceStatus, "FaultlinePostgresInstance"),
-    (Class::LogPushFailure, "FaultlineLogPipelineDown"),
-    (Class::PipelineUnhealthy, "FaultlineLogPipelineDown"),
-    (Class::ProbeKill, "FaultlineProbeRestartLoop"),
-    (Class::OomKill, "FaultlineOOMKilled"),
-    (Class::RestartLoop, "FaultlineCrashLoop"),
-    (Class::ProbeFailure, "FaultlineProbeFailing"),
-    (Class::NodePressure, "FaultlineNodePressure"),
-    (Class::KernelHang, "FaultlineKernelHang"),
-    (Class::StreamSilent, "FaultlineStreamSilent"),
-];
-
 /// The `alertname` of an incident: its headline class's (a PVC that is
 /// read-only *and* whose PGDATA is empty is named for the worse). A
 /// CloudNativePG rollup is `FaultlinePostgresCluster`.
@@ -85,11 +59,10 @@ pub fn alertname(report: &Report) -> &'static str {
     if matches!(report.incident.subject, Subject::Cnpg { .. }) {
         return "FaultlinePostgresCluster";
     }
-    let headline = report.incident.headline_class();
-    ALERTNAMES
-        .iter()
-        .find(|(class, _)| Some(*class) == headline)
-        .map_or("FaultlineFailure", |(_, name)| name)
+    report
+        .incident
+        .headline_class()
+        .map_or("FaultlineFailure", Class::alert_name)
 }
 
 fn rfc3339(ns: i64) -> String {

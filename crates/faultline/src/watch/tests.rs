@@ -300,7 +300,10 @@ fn every_flag_is_a_config_setting() {
         .map(|long| long.replace('-', "_"))
         .filter(|name| !config::is_setting(name))
         .collect();
-    assert!(missing.is_empty(), "flags without a config setting: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "flags without a config setting: {missing:?}"
+    );
 }
 
 #[test]
