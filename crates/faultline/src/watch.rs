@@ -1,19 +1,18 @@
 //! `faultline watch`: follow live sources and report failures as they are
-//! written.
+//! written, on the time in the logs.
 //!
-//! Sources (followed files, standard input) send batches of whole lines on
-//! one bounded channel. The [`Processor`] matches each batch with the same
-//! code as replay, correlates the hits at the time they arrive (the clock,
-//! not the lines' own times: a late or replayed line cannot move time
-//! back), prints each hit, and prints every incident that fires, fires
-//! again or resolves, as it happens. Time passing (a quiet incident
-//! resolving, a `for` running out) is checked every second. File
-//! checkpoints are recorded once a batch is processed and saved to the
-//! state directory every few seconds and on exit, so a restart resumes
-//! where processing stopped.
+//! Sources send batches of whole lines on one bounded channel, each with
+//! a watermark of how far in event time it has delivered. The
+//! [`Processor`] matches each batch with the same code as replay and holds
+//! its hits until the event clock — the lowest watermark — passes them,
+//! then correlates them in time order, prints them and every incident
+//! that fires, fires again or resolves ([`drive`] runs the loop). File
+//! checkpoints are recorded once every hit read before them is correlated
+//! and saved to the state directory every few seconds and on exit, so a
+//! restart resumes where processing stopped.
 
 use std::collections::HashMap;
-use std::io::{self, IsTerminal, Write};
+use std::io::{self, IsTerminal};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -22,25 +21,29 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use faultline_correlate::Correlator;
-use faultline_kubernetes::{InventoryChange, KubeConfig, StreamSelector};
+use faultline_kubernetes::{KubeConfig, StreamSelector};
 use faultline_sinks::alertmanager::{AlertOptions, Alerting, Target};
 use faultline_sinks::webhook::{Webhook, WebhookAuth};
 use faultline_sources::loki::{self, Health};
 use faultline_sources::overlap::Marks;
 use faultline_sources::watermark::Watermarks;
 use faultline_sources::{Batch, Checkpoints, files, journald, kernel, push, stdin};
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::AtomicI64;
 use tokio::sync::{mpsc, watch};
 
 use crate::replay::output::use_color;
 use crate::replay::silence::SilenceRule;
 
 pub mod config;
+mod drive;
 mod held;
 mod metrics;
 mod processor;
+mod reload;
 
+use drive::{Clock, Fallback, Inputs, drive};
 use processor::{MAX_STREAMS, Processor};
+use reload::Reloader;
 
 /// Arguments of `faultline watch`.
 #[derive(Clone, Debug, Args)]
@@ -296,11 +299,6 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 
 /// Batches in flight between the sources and the processor.
 const CHANNEL: usize = 32;
-/// How often time passing is checked.
-const TICK: Duration = Duration::from_secs(1);
-/// How often checkpoints are saved.
-const SAVE_EVERY: Duration = Duration::from_secs(5);
-
 /// `faultline watch` alone, to parse a config file's settings as flags.
 #[derive(clap::Parser)]
 #[command(name = "faultline watch")]
@@ -737,327 +735,6 @@ fn targets(args: &WatchArgs) -> Result<Vec<Target>> {
     Ok(targets)
 }
 
-/// What `watch` reads: batches from every source, the sources' problems,
-/// Loki's health, inventory changes from the Kubernetes API, and the
-/// fallback's state.
-struct Inputs {
-    batches: mpsc::Receiver<Batch>,
-    errors: mpsc::Receiver<String>,
-    health: watch::Receiver<Health>,
-    inventory: mpsc::Receiver<InventoryChange>,
-    fallback: Option<Fallback>,
-    /// Loki's newest entry's time, when Loki is read.
-    loki_position: Option<Arc<AtomicI64>>,
-    kube_stats: Option<Arc<faultline_kubernetes::Stats>>,
-    /// Malformed pushes refused, and how many were exported.
-    push_rejected: (Arc<std::sync::atomic::AtomicU64>, u64),
-    /// Files matching --files not followed for --max-files.
-    files_unfollowed: Arc<std::sync::atomic::AtomicU64>,
-    /// Kernel records overwritten before they were read, and how many
-    /// were exported.
-    kmsg_lost: (Arc<std::sync::atomic::AtomicU64>, u64),
-    /// How far in event time each source has delivered.
-    watermarks: Watermarks,
-}
-
-/// Pod logs read from the Kubernetes API while Loki is unhealthy: from
-/// Loki's position when it turns unhealthy (so there is no gap; the
-/// marks drop what both carry), until Loki has been healthy for
-/// `recover`.
-struct Fallback {
-    /// Some(start) while falling back.
-    streaming: watch::Sender<Option<i64>>,
-    position: Arc<AtomicI64>,
-    recover: Duration,
-    /// Since when Loki is healthy again, while still falling back.
-    healthy_since: Option<i64>,
-}
-
-impl Fallback {
-    fn active(&self) -> bool {
-        self.streaming.borrow().is_some()
-    }
-
-    /// Loki's health changed at `now`; what to tell, if the fallback
-    /// starts.
-    fn health(&mut self, health: &Health, now: i64) -> Option<String> {
-        match health {
-            Health::Unhealthy(_) => {
-                self.healthy_since = None;
-                if self.active() {
-                    return None;
-                }
-                let from = self.position.load(Ordering::Relaxed);
-                self.streaming.send_replace(Some(from));
-                Some(format!(
-                    "falling back to reading pod logs from the Kubernetes API, from {}",
-                    jiff::Timestamp::from_nanosecond(i128::from(from))
-                        .map(|t| t.to_string())
-                        .unwrap_or_default()
-                ))
-            }
-            Health::Healthy => {
-                if self.active() {
-                    self.healthy_since = Some(now);
-                }
-                None
-            }
-        }
-    }
-
-    /// Time passed to `now`; what to tell, if the fallback ends.
-    fn tick(&mut self, now: i64) -> Option<String> {
-        let since = self.healthy_since?;
-        let recover = i64::try_from(self.recover.as_nanos()).unwrap_or(i64::MAX);
-        if now.saturating_sub(since) < recover {
-            return None;
-        }
-        self.healthy_since = None;
-        self.streaming.send_replace(None);
-        Some(format!(
-            "Loki has been healthy for {}s: reading pod logs from Loki only again",
-            self.recover.as_secs()
-        ))
-    }
-}
-
-/// Feeds batches to the processor until every source ended or a signal
-/// came; checks time every [`TICK`]; saves checkpoints every
-/// [`SAVE_EVERY`] and at the end.
-async fn drive(
-    mut processor: Processor<impl Write>,
-    mut inputs: Inputs,
-    mut reloader: Reloader,
-    resend_interval: Duration,
-    state_dir: Option<&std::path::Path>,
-) -> Result<()> {
-    let clock = Clock::start();
-    let mut tick = tokio::time::interval(TICK);
-    let mut resend = tokio::time::interval(resend_interval);
-    let mut save = tokio::time::interval(SAVE_EVERY);
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("listening for SIGTERM")?;
-    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        .context("listening for SIGHUP")?;
-    loop {
-        tokio::select! {
-            batch = inputs.batches.recv() => match batch {
-                Some(batch) => processor.batch(&batch, clock.now())?,
-                None => break,
-            },
-            Some(error) = inputs.errors.recv() => eprintln!("faultline: {error}"),
-            Some(change) = inputs.inventory.recv() => processor.inventory(change),
-            Ok(()) = inputs.health.changed() => {
-                let now = inputs.health.borrow_and_update().clone();
-                processor.loki_health(&now, clock.now())?;
-                if let Some(told) = inputs.fallback.as_mut().and_then(|f| f.health(&now, clock.now())) {
-                    eprintln!("faultline: {told}");
-                }
-            }
-            _ = tick.tick() => {
-                // The watermarks first, then what the channel holds: every
-                // batch a watermark covers is processed before the event
-                // clock passes it.
-                let event_clock = inputs.watermarks.low(clock.now());
-                while let Ok(batch) = inputs.batches.try_recv() {
-                    processor.batch(&batch, clock.now())?;
-                }
-                inputs.export(&processor.metrics, clock.now());
-                if let Some(told) = inputs.fallback.as_mut().and_then(|f| f.tick(clock.now())) {
-                    eprintln!("faultline: {told}");
-                }
-                processor.tick(event_clock, clock.now())?;
-            }
-            _ = save.tick() => processor.save(state_dir)?,
-            _ = resend.tick() => processor.resend(clock.now()),
-            _ = hangup.recv() => match reloader.reload() {
-                Ok(reload) => {
-                    let signatures = reload.matcher.signatures().len();
-                    processor.reload(reload.matcher, reload.library.rules(), reload.args.silence.clone(), clock.now())?;
-                    processor.metrics.reloads.with_label_values(&["success"]).inc();
-                    eprintln!("faultline: reloaded: {signatures} signatures, {} rules", reload.library.rules().len());
-                    if !reload.unapplied.is_empty() {
-                        eprintln!(
-                            "faultline: changed settings that take effect at the next start: {}",
-                            reload.unapplied.join(", ")
-                        );
-                    }
-                }
-                Err(err) => {
-                    processor.metrics.reloads.with_label_values(&["failure"]).inc();
-                    eprintln!("faultline: the reload failed, the running config and signatures stay: {err:#}");
-                }
-            },
-            _ = tokio::signal::ctrl_c() => break,
-            _ = terminate.recv() => break,
-        }
-    }
-    // Whatever was already read is still processed.
-    inputs.batches.close();
-    while let Some(batch) = inputs.batches.recv().await {
-        processor.batch(&batch, clock.now())?;
-    }
-    processor.finish(inputs.watermarks.low(clock.now()), clock.now())?;
-    processor.save(state_dir)
-}
-
-impl Inputs {
-    /// Updates the metrics of the inputs' state at `now`.
-    fn export(&mut self, metrics: &metrics::Metrics, now: i64) {
-        let rejected = self.push_rejected.0.load(Ordering::Relaxed);
-        metrics
-            .decode_errors
-            .with_label_values(&["push", "malformed-push"])
-            .inc_by(rejected.saturating_sub(self.push_rejected.1));
-        self.push_rejected.1 = rejected;
-        let lost = self.kmsg_lost.0.load(Ordering::Relaxed);
-        metrics
-            .lost_records
-            .with_label_values(&["kmsg"])
-            .inc_by(lost.saturating_sub(self.kmsg_lost.1));
-        self.kmsg_lost.1 = lost;
-        metrics
-            .files_unfollowed
-            .set(i64::try_from(self.files_unfollowed.load(Ordering::Relaxed)).unwrap_or(i64::MAX));
-        metrics
-            .batches_waiting
-            .with_label_values(&["batches"])
-            .set(i64::try_from(self.batches.len()).unwrap_or(i64::MAX));
-        if let Some(position) = &self.loki_position {
-            let lag = now.saturating_sub(position.load(Ordering::Relaxed)) / 1_000_000_000;
-            metrics
-                .source_lag
-                .with_label_values(&["loki"])
-                .set(lag.max(0));
-        }
-        metrics.fallback_active.set(i64::from(
-            self.fallback.as_ref().is_some_and(Fallback::active),
-        ));
-        if let Some(stats) = &self.kube_stats {
-            for (state, count) in [("following", &stats.following), ("waiting", &stats.waiting)] {
-                metrics
-                    .log_streams
-                    .with_label_values(&[state])
-                    .set(count.load(Ordering::Relaxed));
-            }
-        }
-    }
-}
-
-/// What SIGHUP reloads: the config file (with the command line over it,
-/// as at the start) and the signature files. Sources, sinks and the
-/// listening addresses stay as started; changes to them are named and
-/// take effect at the next start.
-struct Reloader {
-    /// The command line's arguments after `watch`.
-    command_line: Vec<String>,
-    /// The settings the command line gave.
-    given: WatchArgs,
-    matches: Option<clap::ArgMatches>,
-    /// The settings running now.
-    running: WatchArgs,
-}
-
-/// A reload's outcome, applied only whole.
-struct Reload {
-    args: WatchArgs,
-    library: faultline_signatures::Library,
-    matcher: faultline_matcher::Matcher,
-    /// Settings that changed but are applied at the next start.
-    unapplied: Vec<&'static str>,
-}
-
-impl Reloader {
-    /// The settings: the command line's, over the config file's if any.
-    fn settings(&self) -> Result<WatchArgs> {
-        match &self.given.config {
-            Some(file) => with_config(&self.given, file, self.matches.as_ref(), &self.command_line),
-            None => Ok(self.given.clone()),
-        }
-    }
-
-    /// Reads the config and the signatures again; an error leaves
-    /// everything as it was.
-    fn reload(&mut self) -> Result<Reload> {
-        let args = self.settings()?;
-        let (library, matcher) = crate::setup::library(&args.signature_dirs)?;
-        let unapplied = restart_only_changes(&self.running, &args);
-        self.running = args.clone();
-        Ok(Reload {
-            args,
-            library,
-            matcher,
-            unapplied,
-        })
-    }
-}
-
-/// The settings that differ between `old` and `new` among those a reload
-/// does not apply (all but the signatures and the silence limits).
-fn restart_only_changes(old: &WatchArgs, new: &WatchArgs) -> Vec<&'static str> {
-    macro_rules! differing {
-        ($($field:ident),* $(,)?) => {{
-            let mut names = Vec::new();
-            $(
-                if format!("{:?}", old.$field) != format!("{:?}", new.$field) {
-                    names.push(stringify!($field));
-                }
-            )*
-            names
-        }};
-    }
-    differing!(
-        stdin,
-        files,
-        listen_push,
-        kmsg,
-        journald,
-        journal_directory,
-        node,
-        loki,
-        selector,
-        loki_org_id,
-        loki_token,
-        loki_token_file,
-        loki_user,
-        loki_password,
-        loki_password_file,
-        loki_poll,
-        loki_lookback,
-        loki_tail,
-        loki_late,
-        loki_max_lag,
-        kubernetes,
-        kubeconfig,
-        namespace,
-        kubernetes_inventory_only,
-        pod_selector,
-        max_log_streams,
-        fallback_recover,
-        push_max_body,
-        push_timeout,
-        alertmanagers,
-        webhooks,
-        webhook_token,
-        webhook_token_file,
-        webhook_secret,
-        webhook_secret_file,
-        resend_interval,
-        runbook_base,
-        listen,
-        format,
-        state_dir,
-        read_existing,
-        poll,
-        max_files,
-        max_streams,
-        max_incidents,
-        inventory,
-        mounts,
-        labels,
-    )
-}
-
 /// How many files can be followed at once: raises the soft open-file
 /// limit so `wanted` files fit next to the descriptors the rest of
 /// faultline needs; when the hard limit does not allow it, says so on
@@ -1088,28 +765,6 @@ async fn open_file_room(wanted: usize, errors: &mpsc::Sender<String>) -> usize {
         ))
         .await;
     room
-}
-
-/// Wall-clock time, in UTC ns, read through tokio's clock (so tests with a
-/// paused clock control it).
-struct Clock {
-    wall: i64,
-    start: tokio::time::Instant,
-}
-
-impl Clock {
-    fn start() -> Clock {
-        let wall = jiff::Timestamp::now().as_nanosecond();
-        Clock {
-            wall: i64::try_from(wall).unwrap_or(i64::MAX),
-            start: tokio::time::Instant::now(),
-        }
-    }
-
-    fn now(&self) -> i64 {
-        let elapsed = i64::try_from(self.start.elapsed().as_nanos()).unwrap_or(i64::MAX);
-        self.wall.saturating_add(elapsed)
-    }
 }
 
 /// Prints a warning about faultline's own state, if there is one.

@@ -5,6 +5,7 @@ use faultline_signatures::Library;
 use faultline_sources::Stream;
 use serde_json::Value;
 
+use super::reload::restart_only_changes;
 use super::*;
 use faultline_matcher::Matcher;
 
