@@ -156,6 +156,62 @@ fn followed_pod_logs_page_and_a_restart_resumes_without_repeating() {
 }
 
 #[test]
+fn a_state_volume_that_cannot_be_written_does_not_stop_detection() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let log = dir.path().join("pods/db/0.log");
+    std::fs::create_dir_all(log.parent().unwrap()).unwrap();
+    std::fs::write(&log, "").unwrap();
+    let glob = format!("{}/pods/*/*.log", dir.path().display());
+    let watch = Watch::start(&[
+        "--files",
+        &glob,
+        "--read-existing",
+        "--state-dir",
+        state.to_str().unwrap(),
+    ]);
+    append_line(&log, &cri(FAILURE));
+    watch.next(is_hit);
+    // The state directory is gone and a file stands in its way: saving
+    // fails (as on a full or read-only volume).
+    while !state.join("checkpoints.json").exists() {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::fs::remove_dir_all(&state).unwrap();
+    std::fs::write(&state, "in the way").unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !watch
+        .stderr()
+        .iter()
+        .any(|l| l.contains("saving checkpoints") && l.contains("watching goes on"))
+    {
+        assert!(std::time::Instant::now() < deadline, "{:?}", watch.stderr());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Detection goes on.
+    append_line(&log, &cri(&FAILURE.replace("[25]", "[28]")));
+    let hit = watch.next(is_hit);
+    assert!(hit["line"].as_str().unwrap().contains("[28]"), "{hit}");
+    // The volume is back: saved again, and a clean stop.
+    std::fs::remove_file(&state).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !watch
+        .stderr()
+        .iter()
+        .any(|l| l.contains("checkpoints are saved again"))
+    {
+        assert!(std::time::Instant::now() < deadline, "{:?}", watch.stderr());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (status, _) = watch.stop();
+    assert!(status.success());
+    assert!(
+        state.join("checkpoints.json").exists(),
+        "the checkpoints are written again"
+    );
+}
+
+#[test]
 fn watch_needs_something_to_watch() {
     let out = faultline_with_stdin(&["watch"], b"");
     assert_eq!(out.status.code(), Some(2));

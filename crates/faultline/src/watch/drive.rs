@@ -111,7 +111,9 @@ impl Fallback {
 
 /// Feeds batches to the processor until every source ended or a signal
 /// came; checks time every [`TICK`]; saves checkpoints every
-/// [`SAVE_EVERY`] and at the end.
+/// [`SAVE_EVERY`] and at the end. A save that fails while running (a full
+/// or read-only state volume) is told once and tried again at the next;
+/// detection goes on. A failed save at the end is the run's error.
 pub(super) async fn drive(
     mut processor: Processor<impl Write>,
     mut inputs: Inputs,
@@ -123,6 +125,7 @@ pub(super) async fn drive(
     let mut tick = tokio::time::interval(TICK);
     let mut resend = tokio::time::interval(resend_interval);
     let mut save = tokio::time::interval(SAVE_EVERY);
+    let mut save_failing = false;
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("listening for SIGTERM")?;
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
@@ -156,7 +159,22 @@ pub(super) async fn drive(
                 }
                 processor.tick(event_clock, clock.now())?;
             }
-            _ = save.tick() => processor.save(state_dir)?,
+            _ = save.tick() => match processor.save(state_dir) {
+                Ok(()) if save_failing => {
+                    save_failing = false;
+                    eprintln!("faultline: checkpoints are saved again");
+                }
+                Ok(()) => {}
+                Err(err) => {
+                    if !save_failing {
+                        eprintln!(
+                            "faultline: {err:#}; watching goes on, and saving is tried again every {}s",
+                            SAVE_EVERY.as_secs()
+                        );
+                    }
+                    save_failing = true;
+                }
+            },
             _ = resend.tick() => processor.resend(clock.now()),
             _ = hangup.recv() => match reloader.reload() {
                 Ok(reload) => {
