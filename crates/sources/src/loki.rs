@@ -137,6 +137,8 @@ pub fn saved_start(dir: &std::path::Path) -> std::io::Result<(Option<i64>, Optio
 /// Where reading stands: the entries seen over the window of lateness,
 /// where the next page starts, and when the cursor was saved.
 struct Reader {
+    /// How late an entry may be, ns (`LokiConfig::late`).
+    late: i64,
     window: Window,
     hasher: RandomState,
     /// Where the next `query_range` page starts: the window's floor at the
@@ -149,6 +151,7 @@ impl Reader {
     /// A reader from `start` (ns) that allows entries `late` ns late.
     fn new(late: i64, start: i64) -> Reader {
         Reader {
+            late,
             window: Window::new(late, MAX_WINDOW, start),
             hasher: RandomState::new(),
             page_at: start,
@@ -267,14 +270,13 @@ async fn read(
                         });
                     }
                 }
-                let late = i64::try_from(config.late.as_nanos()).unwrap_or(i64::MAX);
                 let read_to = if returned >= config.limit {
                     page_newest.unwrap_or(end).min(end)
                 } else {
                     end
                 };
                 if failures == 0 {
-                    config.watermark.at(read_to.saturating_sub(late));
+                    config.watermark.at(read_to.saturating_sub(reader.late));
                 }
                 if returned >= config.limit {
                     // A full page means more is waiting: the next page at
@@ -374,12 +376,11 @@ async fn tail(
         Ok(Err(err)) => return Ok(format!("tail: {err}")),
         Ok(Ok((socket, _))) => socket,
     };
-    let late = i64::try_from(config.late.as_nanos()).unwrap_or(i64::MAX);
     let mut quiet = Duration::ZERO;
     loop {
         // The tail brings entries as they are pushed: all but late ones
         // older than the lateness allowed have come.
-        config.watermark.at(now_ns().saturating_sub(late));
+        config.watermark.at(now_ns().saturating_sub(reader.late));
         // A link that died without closing (Loki's node gone) must not
         // hold the tail forever: after a quiet minute, catch up instead.
         let message = match tokio::time::timeout(TAIL_BEAT, socket.next()).await {

@@ -27,6 +27,11 @@ use std::time::Duration;
 /// record, a push batched by its shipper).
 pub const LIVE_SLACK: Duration = Duration::from_secs(2);
 
+/// [`LIVE_SLACK`] in ns.
+fn slack_ns() -> i64 {
+    i64::try_from(LIVE_SLACK.as_nanos()).unwrap_or(i64::MAX)
+}
+
 /// Holding: nothing delivered yet.
 const HOLDING: i64 = i64::MIN;
 /// Caught up: delivering as entries are written.
@@ -72,10 +77,9 @@ impl Watermark {
 
     /// Where it stands at `now`: `None` when it is not to be waited for.
     fn low(&self, now: i64) -> Option<i64> {
-        let slack = i64::try_from(LIVE_SLACK.as_nanos()).unwrap_or(i64::MAX);
         match self.0.load(Ordering::Acquire) {
             IDLE => None,
-            LIVE => Some(now.saturating_sub(slack)),
+            LIVE => Some(now.saturating_sub(slack_ns())),
             at => Some(at.min(now)),
         }
     }
@@ -107,14 +111,13 @@ impl Watermarks {
     /// The engine's clock at wall-clock `now`: the lowest watermark, or
     /// the clock less [`LIVE_SLACK`] when no source holds it back.
     pub fn low(&self, now: i64) -> i64 {
-        let slack = i64::try_from(LIVE_SLACK.as_nanos()).unwrap_or(i64::MAX);
         self.0
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .iter()
             .filter_map(|mark| mark.low(now))
             .min()
-            .unwrap_or(now.saturating_sub(slack))
+            .unwrap_or(now.saturating_sub(slack_ns()))
     }
 }
 

@@ -274,16 +274,13 @@ impl<W: Write> Processor<W> {
         self.advance(clock.max(newest))?;
         self.send_changes(now);
         self.export();
-        let records = RecordWriter::new(&self.matcher, self.color);
-        for report in self.correlator.reports() {
-            if report.incident.state != faultline_correlate::State::Firing {
-                continue;
-            }
-            match self.format {
-                WatchFormat::Json => records.incident_json(&mut self.out, &report)?,
-                WatchFormat::Text => records.incident_text(&mut self.out, &report)?,
-            }
-        }
+        let firing: Vec<_> = self
+            .correlator
+            .reports()
+            .into_iter()
+            .filter(|r| r.incident.state == faultline_correlate::State::Firing)
+            .collect();
+        self.print_incidents(&firing)?;
         self.out.flush()
     }
 
@@ -444,16 +441,22 @@ impl<W: Write> Processor<W> {
         }
     }
 
-    /// Prints the incidents that changed, and marks them to be sent.
-    fn announce(&mut self) -> io::Result<()> {
-        let changed = self.correlator.changes();
+    /// Prints `reports` in the output format.
+    fn print_incidents(&mut self, reports: &[faultline_correlate::Report]) -> io::Result<()> {
         let records = RecordWriter::new(&self.matcher, self.color);
-        for report in &changed {
+        for report in reports {
             match self.format {
                 WatchFormat::Json => records.incident_json(&mut self.out, report)?,
                 WatchFormat::Text => records.incident_text(&mut self.out, report)?,
             }
         }
+        Ok(())
+    }
+
+    /// Prints the incidents that changed, and marks them to be sent.
+    fn announce(&mut self) -> io::Result<()> {
+        let changed = self.correlator.changes();
+        self.print_incidents(&changed)?;
         if self.alerting.is_some() {
             self.unsent.extend(changed.into_iter().map(|r| r.key));
         }
